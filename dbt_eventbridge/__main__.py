@@ -1,0 +1,4 @@
+from dbt_eventbridge.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+"""The configuration contract: sync definitions from model meta, and project-wide settings.
+
+Parsing never stops at the first mistake: every problem is collected with the model, the
+sync and the YAML path, so ``dbt-eventbridge validate`` can list them all at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from dbt_eventbridge.errors import ConfigError, Problem
+
+OPS = ("added", "changed", "removed")
+DEFAULT_BUS = "default"
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Names and ARNs as AWS documents them for event buses.
+BUS_NAME_RE = re.compile(r"^[/.\-_A-Za-z0-9]{1,256}$")
+BUS_ARN_RE = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/.\-_A-Za-z0-9]+$")
+
+SYNC_KEYS = ("name", "primary_key", "event_bus", "source", "detail_type", "triggers", "detail",
+             "initial_sync", "resources", "time", "enabled", "track_columns", "ignore_columns")
+TRIGGER_KEYS = ("source", "detail_type", "detail")
+DETAIL_KEYS = ("template", "template_file", "column", "columns")
+
+
+def _suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    if close:
+        return f"Did you mean '{close[0]}'?"
+    return "Valid keys are: " + ", ".join(valid) + "."
+
+
+@dataclass(frozen=True)
+class DetailSpec:
+    """How the event's ``detail`` is built; exactly one mode is set."""
+
+    template: str | None = None
+    template_file: str | None = None
+    column: str | None = None
+    # model column -> detail key; None means "every column under its own name"
+    columns: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def mode(self) -> str:
+        if self.template is not None or self.template_file is not None:
+            return "template"
+        if self.column is not None:
+            return "column"
+        return "columns"
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    op: str
+    source: str | None = None
+    detail_type: str | None = None
+    detail: DetailSpec | None = None
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """One sync: a model, a key, and how its changes become EventBridge entries."""
+
+    name: str
+    model_unique_id: str
+    model_name: str
+    primary_key: tuple[str, ...]
+    source: str
+    detail_type: str
+    event_bus: str = DEFAULT_BUS
+    triggers: Mapping[str, TriggerSpec] = field(default_factory=dict)
+    detail: DetailSpec = field(default_factory=DetailSpec)
+    initial_sync: str = "backfill"
+    resources: tuple[str, ...] = ()
+    time: str | None = None
+    enabled: bool = True
+    track_columns: tuple[str, ...] | None = None
+    ignore_columns: tuple[str, ...] = ()
+    yaml_path: str = ""
+
+    def trigger(self, op: str) -> TriggerSpec | None:
+        return self.triggers.get(op)
+
+    def source_for(self, op: str) -> str:
+        t = self.triggers.get(op)
+        return t.source if t and t.source is not None else self.source
+
+    def detail_type_for(self, op: str) -> str:
+        t = self.triggers.get(op)
+        return t.detail_type if t and t.detail_type is not None else self.detail_type
+
+    def detail_for(self, op: str) -> DetailSpec:
+        t = self.triggers.get(op)
+        return t.detail if t and t.detail is not None else self.detail
+
+    def named_columns(self) -> set[str]:
+        """Every model column the config names, so it can be checked against the relation."""
+        cols = set(self.primary_key) | set(self.ignore_columns) | set(self.track_columns or ())
+        if self.time:
+            cols.add(self.time)
+        for spec in [self.detail] + [t.detail for t in self.triggers.values() if t.detail]:
+            if spec.column:
+                cols.add(spec.column)
+            if spec.columns:
+                cols.update(c for c, _ in spec.columns)
+        return cols
+
+
+class _Collector:
+    """Collects problems for one model's meta, with YAML paths."""
+
+    def __init__(self, model: str, file: str | None, base: str) -> None:
+        self.model = model
+        self.file = file
+        self.base = base
+        self.problems: list[Problem] = []
+        self.sync: str | None = None
+
+    def add(self, path: str, message: str, fix: str | None = None) -> None:
+        loc = f"{self.base}{path}"
+        if self.file:
+            loc = f"{self.file}: {loc}"
+        self.problems.append(Problem(message=message, model=self.model, sync=self.sync, path=loc, fix=fix))
+
+    def unknown_keys(self, path: str, data: Mapping[str, Any], valid: tuple[str, ...]) -> None:
+        for key in data:
+            if key not in valid:
+                self.add(f"{path}.{key}", f"unknown key '{key}'", _suggest(str(key), valid))
+
+    def string(self, path: str, value: Any, *, required: bool = False, max_len: int | None = None
+               ) -> str | None:
+        if value is None:
+            if required:
+                self.add(path, f"'{path.rsplit('.', 1)[-1]}' is required",
+                         "Add it to the sync's eventbridge config")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.add(path, f"expected a non-empty string, got {type(value).__name__} {value!r}")
+            return None
+        if max_len and "{{" not in value and len(value) > max_len:
+            self.add(path, f"is {len(value)} characters long; EventBridge allows at most {max_len}",
+                     "Shorten it")
+            return None
+        return value
+
+    def column_list(self, path: str, value: Any) -> tuple[str, ...] | None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            self.add(path, f"expected a column name or a list of column names, got {value!r}")
+            return None
+        return tuple(value)
+
+
+def _parse_detail(c: _Collector, path: str, raw: Any) -> DetailSpec | None:
+    if not isinstance(raw, Mapping):
+        c.add(path, f"expected a mapping with one of {', '.join(DETAIL_KEYS)}, got {raw!r}",
+              "Write for example `detail: {columns: [id, email]}`")
+        return None
+    c.unknown_keys(path, raw, DETAIL_KEYS)
+    given = [k for k in DETAIL_KEYS if k in raw]
+    if len(given) != 1:
+        c.add(path, "needs exactly one of template, template_file, column, columns"
+              + (f" (got {', '.join(given)})" if given else ""),
+              "Keep one of them, or remove `detail` to send every column")
+        return None
+    key = given[0]
+    value = raw[key]
+    if key in ("template", "template_file", "column"):
+        s = c.string(f"{path}.{key}", value)
+        if s is None:
+            return None
+        return DetailSpec(**{key: s})
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return DetailSpec(columns=tuple((v, v) for v in value))
+    if isinstance(value, Mapping) and value and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return DetailSpec(columns=tuple(value.items()))
+    c.add(f"{path}.columns", f"expected a list of columns or a mapping column -> detail key, got {value!r}")
+    return None
+
+
+def _parse_triggers(c: _Collector, path: str, raw: Any) -> dict[str, TriggerSpec] | None:
+    if raw is None:
+        return {op: TriggerSpec(op) for op in OPS}
+    if isinstance(raw, str):
+        raw = [raw]
+    if isinstance(raw, list):
+        out: dict[str, TriggerSpec] = {}
+        for i, op in enumerate(raw):
+            if op not in OPS:
+                c.add(f"{path}[{i}]", f"unknown trigger {op!r}", _suggest(str(op), OPS))
+            else:
+                out[op] = TriggerSpec(op)
+        return out
+    if not isinstance(raw, Mapping):
+        c.add(path, f"expected a list or mapping of added/changed/removed, got {raw!r}")
+        return None
+    out = {}
+    for op, spec in raw.items():
+        if op not in OPS:
+            c.add(f"{path}.{op}", f"unknown trigger '{op}'", _suggest(str(op), OPS))
+            continue
+        if spec is False:
+            continue
+        if spec is None or spec is True:
+            out[op] = TriggerSpec(op)
+            continue
+        if not isinstance(spec, Mapping):
+            c.add(f"{path}.{op}", f"expected a mapping of overrides ({', '.join(TRIGGER_KEYS)}), got {spec!r}")
+            continue
+        c.unknown_keys(f"{path}.{op}", spec, TRIGGER_KEYS)
+        detail = _parse_detail(c, f"{path}.{op}.detail", spec["detail"]) if "detail" in spec else None
+        out[op] = TriggerSpec(
+            op,
+            source=c.string(f"{path}.{op}.source", spec.get("source")),
+            detail_type=c.string(f"{path}.{op}.detail_type", spec.get("detail_type"), max_len=128),
+            detail=detail,
+        )
+    return out
+
+
+def _check_source(c: _Collector, path: str, value: str | None) -> None:
+    if value and value.strip().lower().startswith("aws."):
+        c.add(path, f"source '{value}' starts with 'aws.', which EventBridge reserves for AWS services",
+              "Use your own reverse-DNS name, such as com.acme.crm")
+
+
+def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file: str | None = None
+                ) -> tuple[list[SyncConfig], list[Problem]]:
+    """Parse the ``eventbridge`` meta value of one model into syncs, and every problem found."""
+    base = f"{model_name}.config.meta.eventbridge"
+    c = _Collector(model_name, file, base)
+    items: list[tuple[str, Any]]
+    if isinstance(meta_value, Mapping):
+        items = [("", meta_value)]
+    elif isinstance(meta_value, list) and meta_value:
+        items = [(f"[{i}]", v) for i, v in enumerate(meta_value)]
+    else:
+        c.add("", f"expected a mapping (one sync) or a list of mappings, got {meta_value!r}")
+        return [], c.problems
+    syncs = []
+    for sub, raw in items:
+        c.sync = None
+        if not isinstance(raw, Mapping):
+            c.add(sub, f"expected a mapping, got {raw!r}")
+            continue
+        name = raw.get("name", model_name if len(items) == 1 else None)
+        c.sync = name if isinstance(name, str) else None
+        if name is None:
+            c.add(f"{sub}.name", "a model with several syncs needs a 'name' on each",
+                  "Give each sync a unique name")
+        elif not isinstance(name, str) or not IDENT_RE.match(name):
+            c.add(f"{sub}.name", f"sync name {name!r} must be letters, digits and underscores "
+                  "(at most 63, not starting with a digit)", "It names the state table, so keep it simple")
+            name = None
+        before = len(c.problems)
+        c.unknown_keys(sub, raw, SYNC_KEYS)
+        pk = c.column_list(f"{sub}.primary_key", raw.get("primary_key")) if "primary_key" in raw else None
+        if "primary_key" not in raw:
+            c.add(f"{sub}.primary_key", "'primary_key' is required",
+                  "Name the column (or list of columns) that identifies a row, e.g. primary_key: customer_id")
+        source = c.string(f"{sub}.source", raw.get("source"), required=True)
+        _check_source(c, f"{sub}.source", source)
+        detail_type = c.string(f"{sub}.detail_type", raw.get("detail_type"), required=True, max_len=128)
+        bus = raw.get("event_bus", DEFAULT_BUS)
+        if not isinstance(bus, str) or not (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)):
+            c.add(f"{sub}.event_bus", f"{bus!r} is neither an event bus name nor an event bus ARN",
+                  "Use a name like 'crm-events' or an ARN like "
+                  "'arn:aws:events:us-east-1:123456789012:event-bus/crm-events'")
+        triggers = _parse_triggers(c, f"{sub}.triggers", raw.get("triggers"))
+        for op, t in (triggers or {}).items():
+            _check_source(c, f"{sub}.triggers.{op}.source", t.source)
+        detail = _parse_detail(c, f"{sub}.detail", raw["detail"]) if "detail" in raw else DetailSpec()
+        initial = raw.get("initial_sync", "backfill")
+        if initial not in ("backfill", "skip"):
+            c.add(f"{sub}.initial_sync", f"expected 'backfill' or 'skip', got {initial!r}",
+                  _suggest(str(initial), ("backfill", "skip")))
+        resources = raw.get("resources", [])
+        if isinstance(resources, str):
+            resources = [resources]
+        if not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources):
+            c.add(f"{sub}.resources", f"expected a list of strings (templates allowed), got {resources!r}")
+            resources = []
+        time_col = c.string(f"{sub}.time", raw.get("time"))
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            c.add(f"{sub}.enabled", f"expected true or false, got {enabled!r}")
+        track = c.column_list(f"{sub}.track_columns", raw["track_columns"]) if "track_columns" in raw else None
+        ignore = c.column_list(f"{sub}.ignore_columns", raw["ignore_columns"]) if "ignore_columns" in raw else ()
+        if track and ignore:
+            c.add(f"{sub}.ignore_columns", "set track_columns or ignore_columns, not both")
+        if len(c.problems) > before or name is None or pk is None or source is None \
+                or detail_type is None or triggers is None or detail is None:
+            continue
+        syncs.append(SyncConfig(
+            name=name, model_unique_id=model_unique_id, model_name=model_name, primary_key=pk,
+            source=source, detail_type=detail_type, event_bus=bus, triggers=triggers, detail=detail,
+            initial_sync=initial, resources=tuple(resources), time=time_col, enabled=enabled,
+            track_columns=track, ignore_columns=ignore or (), yaml_path=f"{base}{sub}",
+        ))
+    return syncs, c.problems
+
+
+def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
+    seen: dict[str, SyncConfig] = {}
+    problems = []
+    for s in syncs:
+        other = seen.get(s.name.lower())
+        if other is not None:
+            problems.append(Problem(
+                message=f"the sync name '{s.name}' is also used by model '{other.model_name}'",
+                model=s.model_name, sync=s.name, path=s.yaml_path + ".name",
+                fix="Sync names key the delivered state and must be unique in the project; set a distinct `name`"))
+        else:
+            seen[s.name.lower()] = s
+    return problems
+
+
+@dataclass
+class Settings:
+    """Project-wide settings: ``vars: eventbridge:`` < ``DBT_EVENTBRIDGE_*`` env vars < CLI flags."""
+
+    region: str | None = None
+    aws_profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    role_session_name: str = "dbt-eventbridge"
+    role_duration_seconds: int = 3600
+    endpoint_url: str | None = None
+    state_schema: str = "eventbridge_state"
+    max_request_bytes: int = 1_048_575
+    concurrency: int = 8
+    max_attempts: int = 6
+    batch_size: int = 2000
+    max_rejections_reported: int = 10_000
+
+    @classmethod
+    def load(cls, project_vars: Any, env: Mapping[str, str] | None = None,
+             overrides: Mapping[str, Any] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        problems: list[Problem] = []
+        values: dict[str, Any] = {}
+        names = [f.name for f in fields(cls)]
+        types = {f.name: f.type for f in fields(cls)}
+        if project_vars is None:
+            project_vars = {}
+        if not isinstance(project_vars, Mapping):
+            raise ConfigError([Problem(f"vars.eventbridge must be a mapping, got {project_vars!r}",
+                                       path="dbt_project.yml: vars.eventbridge")])
+        for key, value in project_vars.items():
+            if key not in names:
+                problems.append(Problem(f"unknown setting '{key}'", path=f"dbt_project.yml: vars.eventbridge.{key}",
+                                        fix=_suggest(str(key), names)))
+            else:
+                values[key] = value
+        for name in names:
+            env_value = env.get(f"DBT_EVENTBRIDGE_{name.upper()}")
+            if env_value not in (None, ""):
+                values[name] = env_value
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        for name, value in list(values.items()):
+            want = str(types[name])
+            if "int" in want:
+                try:
+                    values[name] = int(value)
+                    if values[name] <= 0:
+                        raise ValueError
+                except (TypeError, ValueError):
+                    problems.append(Problem(f"setting '{name}' must be a positive whole number, got {value!r}",
+                                            path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"))
+            elif value is not None and not isinstance(value, str):
+                problems.append(Problem(f"setting '{name}' must be a string, got {value!r}",
+                                        path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"))
+        if problems:
+            raise ConfigError(problems)
+        settings = cls(**values)
+        if settings.external_id and not settings.role_arn:
+            raise ConfigError([Problem("external_id is set but role_arn is not",
+                                       path="vars.eventbridge.external_id",
+                                       fix="Set role_arn to the role that trusts this external ID")])
+        if not IDENT_RE.match(settings.state_schema):
+            raise ConfigError([Problem(f"state_schema {settings.state_schema!r} is not a plain identifier",
+                                       path="vars.eventbridge.state_schema")])
+        if settings.max_request_bytes > 1_048_575:
+            raise ConfigError([Problem(
+                f"max_request_bytes {settings.max_request_bytes} is above EventBridge's limit (below 1 MiB)",
+                path="vars.eventbridge.max_request_bytes", fix="Use 1048575 or less (262143 for the old limit)")])
+        return settings
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to print or write: the external ID is a shared secret."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out.get("external_id"):
+            out["external_id"] = "***"
+        return out

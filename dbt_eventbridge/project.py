@@ -1,0 +1,300 @@
+"""Everything that touches dbt's Python internals lives here.
+
+dbt keeps process-wide state (flags, the adapter registry, invocation context), so this
+is the one module allowed to set it. Keeping it in one place also means the rest of the
+tool does not care whether dbt is 1.9 or 1.11, and a move to dbt's next engine replaces
+one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import uuid
+from argparse import Namespace
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from dbt_eventbridge.errors import ProjectError, WarehouseError
+
+PACKAGE = "dbt_eventbridge"
+INSTALL_HINT = (
+    "Add the dbt package to the project's packages.yml (for example `- git: "
+    "\"https://github.com/dbt-eventbridge/dbt-eventbridge\"` with a `revision:`, or `- local: <path to this repo>`) "
+    "and run `dbt deps`")
+
+
+@dataclass(frozen=True)
+class ModelNode:
+    unique_id: str
+    name: str
+    relation_name: str | None
+    database: str | None
+    schema: str
+    alias: str
+    meta: dict[str, Any]
+    file: str | None  # the schema file that declared the meta, for error messages
+    materialized: str
+    enabled: bool = True
+
+
+@dataclass
+class LastRun:
+    """What ``target/run_results.json`` says about the last dbt invocation."""
+
+    invocation_id: str | None = None
+    command: str | None = None
+    statuses: dict[str, str] = field(default_factory=dict)  # unique_id -> status
+    failed_tests: dict[str, list[str]] = field(default_factory=dict)  # model unique_id -> failing tests
+
+    def reason_to_skip(self, unique_id: str) -> str | None:
+        status = self.statuses.get(unique_id)
+        if status in ("error", "skipped", "fail", "runtime error"):
+            return f"it {'was skipped' if status == 'skipped' else 'failed'} in the last dbt invocation " \
+                   f"({self.command or 'dbt'}, status '{status}')"
+        tests = self.failed_tests.get(unique_id)
+        if tests:
+            return f"its tests failed in the last dbt invocation ({', '.join(sorted(tests)[:3])})"
+        return None
+
+
+def _quiet(fn, *args, **kwargs):
+    """dbt prints ls output and some events straight to stdout; keep our output ours."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        return fn(*args, **kwargs)
+
+
+class DbtProject:
+    """A parsed dbt project with an open adapter on its target."""
+
+    def __init__(self, project_dir: str | os.PathLike, profiles_dir: str | os.PathLike | None = None,
+                 target: str | None = None, vars: dict[str, Any] | None = None,
+                 profile: str | None = None) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        if not (self.project_dir / "dbt_project.yml").exists():
+            raise ProjectError(f"no dbt_project.yml in {self.project_dir}",
+                               fix="Run from the dbt project's folder or pass --project-dir")
+        if profiles_dir is None:
+            profiles_dir = os.environ.get("DBT_PROFILES_DIR")
+        if profiles_dir is None:
+            profiles_dir = self.project_dir if (self.project_dir / "profiles.yml").exists() \
+                else Path.home() / ".dbt"
+        self.profiles_dir = Path(profiles_dir).resolve()
+        self.target = target
+        self.profile = profile
+        self.vars = vars or {}
+        self.manifest: Any = None
+        self.config: Any = None
+        self.adapter: Any = None
+        self._macro_ctx: dict[str, Any] | None = None
+
+    # -- dbt invocations -------------------------------------------------------------------
+    def _cli_args(self) -> list[str]:
+        args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        if self.target:
+            args += ["--target", self.target]
+        if self.profile:
+            args += ["--profile", self.profile]
+        if self.vars:
+            args += ["--vars", json.dumps(self.vars)]
+        return args
+
+    def parse(self) -> None:
+        from dbt.cli.main import dbtRunner
+
+        res = _quiet(dbtRunner().invoke, ["parse", "--quiet", *self._cli_args()])
+        if not res.success or res.result is None:
+            detail = str(res.exception) if res.exception else "see logs/dbt.log in the project"
+            raise ProjectError(f"dbt could not parse the project in {self.project_dir}: {detail}",
+                               fix="Run `dbt parse` there to see the full error")
+        self.manifest = res.result
+        if not any(m.package_name == PACKAGE for m in self.manifest.macros.values()):
+            raise ProjectError(f"the dbt package '{PACKAGE}' is not installed in this project", fix=INSTALL_HINT)
+
+    def select(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> set[str]:
+        """Model unique_ids matched by dbt's own selection syntax."""
+        from dbt.cli.main import dbtRunner
+
+        args = ["ls", "--quiet", "--resource-type", "model", "--output", "json", "--output-keys", "unique_id",
+                *self._cli_args()]
+        if select:
+            args += ["--select", *select]
+        if exclude:
+            args += ["--exclude", *exclude]
+        res = _quiet(dbtRunner(manifest=self.manifest).invoke, args)
+        if not res.success:
+            raise ProjectError(f"dbt could not apply the selection {list(select)} / exclude {list(exclude)}: "
+                               f"{res.exception}", fix="Check the selector with `dbt ls -s ...`")
+        return {json.loads(line)["unique_id"] for line in (res.result or [])}
+
+    # -- the manifest and artifacts ----------------------------------------------------------
+    def models(self) -> list[ModelNode]:
+        out = []
+        for uid, node in self.manifest.nodes.items():
+            if node.resource_type.value != "model":
+                continue
+            meta = dict(node.config.meta or {}) or dict(node.meta or {})
+            patch = getattr(node, "patch_path", None)
+            file = patch.split("://", 1)[-1] if patch else node.original_file_path
+            out.append(ModelNode(
+                unique_id=uid, name=node.name, relation_name=node.relation_name, database=node.database,
+                schema=node.schema, alias=node.alias or node.name, meta=meta, file=file,
+                materialized=node.config.materialized, enabled=node.config.enabled))
+        return out
+
+    @property
+    def target_path(self) -> Path:
+        tp = Path(getattr(self.config, "target_path", None) or "target") if self.config else Path("target")
+        return tp if tp.is_absolute() else self.project_dir / tp
+
+    def last_run(self) -> LastRun:
+        path = self.target_path / "run_results.json"
+        if not path.exists():
+            return LastRun()
+        try:
+            data = json.loads(path.read_text())
+            results = data["results"]
+            out = LastRun(invocation_id=data.get("metadata", {}).get("invocation_id"),
+                          command=(data.get("args") or {}).get("which"))
+            for r in results:
+                out.statuses[r["unique_id"]] = str(r["status"]).lower()
+        except (ValueError, KeyError, TypeError) as e:
+            raise ProjectError(f"{path} is not a readable run_results.json ({e.__class__.__name__}: {e})",
+                               fix="Delete it, or run dbt again to rewrite it") from None
+        # A failing test marks the models it tests: under `dbt build` those are the models
+        # dbt would have skipped downstream, and we must not publish their content either.
+        for uid, status in out.statuses.items():
+            if not uid.startswith("test.") or status not in ("fail", "error"):
+                continue
+            node = self.manifest.nodes.get(uid)
+            if node is None:
+                continue
+            for parent in node.depends_on.nodes:
+                if parent.startswith("model."):
+                    out.failed_tests.setdefault(parent, []).append(node.name)
+        return out
+
+    # -- the adapter -------------------------------------------------------------------------
+    def open_adapter(self) -> None:
+        from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
+        from dbt.config.runtime import RuntimeConfig
+        from dbt.context.providers import generate_runtime_macro_context
+        from dbt.flags import set_from_args
+        from dbt.mp_context import get_mp_context
+
+        args = Namespace(project_dir=str(self.project_dir), profiles_dir=str(self.profiles_dir),
+                         target=self.target, profile=self.profile, vars=self.vars, threads=1)
+        set_from_args(args, None)
+        try:
+            self.config = RuntimeConfig.from_args(args)
+        except Exception as e:  # dbt raises many kinds for a bad profile
+            raise ProjectError(f"dbt could not load the profile: {e}",
+                               fix="Check profiles.yml and --target; `dbt debug` shows the details") from None
+        reset_adapters()
+        register_adapter(self.config, get_mp_context())
+        self.adapter = get_adapter(self.config)
+        self.adapter.set_macro_resolver(self.manifest)
+        self.adapter.set_macro_context_generator(generate_runtime_macro_context)
+
+    @property
+    def adapter_type(self) -> str:
+        return self.adapter.type()
+
+    @contextlib.contextmanager
+    def connection(self, name: str = "dbt_eventbridge") -> Iterator[None]:
+        with self.adapter.connection_named(name):
+            yield
+
+    def macro_context(self) -> dict[str, Any]:
+        """dbt's runtime context (var, env_var, target, the project's macros) for our templates."""
+        if self._macro_ctx is None:
+            from dbt.context.providers import generate_runtime_macro_context
+
+            macro = next(m for m in self.manifest.macros.values() if m.package_name == PACKAGE)
+            self._macro_ctx = generate_runtime_macro_context(macro, self.config, self.manifest,
+                                                             self.config.project_name)
+        return self._macro_ctx
+
+    def project_var(self, name: str, default: Any = None) -> Any:
+        return self.macro_context()["var"](name, default)
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def call(self, macro: str, **kwargs: Any) -> Any:
+        """Run one of our package's macros (dispatched per adapter) and return its value."""
+        try:
+            return self.adapter.execute_macro(macro, project=PACKAGE, kwargs=kwargs)
+        except Exception as e:
+            raise WarehouseError(f"the warehouse failed in {macro}: {_first_line(e)}") from None
+
+    def render_macro(self, macro: str, **kwargs: Any) -> str:
+        """Render a macro to SQL text without running it."""
+        return str(self.call(macro, **kwargs)).strip()
+
+    def execute(self, sql: str, fetch: bool = False) -> list[tuple]:
+        try:
+            _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
+        except Exception as e:
+            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}") from None
+        return [tuple(r.values()) for r in table.rows] if fetch else []
+
+    def stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
+        """Yield (column names, rows) batches; the result is never loaded whole."""
+        try:
+            if self.adapter_type in ("postgres", "redshift"):
+                # psycopg2's default cursor buffers the whole result client-side;
+                # a named (server-side) cursor streams.
+                handle = self.adapter.connections.get_thread_connection().handle
+                cursor = handle.cursor(name=f"eb_{uuid.uuid4().hex[:12]}", withhold=True)
+                cursor.itersize = batch_size
+                cursor.execute(sql)
+            else:
+                _, cursor = self.adapter.connections.add_select_query(sql)
+            first = cursor.fetchmany(batch_size)
+            names = [d[0] for d in cursor.description]
+            rows = first
+            while rows:
+                yield names, [tuple(r) for r in rows]
+                rows = cursor.fetchmany(batch_size)
+            cursor.close()
+        except WarehouseError:
+            raise
+        except Exception as e:
+            raise WarehouseError(f"reading changes from the warehouse failed: {_first_line(e)}") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        conns = self.adapter.connections
+        conns.begin()
+        try:
+            yield
+        except BaseException:
+            conns.rollback_if_open()
+            raise
+        conns.commit()
+
+    def columns(self, node: ModelNode) -> list[tuple[str, str]] | None:
+        """(name, data type) of the built relation, or None when it does not exist."""
+        relation = self.adapter.get_relation(node.database, node.schema, node.alias)
+        if relation is None:
+            return None
+        return [(c.name, c.dtype) for c in self.adapter.get_columns_in_relation(relation)]
+
+    def relation(self, node: ModelNode) -> Any:
+        return self.adapter.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)
+
+    def state_relation(self, schema: str, name: str) -> Any:
+        return self.adapter.Relation.create(database=self.config.credentials.database, schema=schema,
+                                            identifier=name)
+
+    def quote(self, name: str) -> str:
+        return self.adapter.quote(name)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or e.__class__.__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines[:3])[:600]

@@ -1,0 +1,217 @@
+"""PutEvents: batching under AWS's limits, concurrent requests, per-entry retries.
+
+boto3 retries whole requests (throttling, 5xx, connection errors); it never retries the
+failed *entries* of a request that partly succeeded. That is done here, with capped
+exponential backoff and full jitter, for the codes AWS documents as retryable. Anything
+else rejects the entry with AWS's code and message; rejected rows are not committed to
+the state and come back on the next run.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
+from dbt_eventbridge.render import Entry
+
+MAX_ENTRIES_PER_REQUEST = 10
+RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException", "InternalException",
+                                   "ServiceUnavailable"})
+RETRYABLE_REQUEST_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
+                                     "RequestLimitExceeded", "InternalFailure", "InternalException",
+                                     "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException",
+                                     "RequestTimeout", "RequestTimeoutException"})
+AUTH_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
+                        "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+                        "MissingAuthenticationToken", "IncompleteSignature", "AccessDeniedException",
+                        "AccessDenied", "AuthFailure", "InvalidAccessKeyId"})
+
+
+@dataclass
+class Outcome:
+    accepted: list[tuple[Entry, str]] = field(default_factory=list)       # entry, AWS EventId
+    rejected: list[tuple[Entry, str, str]] = field(default_factory=list)  # entry, code, message
+    requests: int = 0
+    retried_entries: int = 0
+
+    def merge(self, other: "Outcome") -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.requests += other.requests
+        self.retried_entries += other.retried_entries
+
+
+def batches(entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Entry], None]
+            ) -> Iterator[list[Entry]]:
+    """Group entries into requests of at most 10 entries whose sizes add up below the limit."""
+    batch: list[Entry] = []
+    size = 0
+    for e in entries:
+        if e.size > max_bytes:
+            on_oversize(e)
+            continue
+        if batch and (len(batch) == MAX_ENTRIES_PER_REQUEST or size + e.size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(e)
+        size += e.size
+    if batch:
+        yield batch
+
+
+class Publisher:
+    """Sends entries to EventBridge; thread-safe client, one pool of worker threads."""
+
+    def __init__(self, client: Any, *, max_request_bytes: int = 1_048_575, concurrency: int = 8,
+                 max_attempts: int = 6, backoff_base: float = 0.1, backoff_cap: float = 5.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self.max_request_bytes = max_request_bytes
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+
+    def _backoff(self, attempt: int) -> None:
+        with self._lock:
+            delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempt))
+        self._sleep(delay)
+
+    def publish(self, entries: Iterable[Entry], on_outcome: Callable[[Outcome], None]) -> None:
+        """Send every entry; ``on_outcome`` is called in this thread as requests complete.
+
+        The first request is sent alone: if AWS rejects our credentials or cannot be
+        reached, the run stops before anything is published (exit code 2).
+        """
+        oversize: list[Entry] = []
+
+        def too_big(e: Entry) -> None:
+            oversize.append(e)
+
+        def flush_oversize() -> None:
+            if oversize:
+                out = Outcome(rejected=[(e, "EntryTooLarge", f"the entry is {e.size} bytes; the request size "
+                                         f"limit is {self.max_request_bytes} bytes") for e in oversize])
+                oversize.clear()
+                on_outcome(out)
+
+        it = batches(entries, self.max_request_bytes, too_big)
+        first = next(it, None)
+        flush_oversize()
+        if first is None:
+            return
+        on_outcome(self.send(first, preflight=True))
+        max_in_flight = self.concurrency * 2
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="eb-publish") as pool:
+            pending: set[Future[Outcome]] = set()
+            try:
+                for batch in it:
+                    flush_oversize()
+                    pending.add(pool.submit(self.send, batch))
+                    if len(pending) >= max_in_flight:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            on_outcome(f.result())
+                flush_oversize()
+                for f in pending:
+                    on_outcome(f.result())
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+
+    def send(self, batch: list[Entry], preflight: bool = False) -> Outcome:
+        """One request with retries of its retryable entries; 413 splits the request."""
+        import botocore.exceptions as bx
+
+        out = Outcome()
+        pending = list(batch)
+        attempt = 0
+        last_code, last_msg = "", ""
+        while pending:
+            attempt += 1
+            out.requests += 1
+            try:
+                resp = self.client.put_events(Entries=[e.entry for e in pending])
+            except bx.ClientError as e:
+                err = e.response.get("Error", {})
+                code = str(err.get("Code") or "")
+                msg = str(err.get("Message") or e)
+                status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException"):
+                    if len(pending) == 1:
+                        out.rejected.append((pending[0], "EntryTooLarge", f"AWS refused the entry as too large "
+                                             f"({pending[0].size} bytes)"))
+                        return out
+                    half = len(pending) // 2
+                    out.merge(self.send(pending[:half], preflight))
+                    out.merge(self.send(pending[half:], preflight))
+                    return out
+                if code in AUTH_CODES or code == "ResourceNotFoundException":
+                    if preflight:
+                        if code == "ResourceNotFoundException":
+                            raise TerminalError(f"EventBridge says: {msg}",
+                                                fix="Create the event bus, or fix `event_bus` (a name in this "
+                                                    "account and region, or an ARN)") from None
+                        raise CredentialsError(f"AWS refused the request ({code}): {msg}",
+                                               fix="Check the credentials, region and the events:PutEvents "
+                                                   "permission on the bus") from None
+                    out.rejected += [(x, code, msg) for x in pending]
+                    return out
+                if (code in RETRYABLE_REQUEST_CODES or status >= 500) and attempt < self.max_attempts:
+                    last_code, last_msg = code or str(status), msg
+                    out.retried_entries += len(pending)
+                    self._backoff(attempt)
+                    continue
+                out.rejected += [(x, code or f"HTTP{status}", msg) for x in pending]
+                return out
+            except bx.NoCredentialsError:
+                raise CredentialsError("no AWS credentials were found",
+                                       fix="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an AWS profile "
+                                           "(aws_profile), SSO, or run where an instance role is available"
+                                       ) from None
+            except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
+                    bx.ConnectionClosedError) as e:
+                if attempt < self.max_attempts and not preflight:
+                    last_code, last_msg = "ConnectionError", str(e)
+                    out.retried_entries += len(pending)
+                    self._backoff(attempt)
+                    continue
+                if preflight:
+                    raise EndpointError(f"could not reach EventBridge: {e}",
+                                        fix="Check endpoint_url / the region and the network; nothing was "
+                                            "published") from None
+                out.rejected += [(x, "ConnectionError", str(e)) for x in pending]
+                return out
+            retry: list[Entry] = []
+            for entry, result in zip(pending, resp.get("Entries", [])):
+                if result.get("EventId"):
+                    out.accepted.append((entry, result["EventId"]))
+                    continue
+                code = result.get("ErrorCode") or "Unknown"
+                msg = result.get("ErrorMessage") or ""
+                if code in RETRYABLE_ENTRY_CODES and attempt < self.max_attempts:
+                    retry.append(entry)
+                    last_code, last_msg = code, msg
+                else:
+                    if code in RETRYABLE_ENTRY_CODES:
+                        msg = f"{msg} (still failing after {attempt} attempts)".strip()
+                    out.rejected.append((entry, code, msg))
+            answered = len(resp.get("Entries", []))
+            if answered < len(pending):  # a malformed response must not count as delivery
+                out.rejected += [(x, "NoResponse", "EventBridge returned no result for this entry")
+                                 for x in pending[answered:]]
+            pending = retry
+            if pending:
+                out.retried_entries += len(pending)
+                self._backoff(attempt)
+        _ = last_code, last_msg
+        return out

@@ -1,0 +1,374 @@
+"""Render planned changes into EventBridge entries.
+
+Templates are compiled once per sync and rendered per row with a small context: dbt's
+full context has hundreds of entries and copying it per row costs more than the render.
+Only the names a template actually uses are taken from dbt's context.
+
+JSON templates are made safe by rewriting every ``{{ expression }}`` before compiling:
+inside a JSON string literal the value is escaped as string content, outside it becomes
+a JSON value (number, true/false, null, or a quoted string). Row values are therefore
+data, never template code, and no value can break the JSON around it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from dbt_eventbridge.config import DetailSpec, SyncConfig
+from dbt_eventbridge.errors import Problem
+from dbt_eventbridge.jsonvalues import dumps, to_json_value, to_text
+
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d3b8e-4f0c-5a59-9d0e-2b7c1e8a9f10")
+MAX_DETAIL_TYPE = 128
+MAX_RESOURCE = 2048
+_CONTEXT_NAMES = {"row", "old_row", "op", "changed_columns", "sync", "event_id", "key"}
+
+
+class JsonFragment(str):
+    """Text that is already JSON (from ``tojson``): placed as is outside string literals."""
+
+
+def _tojson(value: Any, indent: int | None = None) -> JsonFragment:
+    if isinstance(value, JsonFragment):
+        return value
+    return JsonFragment(json.dumps(to_json_value(value), ensure_ascii=False, indent=indent))
+
+
+def _fromjson(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _in_json_string(value: Any) -> str:
+    """Escape a value as the inside of a JSON string literal."""
+    if value is None or isinstance(value, jinja2.Undefined):
+        return ""
+    text = value if isinstance(value, str) else to_text(value)
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _as_json_value(value: Any) -> str:
+    if isinstance(value, JsonFragment):
+        return str(value)
+    if isinstance(value, jinja2.Undefined):
+        return "null"
+    if isinstance(value, jinja2.runtime.Markup if hasattr(jinja2.runtime, "Markup") else ()):  # pragma: no cover
+        value = str(value)
+    return dumps(to_json_value(value))
+
+
+def make_json_safe(source: str, env: jinja2.Environment) -> str:
+    """Wrap each ``{{ expr }}`` of a JSON template with the escaper its position needs.
+
+    Position is found by following JSON string state through the template's literal
+    text; expressions and tags do not change it, since values are escaped.
+    """
+    out: list[str] = []
+    in_string = False
+    escaped = False
+    expr: list[str] | None = None
+    begin = ""
+    for _, token, value in env.lex(source):
+        if token == "variable_begin":
+            expr, begin = [], value
+            continue
+        if token == "variable_end" and expr is not None:
+            func = "__eb_in_string" if in_string else "__eb_value"
+            out.append(f"{begin} {func}(({''.join(expr)})) {value}")
+            expr = None
+            continue
+        if expr is not None:
+            expr.append(value)
+            continue
+        if token == "data":
+            for ch in value:
+                if escaped:
+                    escaped = False
+                elif ch == "\\" and in_string:
+                    escaped = True
+                elif ch == '"':
+                    in_string = not in_string
+        out.append(value)
+    return "".join(out)
+
+
+def _environment() -> jinja2.Environment:
+    # Sandboxed: templates come from the project, but rendering must never reach into
+    # Python objects beyond the values and dbt helpers we hand it.
+    env = SandboxedEnvironment(
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters["tojson"] = _tojson
+    env.filters["fromjson"] = _fromjson
+    env.globals["__eb_in_string"] = _in_json_string
+    env.globals["__eb_value"] = _as_json_value
+    return env
+
+
+def row_columns_used(source: str, env: jinja2.Environment | None = None) -> set[str]:
+    """Columns a template reads as ``row.x`` / ``row['x']`` / ``old_row.x``, for validation."""
+    env = env or _environment()
+    cols: set[str] = set()
+    for node in env.parse(source).find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        target = node.node
+        if isinstance(target, jinja2.nodes.Name) and target.name in ("row", "old_row"):
+            if isinstance(node, jinja2.nodes.Getattr):
+                cols.add(node.attr)
+            elif isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str):
+                cols.add(node.arg.value)
+    return cols
+
+
+class RowRejected(Exception):
+    """This row cannot become an entry; the sync goes on and the row is retried next run."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Change:
+    """One planned change, as streamed from the plan."""
+
+    seq: int
+    op: str
+    key: dict[str, Any]
+    row: dict[str, Any]            # the new values (for removed: the last delivered values)
+    old_row: dict[str, Any] | None  # the last delivered values (changed, removed)
+    row_hash: Any
+    changed_columns: list[str]
+
+
+@dataclass
+class Entry:
+    seq: int
+    op: str
+    key: dict[str, Any]
+    event_id: str
+    entry: dict[str, Any]   # the PutEvents entry
+    size: int               # as AWS counts it
+
+
+def event_id(sync: str, op: str, key: Mapping[str, Any], row_hash: Any) -> str:
+    """The same change keeps the same id across retries and re-runs, so consumers can dedupe."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{sync}\x1f{op}\x1f{dumps(to_json_value(dict(key)))}\x1f{row_hash}"))
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """Size as AWS computes it for the PutEvents limit."""
+    size = 14 if entry.get("Time") is not None else 0
+    for k in ("Source", "DetailType", "Detail", "TraceHeader"):
+        v = entry.get(k)
+        if v:
+            size += len(v.encode("utf-8"))
+    for r in entry.get("Resources") or ():
+        size += len(r.encode("utf-8"))
+    return size
+
+
+class _Text:
+    """A text field (source, detail-type, a resource): constant, or a template."""
+
+    def __init__(self, env: jinja2.Environment, source: str, globals_: Mapping[str, Any]) -> None:
+        self.const = source if ("{{" not in source and "{%" not in source) else None
+        self.template = None if self.const is not None else env.from_string(source, globals=dict(globals_))
+
+    def render(self, ctx: Mapping[str, Any]) -> str:
+        if self.const is not None:
+            return self.const
+        return self.template.render(ctx).strip()  # type: ignore[union-attr]
+
+
+class _Detail:
+    def __init__(self, env: jinja2.Environment, spec: DetailSpec, project_dir: Path,
+                 dbt_context: Mapping[str, Any], model_columns: list[str]) -> None:
+        self.spec = spec
+        self.mode = spec.mode
+        self.template = None
+        if spec.template is not None or spec.template_file is not None:
+            text = spec.template if spec.template is not None else \
+                (project_dir / spec.template_file).read_text()  # type: ignore[operator]
+            self.template = env.from_string(make_json_safe(text, env),
+                                            globals=_globals_for(env, text, dbt_context))
+        self.columns = list(spec.columns) if spec.columns else [(c, c) for c in model_columns]
+
+    def render(self, change: Change, ctx: Mapping[str, Any]) -> str:
+        if self.template is not None:
+            try:
+                text = self.template.render(ctx)
+            except jinja2.UndefinedError as e:
+                raise RowRejected("TemplateError", f"the detail template failed: {e}") from None
+            try:
+                value = json.loads(text)
+            except ValueError as e:
+                raise RowRejected("InvalidDetail", f"the rendered detail is not valid JSON ({e.msg} at "
+                                  f"character {e.pos}): {text[:200]!r}") from None
+            if not isinstance(value, dict):
+                raise RowRejected("InvalidDetail", f"the rendered detail is a JSON {type(value).__name__}, "
+                                  "not an object")
+            return dumps(value)
+        if self.mode == "column":
+            raw = change.row.get(self.spec.column)  # type: ignore[arg-type]
+            if isinstance(raw, (str, bytes)):
+                try:
+                    raw = json.loads(raw)
+                except ValueError as e:
+                    raise RowRejected("InvalidDetail", f"column '{self.spec.column}' does not hold valid JSON "
+                                      f"({e.msg}): {str(raw)[:200]!r}") from None
+            if not isinstance(raw, dict):
+                raise RowRejected("InvalidDetail", f"column '{self.spec.column}' holds "
+                                  f"{'NULL' if raw is None else 'a JSON ' + type(raw).__name__}, not a JSON object")
+            return dumps(to_json_value(raw))
+        row = change.row
+        return dumps({out: to_json_value(row.get(col)) for col, out in self.columns})
+
+
+def _globals_for(env: jinja2.Environment, source: str, dbt_context: Mapping[str, Any]) -> dict[str, Any]:
+    names = jinja2.meta.find_undeclared_variables(env.parse(source)) - _CONTEXT_NAMES
+    return {n: dbt_context[n] for n in names if n in dbt_context}
+
+
+class Renderer:
+    """Turns the changes of one sync into PutEvents entries."""
+
+    def __init__(self, sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],
+                 model_columns: list[str]) -> None:
+        self.sync = sync
+        env = _environment()
+        self.env = env
+        self._sync_ctx = {"name": sync.name, "model": sync.model_name, "primary_key": list(sync.primary_key),
+                          "event_bus": sync.event_bus}
+
+        def text(src: str) -> _Text:
+            return _Text(env, src, _globals_for(env, src, dbt_context))
+
+        self._source = {op: text(sync.source_for(op)) for op in ("added", "changed", "removed")}
+        self._detail_type = {op: text(sync.detail_type_for(op)) for op in ("added", "changed", "removed")}
+        details: dict[DetailSpec, _Detail] = {}
+        self._detail = {}
+        for op in ("added", "changed", "removed"):
+            spec = sync.detail_for(op)
+            if spec not in details:
+                details[spec] = _Detail(env, spec, project_dir, dbt_context, model_columns)
+            self._detail[op] = details[spec]
+        self._resources = [text(r) for r in sync.resources]
+
+    @staticmethod
+    def check(sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],
+              model_columns: list[str] | None) -> list[Problem]:
+        """Compile every template of a sync and check the columns they read; returns problems."""
+        env = _environment()
+        problems: list[Problem] = []
+        sources: list[tuple[str, str]] = [(f"{sync.yaml_path}.source", sync.source),
+                                          (f"{sync.yaml_path}.detail_type", sync.detail_type)]
+        sources += [(f"{sync.yaml_path}.resources[{i}]", r) for i, r in enumerate(sync.resources)]
+        specs = [(f"{sync.yaml_path}.detail", sync.detail)]
+        for op, t in sync.triggers.items():
+            if t.source:
+                sources.append((f"{sync.yaml_path}.triggers.{op}.source", t.source))
+            if t.detail_type:
+                sources.append((f"{sync.yaml_path}.triggers.{op}.detail_type", t.detail_type))
+            if t.detail:
+                specs.append((f"{sync.yaml_path}.triggers.{op}.detail", t.detail))
+        for path, spec in specs:
+            if spec.template_file is not None:
+                f = project_dir / spec.template_file
+                if not f.is_file():
+                    problems.append(Problem(f"template file '{spec.template_file}' does not exist "
+                                            f"(looked in {project_dir})", sync.model_name, sync.name,
+                                            path + ".template_file",
+                                            "Give the path relative to the dbt project folder"))
+                    continue
+                sources.append((path + ".template_file", f.read_text()))
+            elif spec.template is not None:
+                sources.append((path + ".template", spec.template))
+        for path, src in sources:
+            try:
+                env.parse(src)
+            except jinja2.TemplateSyntaxError as e:
+                problems.append(Problem(f"template syntax error: {e.message} (line {e.lineno})", sync.model_name,
+                                        sync.name, path, "Fix the Jinja syntax; inline templates in YAML must be "
+                                        "wrapped in {% raw %}...{% endraw %}"))
+                continue
+            if model_columns is not None:
+                missing = sorted(row_columns_used(src, env) - set(model_columns))
+                if missing:
+                    problems.append(Problem(
+                        f"the template reads column(s) {', '.join(missing)} that the model does not have "
+                        f"(columns: {', '.join(model_columns)})", sync.model_name, sync.name, path,
+                        "Fix the column name or add the column to the model"))
+        return problems
+
+    def render(self, change: Change) -> Entry:
+        sync = self.sync
+        eid = event_id(sync.name, change.op, change.key, change.row_hash)
+        ctx = {"row": change.row, "old_row": change.old_row, "op": change.op,
+               "changed_columns": change.changed_columns, "sync": self._sync_ctx, "event_id": eid,
+               "key": change.key}
+        op = change.op
+        try:
+            source = self._source[op].render(ctx)
+            detail_type = self._detail_type[op].render(ctx)
+            resources = [r.render(ctx) for r in self._resources]
+        except (jinja2.UndefinedError, jinja2.TemplateError) as e:
+            raise RowRejected("TemplateError", f"a template failed: {e}") from None
+        detail = self._detail[op].render(change, ctx)
+        if not source:
+            raise RowRejected("InvalidArgument", "source rendered empty")
+        if source.lower().startswith("aws."):
+            raise RowRejected("InvalidArgument", f"source '{source[:80]}' starts with 'aws.', which is reserved")
+        if not detail_type:
+            raise RowRejected("InvalidArgument", "detail-type rendered empty")
+        if len(detail_type) > MAX_DETAIL_TYPE:
+            raise RowRejected("InvalidArgument", f"detail-type is {len(detail_type)} characters, "
+                              f"more than EventBridge's {MAX_DETAIL_TYPE}")
+        entry: dict[str, Any] = {"Source": source, "DetailType": detail_type, "Detail": detail,
+                                 "EventBusName": sync.event_bus}
+        resources = [r for r in resources if r]
+        if resources:
+            too_long = [r for r in resources if len(r) > MAX_RESOURCE]
+            if too_long:
+                raise RowRejected("InvalidArgument", f"a resource is {len(too_long[0])} characters, "
+                                  f"more than {MAX_RESOURCE}")
+            entry["Resources"] = resources
+        if sync.time:
+            t = _as_time(change.row.get(sync.time))
+            if t is not None:
+                entry["Time"] = t
+        return Entry(change.seq, op, change.key, eid, entry, entry_size(entry))
+
+    def render_many(self, changes: Iterable[Change], on_reject: Callable[[Change, RowRejected], None]
+                    ) -> list[Entry]:
+        out = []
+        for ch in changes:
+            try:
+                out.append(self.render(ch))
+            except RowRejected as e:
+                on_reject(ch, e)
+        return out
+
+
+def _as_time(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            return _as_time(dt.datetime.fromisoformat(value.replace(" ", "T", 1)))
+        except ValueError:
+            raise RowRejected("InvalidArgument", f"time column value {value!r} is not a timestamp") from None
+    raise RowRejected("InvalidArgument", f"time column value {value!r} is not a timestamp")

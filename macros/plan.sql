@@ -1,0 +1,125 @@
+{#-
+  The diff, the state and the commit, as SQL text that the Python side runs.
+
+  State (one table per sync): the key columns, _eb_hash (fingerprint of the delivered
+  values), _eb_row (the delivered values as JSON, for `removed` events and `old_row`) and
+  _eb_delivered_at. It only ever holds what EventBridge accepted.
+
+  Plan (one table per sync and run): every change, numbered by _eb_seq, with the values
+  that will be sent. Committing merges plan rows that were delivered into the state, so
+  the state records what was sent even if the model is rebuilt in between.
+
+  Arguments: relations are rendered relations; `keys`, `columns` (every model column),
+  `hash_columns` are quoted identifiers, `columns`/`hash_columns` sorted by name.
+-#}
+
+{% macro create_state_sql(state, model, keys, hash_columns, columns) -%}
+  {{ return(adapter.dispatch('create_state_sql', 'dbt_eventbridge')(state, model, keys, hash_columns, columns)) }}
+{%- endmacro %}
+
+{% macro default__create_state_sql(state, model, keys, hash_columns, columns) -%}
+create table {{ state }} as
+select {% for k in keys %}src.{{ k }}, {% endfor -%}
+  {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash,
+  {{ dbt_eventbridge.row_json('src', columns) }} as _eb_row,
+  {{ dbt.current_timestamp() }} as _eb_delivered_at
+from {{ model }} as src
+where 1 = 0
+{%- endmacro %}
+
+
+{#- One scan: rows with a NULL in a key column, and rows whose key is not unique. -#}
+{% macro key_audit_sql(model, keys) -%}
+  {{ return(adapter.dispatch('key_audit_sql', 'dbt_eventbridge')(model, keys)) }}
+{%- endmacro %}
+
+{% macro default__key_audit_sql(model, keys) -%}
+select
+  (select count(*) from {{ model }} where {% for k in keys %}{{ k }} is null{{ " or " if not loop.last }}{% endfor %}) as null_key_rows,
+  (select coalesce(sum(n), 0) from (
+     select count(*) as n from {{ model }}
+     where {% for k in keys %}{{ k }} is not null{{ " and " if not loop.last }}{% endfor %}
+     group by {{ keys | join(", ") }} having count(*) > 1) d) as duplicate_key_rows,
+  (select count(*) from {{ model }}) as total_rows
+{%- endmacro %}
+
+{% macro duplicate_keys_sql(model, keys, limit) -%}
+select {{ keys | join(", ") }}, count(*) as n from {{ model }}
+where {% for k in keys %}{{ k }} is not null{{ " and " if not loop.last }}{% endfor %}
+group by {{ keys | join(", ") }} having count(*) > 1
+order by {{ keys | join(", ") }}
+limit {{ limit }}
+{%- endmacro %}
+
+
+{% macro create_plan_sql(model, state, plan, keys, columns, hash_columns, full_refresh=false) -%}
+  {{ return(adapter.dispatch('create_plan_sql', 'dbt_eventbridge')(model, state, plan, keys, columns, hash_columns, full_refresh)) }}
+{%- endmacro %}
+
+{% macro default__create_plan_sql(model, state, plan, keys, columns, hash_columns, full_refresh) -%}
+{%- set non_keys = [] -%}
+{%- for c in columns if c not in keys -%}{%- do non_keys.append(c) -%}{%- endfor -%}
+{%- macro match(a, b) -%}{% for k in keys %}{{ a }}.{{ k }} = {{ b }}.{{ k }}{{ " and " if not loop.last }}{% endfor %}{%- endmacro -%}
+create table {{ plan }} as
+with dup as (
+  select {{ keys | join(", ") }} from {{ model }}
+  where {% for k in keys %}{{ k }} is not null{{ " and " if not loop.last }}{% endfor %}
+  group by {{ keys | join(", ") }} having count(*) > 1
+),
+m as (
+  select {% for k in keys %}src.{{ k }}, {% endfor -%}
+    {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash
+  from {{ model }} as src
+  where {% for k in keys %}src.{{ k }} is not null and {% endfor -%}
+    not exists (select 1 from dup where {{ match('dup', 'src') }})
+),
+d as (
+  select {% for k in keys %}coalesce(m.{{ k }}, s.{{ k }}) as {{ k }}, {% endfor %}
+    case when m._eb_hash is null then 'removed'
+         when s._eb_hash is null {%- if full_refresh %} or 1 = 1{% endif %} then 'added'
+         else 'changed' end as _eb_op,
+    m._eb_hash as _eb_new_hash,
+    s._eb_hash as _eb_old_hash,
+    s._eb_row as _eb_old_row
+  from m full outer join {{ state }} as s on {{ match('m', 's') }}
+  where s._eb_hash is null
+     or (m._eb_hash is null and not exists (select 1 from dup where {{ match('dup', 's') }}))
+     or m._eb_hash <> s._eb_hash
+     {%- if full_refresh %} or m._eb_hash is not null{% endif %}
+)
+select
+  row_number() over () as _eb_seq,
+  d._eb_op,
+  coalesce(d._eb_new_hash, d._eb_old_hash) as _eb_hash,
+  case when d._eb_op = 'added' then null else d._eb_old_row end as _eb_old_row,
+  case when d._eb_op = 'removed' then null else {{ dbt_eventbridge.row_json('src', columns) }} end as _eb_row,
+  {% for k in keys %}d.{{ k }}{{ ", " if not loop.last or non_keys }}{% endfor %}
+  {% for c in non_keys %}src.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+from d
+left join {{ model }} as src on {{ match('d', 'src') }} and d._eb_op <> 'removed'
+{%- endmacro %}
+
+
+{#- Statements that merge the delivered part of a plan into the state, in one transaction.
+    Rows listed in `failed` (rejected or not sent) stay as they were, so they come back. -#}
+{% macro commit_sql(state, state_name, plan, failed, keys) -%}
+  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, failed, keys)) }}
+{%- endmacro %}
+
+{#- `state_name` is the state table's quoted identifier alone, to correlate on. -#}
+{% macro default__commit_sql(state, state_name, plan, failed, keys) -%}
+{%- set done -%}
+(select * from {{ plan }} as p where not exists (select 1 from {{ failed }} as f where f._eb_seq = p._eb_seq))
+{%- endset -%}
+{%- set cond = [] -%}
+{%- for k in keys %}{% do cond.append("d." ~ k ~ " = " ~ state_name ~ "." ~ k) %}{% endfor -%}
+{%- set delete_sql -%}
+delete from {{ state }} using {{ done }} as d where {{ cond | join(" and ") }}
+{%- endset -%}
+{%- set insert_sql -%}
+insert into {{ state }} ({{ keys | join(", ") }}, _eb_hash, _eb_row, _eb_delivered_at)
+select {{ keys | join(", ") }}, _eb_hash, _eb_row, {{ dbt.current_timestamp() }}
+from {{ done }} as d where d._eb_op <> 'removed'
+{%- endset -%}
+{{ return([delete_sql, insert_sql]) }}
+{%- endmacro %}
