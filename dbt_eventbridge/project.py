@@ -91,6 +91,7 @@ class DbtProject:
         self.config: Any = None
         self.adapter: Any = None
         self._macro_ctx: dict[str, Any] | None = None
+        self._in_transaction = False
 
     # -- dbt invocations -------------------------------------------------------------------
     def _cli_args(self) -> list[str]:
@@ -235,6 +236,14 @@ class DbtProject:
         return str(self.call(macro, **kwargs)).strip()
 
     def execute(self, sql: str, fetch: bool = False) -> list[tuple]:
+        """Run one statement; outside :meth:`transaction` it is committed on its own.
+
+        (psycopg2 opens a transaction implicitly, so a statement that is not committed
+        explicitly would be rolled back when the connection closes.)
+        """
+        if not self._in_transaction:
+            with self.transaction():
+                return self.execute(sql, fetch)
         try:
             _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
         except Exception as e:
@@ -243,6 +252,10 @@ class DbtProject:
 
     def stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
         """Yield (column names, rows) batches; the result is never loaded whole."""
+        with self.transaction():
+            yield from self._stream(sql, batch_size)
+
+    def _stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
         try:
             if self.adapter_type in ("postgres", "redshift"):
                 # psycopg2's default cursor buffers the whole result client-side;
@@ -259,7 +272,8 @@ class DbtProject:
             while rows:
                 yield names, [tuple(r) for r in rows]
                 rows = cursor.fetchmany(batch_size)
-            cursor.close()
+            if self.adapter_type in ("postgres", "redshift"):
+                cursor.close()  # (the other adapters hand out the connection's own cursor)
         except WarehouseError:
             raise
         except Exception as e:
@@ -267,14 +281,27 @@ class DbtProject:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            yield
+            return
         conns = self.adapter.connections
+        if conns.get_thread_connection().transaction_open:
+            # dbt's own macros (get_relation, get_columns_in_relation) leave a
+            # transaction open; close it so ours starts clean.
+            conns.commit()
         conns.begin()
+        self._in_transaction = True
         try:
             yield
         except BaseException:
+            self._in_transaction = False
             conns.rollback_if_open()
             raise
-        conns.commit()
+        self._in_transaction = False
+        try:
+            conns.commit()
+        except Exception as e:
+            raise WarehouseError(f"committing to the warehouse failed: {_first_line(e)}") from None
 
     def columns(self, node: ModelNode) -> list[tuple[str, str]] | None:
         """(name, data type) of the built relation, or None when it does not exist."""

@@ -18,7 +18,11 @@
 {%- endmacro %}
 
 {% macro default__create_state_sql(state, model, keys, hash_columns, columns) -%}
-create table {{ state }} as
+create table {{ state }} as {{ dbt_eventbridge.empty_state_sql(model, keys, hash_columns, columns) }}
+{%- endmacro %}
+
+{#- A query shaped like the state with no rows: what a first run diffs against. -#}
+{% macro empty_state_sql(model, keys, hash_columns, columns) -%}
 select {% for k in keys %}src.{{ k }}, {% endfor -%}
   {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash,
   {{ dbt_eventbridge.row_json('src', columns) }} as _eb_row,
@@ -52,15 +56,14 @@ limit {{ limit }}
 {%- endmacro %}
 
 
-{% macro create_plan_sql(model, state, plan, keys, columns, hash_columns, full_refresh=false) -%}
-  {{ return(adapter.dispatch('create_plan_sql', 'dbt_eventbridge')(model, state, plan, keys, columns, hash_columns, full_refresh)) }}
+{#- Every change between the model and the state (a relation, or a query in parentheses). -#}
+{% macro plan_select_sql(model, state, keys, columns, hash_columns, full_refresh=false) -%}
+  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, full_refresh)) }}
 {%- endmacro %}
 
-{% macro default__create_plan_sql(model, state, plan, keys, columns, hash_columns, full_refresh) -%}
+{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, full_refresh) -%}
 {%- set non_keys = [] -%}
 {%- for c in columns if c not in keys -%}{%- do non_keys.append(c) -%}{%- endfor -%}
-{%- macro match(a, b) -%}{% for k in keys %}{{ a }}.{{ k }} = {{ b }}.{{ k }}{{ " and " if not loop.last }}{% endfor %}{%- endmacro -%}
-create table {{ plan }} as
 with dup as (
   select {{ keys | join(", ") }} from {{ model }}
   where {% for k in keys %}{{ k }} is not null{{ " and " if not loop.last }}{% endfor %}
@@ -71,7 +74,7 @@ m as (
     {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash
   from {{ model }} as src
   where {% for k in keys %}src.{{ k }} is not null and {% endfor -%}
-    not exists (select 1 from dup where {{ match('dup', 'src') }})
+    not exists (select 1 from dup where {{ dbt_eventbridge._match(keys, 'dup', 'src') }})
 ),
 d as (
   select {% for k in keys %}coalesce(m.{{ k }}, s.{{ k }}) as {{ k }}, {% endfor %}
@@ -81,9 +84,9 @@ d as (
     m._eb_hash as _eb_new_hash,
     s._eb_hash as _eb_old_hash,
     s._eb_row as _eb_old_row
-  from m full outer join {{ state }} as s on {{ match('m', 's') }}
+  from m full outer join {{ state }} as s on {{ dbt_eventbridge._match(keys, 'm', 's') }}
   where s._eb_hash is null
-     or (m._eb_hash is null and not exists (select 1 from dup where {{ match('dup', 's') }}))
+     or (m._eb_hash is null and not exists (select 1 from dup where {{ dbt_eventbridge._match(keys, 'dup', 's') }}))
      or m._eb_hash <> s._eb_hash
      {%- if full_refresh %} or m._eb_hash is not null{% endif %}
 )
@@ -96,7 +99,7 @@ select
   {% for k in keys %}d.{{ k }}{{ ", " if not loop.last or non_keys }}{% endfor %}
   {% for c in non_keys %}src.{{ c }}{{ ", " if not loop.last }}{% endfor %}
 from d
-left join {{ model }} as src on {{ match('d', 'src') }} and d._eb_op <> 'removed'
+left join {{ model }} as src on {{ dbt_eventbridge._match(keys, 'd', 'src') }} and d._eb_op <> 'removed'
 {%- endmacro %}
 
 
@@ -122,4 +125,8 @@ select {{ keys | join(", ") }}, _eb_hash, _eb_row, {{ dbt.current_timestamp() }}
 from {{ done }} as d where d._eb_op <> 'removed'
 {%- endset -%}
 {{ return([delete_sql, insert_sql]) }}
+{%- endmacro %}
+
+{% macro _match(keys, a, b) -%}
+{% for k in keys %}{{ a }}.{{ k }} = {{ b }}.{{ k }}{{ " and " if not loop.last }}{% endfor %}
 {%- endmacro %}

@@ -1,0 +1,150 @@
+"""The ``dbt-eventbridge`` command: a thin layer over :mod:`dbt_eventbridge.sync`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from dbt_eventbridge import __version__
+
+
+class _MultiValue(click.Option):
+    """Accept dbt's `-s a b` as well as `-s a -s b`, like dbt's own selection flags."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple", True)
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is None:
+                continue
+            original = opt.process
+
+            def process(value: Any, state: Any, original: Any = original) -> None:
+                values = [value]
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    values.append(state.rargs.pop(0))
+                for v in values:
+                    for part in str(v).split():
+                        original(part, state)
+
+            opt.process = process
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+                     help="The dbt project folder."),
+        click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
+                     help="Folder of profiles.yml (default: DBT_PROFILES_DIR, the project folder, ~/.dbt)."),
+        click.option("--target", "-t", default=None, help="The dbt target to use."),
+        click.option("--profile", default=None, help="The dbt profile to use (default: the project's)."),
+        click.option("--vars", "vars_", default=None, help="dbt vars as YAML, e.g. '{day: 2}'."),
+        click.option("--select", "-s", "select", cls=_MultiValue, help="dbt selection syntax, e.g. -s customers+ tag:crm."),
+        click.option("--exclude", "exclude", cls=_MultiValue, help="dbt selection syntax of models to leave out."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _options(project_dir: str, profiles_dir: str | None, target: str | None, profile: str | None,
+             vars_: str | None, select: tuple[str, ...], exclude: tuple[str, ...], **extra: Any) -> Any:
+    import yaml
+
+    from dbt_eventbridge.sync import SyncOptions
+
+    parsed: dict[str, Any] = {}
+    if vars_:
+        try:
+            parsed = yaml.safe_load(vars_) or {}
+        except yaml.YAMLError as e:
+            raise click.UsageError(f"--vars is not valid YAML: {e}")
+        if not isinstance(parsed, dict):
+            raise click.UsageError("--vars must be a YAML mapping, e.g. '{day: 2}'")
+    return SyncOptions(project_dir=project_dir, profiles_dir=profiles_dir, target=target, profile=profile,
+                       vars=parsed, select=tuple(select), exclude=tuple(exclude), **extra)
+
+
+class _Printer:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, level: str, message: str) -> None:
+        if level == "debug":
+            return
+        if level in ("error", "warn"):
+            click.echo(f"{'Error' if level == 'error' else 'Warning'}: {message}", err=True)
+        elif level == "sample":
+            click.echo(f"  sample entry: {message}")
+        elif not self.quiet:
+            click.echo(message)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="dbt-eventbridge")
+def main() -> None:
+    """Publish the changes of dbt models to Amazon EventBridge."""
+
+
+@main.command()
+@_common
+@click.option("--dry-run", is_flag=True, help="Plan and render; send nothing and leave the state untouched.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="With --dry-run: write every entry as JSON lines to this file.")
+@click.option("--full-refresh", is_flag=True, help="Send every current row again, as 'added'.")
+@click.option("--region", default=None, help="AWS region (overrides vars.eventbridge.region).")
+@click.option("--endpoint-url", default=None, help="EventBridge endpoint, e.g. a local one for tests.")
+@click.option("--aws-profile", default=None, help="AWS profile from your AWS config.")
+@click.option("--concurrency", type=int, default=None, help="Concurrent PutEvents requests.")
+@click.option("--state-schema", default=None, help="Schema that holds the delivered state.")
+@click.option("--quiet", "-q", is_flag=True, help="Only print errors and warnings.")
+def sync(dry_run: bool, output: str | None, full_refresh: bool, region: str | None, endpoint_url: str | None,
+         aws_profile: str | None, concurrency: int | None, state_schema: str | None, quiet: bool,
+         **common: Any) -> None:
+    """Diff each synced model against what was delivered and publish the changes.
+
+    Exit codes: 0 every change delivered; 1 finished, but rows were rejected or had
+    invalid keys (the rest was delivered); 2 could not run (config, connection,
+    credentials): nothing published and no state written for the failing syncs.
+    """
+    if output and not dry_run:
+        raise click.UsageError("--output goes with --dry-run")
+    from dbt_eventbridge.sync import run_sync
+
+    opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
+                    settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
+                              "concurrency": concurrency, "state_schema": state_schema}, **common)
+    result = run_sync(opts, log=_Printer(quiet))
+    if not quiet:
+        click.echo(f"Done. exit code {result.exit_code}; details in target/eventbridge_sync_results.json")
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@_common
+def validate(**common: Any) -> None:
+    """Check every sync's config, templates and columns; list every problem. For CI."""
+    from dbt_eventbridge.errors import EventBridgeSyncError
+    from dbt_eventbridge.sync import validate as run_validate
+
+    try:
+        problems, checked = run_validate(_options(**common))
+    except EventBridgeSyncError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    for p in problems:
+        click.echo(f"- {p}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found in {checked} sync(s).", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {checked} sync(s) valid.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The diff: what changed in a model since the last delivered state, computed in the warehouse."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from dbt_eventbridge.config import OPS, SyncConfig
+from dbt_eventbridge.errors import ConfigError, Problem
+from dbt_eventbridge.project import DbtProject, ModelNode
+from dbt_eventbridge.render import Change
+from dbt_eventbridge.state import StateTables
+
+RESERVED_PREFIX = "_eb_"
+SAMPLE_KEYS = 5
+
+
+@dataclass
+class KeyAudit:
+    total_rows: int = 0
+    null_key_rows: int = 0
+    duplicate_key_rows: int = 0
+    duplicate_samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> int:
+        return self.null_key_rows + self.duplicate_key_rows
+
+
+@dataclass
+class ModelShape:
+    """The built relation's columns, resolved against what the sync config names."""
+
+    columns: list[str]          # real names, relation order
+    keys: list[str]             # real names of the primary key columns
+    hash_columns: list[str]     # real names, sorted: what a "change" is measured on
+
+    def quoted(self, project: DbtProject, names: list[str]) -> list[str]:
+        return [project.quote(n) for n in names]
+
+
+def resolve_shape(sync: SyncConfig, node: ModelNode, columns: list[str]) -> ModelShape:
+    """Match configured column names to the relation (case-insensitively, as warehouses fold case)."""
+    by_lower = {c.lower(): c for c in columns}
+    problems = []
+
+    def real(name: str, what: str, path: str) -> str | None:
+        found = by_lower.get(name.lower())
+        if found is None:
+            problems.append(Problem(
+                f"{what} '{name}' is not a column of {node.relation_name} (columns: {', '.join(columns)})",
+                sync.model_name, sync.name, f"{sync.yaml_path}.{path}",
+                "Fix the name, or add the column to the model and run dbt again"))
+        return found
+
+    keys = [real(k, "primary key column", "primary_key") for k in sync.primary_key]
+    reserved = [c for c in columns if c.lower().startswith(RESERVED_PREFIX)]
+    if reserved:
+        problems.append(Problem(f"column(s) {', '.join(reserved)} use the prefix '{RESERVED_PREFIX}', which "
+                                "dbt-eventbridge reserves", sync.model_name, sync.name, sync.yaml_path,
+                                "Rename them in the model"))
+    for col in sorted(sync.named_columns() - set(sync.primary_key)):
+        real(col, "column", "detail / time / track_columns / ignore_columns")
+    if sync.track_columns:
+        tracked = {by_lower[c.lower()] for c in sync.track_columns if c.lower() in by_lower}
+        tracked |= {k for k in keys if k}
+    else:
+        ignored = {c.lower() for c in sync.ignore_columns}
+        tracked = {c for c in columns if c.lower() not in ignored}
+    if problems:
+        raise ConfigError(problems)
+    return ModelShape(columns=columns, keys=[k for k in keys if k], hash_columns=sorted(tracked))
+
+
+def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
+    keys = shape.quoted(project, shape.keys)
+    rows = project.execute(project.render_macro("key_audit_sql", model=model, keys=keys), fetch=True)
+    null_rows, dup_rows, total = (int(v or 0) for v in rows[0])
+    audit = KeyAudit(total_rows=total, null_key_rows=null_rows, duplicate_key_rows=dup_rows)
+    if dup_rows:
+        sql = project.render_macro("duplicate_keys_sql", model=model, keys=keys, limit=SAMPLE_KEYS)
+        for r in project.execute(sql, fetch=True):
+            audit.duplicate_samples.append({**dict(zip(shape.keys, r[:-1])), "_rows": int(r[-1])})
+    return audit
+
+
+def plan_select(project: DbtProject, model: Any, state_sql: Any, tables: StateTables, shape: ModelShape,
+                full_refresh: bool) -> str:
+    return project.render_macro(
+        "plan_select_sql", model=model, state=state_sql, keys=shape.quoted(project, shape.keys),
+        columns=shape.quoted(project, shape.columns), hash_columns=shape.quoted(project, shape.hash_columns),
+        full_refresh=full_refresh)
+
+
+def empty_state_select(project: DbtProject, model: Any, shape: ModelShape) -> str:
+    return project.render_macro("empty_state_sql", model=model, keys=shape.quoted(project, shape.keys),
+                                hash_columns=shape.quoted(project, shape.hash_columns),
+                                columns=shape.quoted(project, shape.columns))
+
+
+def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
+    rows = project.execute(f"select _eb_op, count(*) from {plan} group by _eb_op", fetch=True)
+    counts = {op: 0 for op in OPS}
+    counts.update({str(op): int(n) for op, n in rows})
+    return counts
+
+
+def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape, batch_size: int
+            ) -> Iterator[list[Change]]:
+    """Stream the plan's changes for the given ops, in batches."""
+    if not ops:
+        return
+    op_list = ", ".join(f"'{op}'" for op in ops)
+    sql = f"select * from {source_sql} as p where p._eb_op in ({op_list})"
+    key_idx: list[int] = []
+    col_idx: list[tuple[str, int]] = []
+    for names, rows in project.stream(sql, batch_size):
+        if not key_idx:
+            pos = {n.lower(): i for i, n in enumerate(names)}
+            key_idx = [pos[k.lower()] for k in shape.keys]
+            col_idx = [(c, pos[c.lower()]) for c in shape.columns]
+            i_seq, i_op, i_hash = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"]
+            i_old, i_new = pos["_eb_old_row"], pos["_eb_row"]
+        batch = []
+        for r in rows:
+            op = r[i_op]
+            old_row = _loads(r[i_old])
+            key = {k: r[i] for k, i in zip(shape.keys, key_idx)}
+            if op == "removed":
+                row = old_row or {}
+                changed: list[str] = []
+            else:
+                row = {c: r[i] for c, i in col_idx}
+                changed = []
+                if op == "changed" and old_row is not None:
+                    new = _loads(r[i_new]) or {}
+                    changed = [c for c in shape.columns if new.get(c) != old_row.get(c)]
+            batch.append(Change(seq=int(r[i_seq]), op=op, key=key, row=row, old_row=old_row,
+                                row_hash=r[i_hash], changed_columns=changed))
+        yield batch
+
+
+def _loads(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    return json.loads(value)

@@ -1,0 +1,113 @@
+"""What a run did, for people (summary lines) and machines (the result file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt_eventbridge.config import OPS
+from dbt_eventbridge.jsonvalues import to_json_value
+
+RESULT_FILE = "eventbridge_sync_results.json"
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_FAILED = 2
+
+
+@dataclass
+class SyncResult:
+    sync: str
+    model: str
+    status: str = "pending"  # success | partial | error | skipped | dry_run
+    event_bus: str | None = None
+    planned: dict[str, int] = field(default_factory=lambda: {op: 0 for op in OPS})
+    sent: dict[str, int] = field(default_factory=lambda: {op: 0 for op in OPS})
+    rejected: int = 0
+    not_triggered: int = 0       # changes recorded in the state without an event (trigger off)
+    invalid_keys: dict[str, Any] = field(default_factory=lambda: {"null_key_rows": 0, "duplicate_key_rows": 0,
+                                                                     "duplicate_samples": []})
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    rejections_truncated: int = 0
+    requests: int = 0
+    retried_entries: int = 0
+    initial_sync_skipped: bool = False
+    message: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def invalid(self) -> int:
+        return int(self.invalid_keys["null_key_rows"]) + int(self.invalid_keys["duplicate_key_rows"])
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "error":
+            return EXIT_FAILED
+        if self.rejected or self.invalid:
+            return EXIT_PARTIAL
+        return EXIT_OK
+
+    def summary_line(self) -> str:
+        head = f"{self.sync} ({self.model})"
+        if self.status == "error":
+            return f"ERROR   {head}: {self.message}"
+        if self.status == "skipped":
+            return f"SKIPPED {head}: {self.message}"
+        verb = "would send" if self.status == "dry_run" else "sent"
+        parts = [f"{verb} {self.sent['added']} added / {self.sent['changed']} changed / "
+                 f"{self.sent['removed']} removed"]
+        parts.append(f"rejected {self.rejected}")
+        parts.append(f"invalid keys {self.invalid}")
+        if self.not_triggered:
+            parts.append(f"recorded without event {self.not_triggered}")
+        if self.initial_sync_skipped:
+            parts.append("initial sync skipped (rows recorded as delivered)")
+        label = {"success": "OK     ", "partial": "PARTIAL", "dry_run": "DRY RUN"}.get(self.status, self.status)
+        return f"{label} {head}: {', '.join(parts)} in {self.seconds:.2f}s"
+
+    def add_rejection(self, key: dict[str, Any], op: str, code: str, reason: str, limit: int) -> None:
+        self.rejected += 1
+        if len(self.rejections) < limit:
+            self.rejections.append({"key": to_json_value(key), "op": op, "code": code, "reason": reason})
+        else:
+            self.rejections_truncated += 1
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    started_at: str
+    finished_at: str | None = None
+    dbt_invocation_id: str | None = None
+    dry_run: bool = False
+    syncs: list[SyncResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error:
+            return EXIT_FAILED
+        return max([s.exit_code for s in self.syncs], default=EXIT_OK)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["exit_code"] = self.exit_code
+        for s, sd in zip(self.syncs, d["syncs"]):
+            sd["exit_code"] = s.exit_code
+        return d
+
+    def write(self, target_dir: Path) -> Path:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        path = target_dir / RESULT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        tmp.replace(path)
+        return path
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
