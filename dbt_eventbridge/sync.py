@@ -130,6 +130,11 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                                   log).run()
                     result.syncs.append(sr)
                     log("error" if sr.status == "error" else "info", sr.summary_line())
+                    for rej in sr.rejections[:5]:
+                        log("warn", f"{sr.sync}: rejected {rej['op']} key {json.dumps(rej['key'])}: "
+                                    f"{rej['code']}: {rej['reason']}")
+                    if sr.rejected > 5:
+                        log("warn", f"{sr.sync}: {sr.rejected - 5} more rejected row(s) in the result file")
         finally:
             if output:
                 output.close()

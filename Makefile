@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m devtools.demo
+
+# Unit and integration tests, DuckDB and PostgreSQL. The PostgreSQL server is started
+# by the tests (installed with apt-get when missing and running as root), unless the
+# standard PG* variables name one.
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache
