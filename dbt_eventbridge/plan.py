@@ -100,7 +100,7 @@ def empty_state_select(project: DbtProject, model: Any, shape: ModelShape) -> st
 
 
 def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
-    rows = project.execute(f"select _eb_op, count(*) from {plan} group by _eb_op", fetch=True)
+    rows = project.execute(f"select _eb_op, count(*) from {plan} as p group by _eb_op", fetch=True)
     counts = {op: 0 for op in OPS}
     counts.update({str(op): int(n) for op, n in rows})
     return counts

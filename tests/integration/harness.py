@@ -1,0 +1,133 @@
+"""Drive a copy of integration_project/ the way a user does: dbt and dbt-eventbridge CLIs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devtools.local_aws import LocalEventBridge
+from devtools.postgres import PgParams
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+_counter = itertools.count()
+
+
+@dataclass
+class CliResult:
+    rc: int
+    stdout: str
+    stderr: str
+    results: dict[str, Any] | None
+
+    def sync(self, name: str) -> dict[str, Any]:
+        assert self.results is not None, self.stderr
+        found = [s for s in self.results["syncs"] if s["sync"] == name]
+        assert found, f"no sync {name} in results: {[s['sync'] for s in self.results['syncs']]}"
+        return found[0]
+
+
+class Project:
+    """A private copy of the sample dbt project on one engine, publishing to the local EventBridge."""
+
+    def __init__(self, tmp: Path, engine: str, aws: LocalEventBridge, pg: PgParams | None = None) -> None:
+        self.dir = tmp / "project"
+        shutil.copytree(REPO_ROOT / "integration_project", self.dir,
+                        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"))
+        (self.dir / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
+        self.engine = engine
+        self.aws = aws
+        n = next(_counter)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))}
+        self.env.update(aws.env())
+        self.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = aws.endpoint_url
+        self.env["DBT_DUCKDB_PATH"] = str(tmp / "warehouse.duckdb")
+        self.env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        if pg is not None:
+            self.env.update(pg.env())
+            # Each test gets its own schemas in the shared server.
+            self.env["DBT_SCHEMA"] = f"analytics_{os.getpid()}_{n}"
+            self.env["DBT_EVENTBRIDGE_STATE_SCHEMA"] = f"eb_state_{os.getpid()}_{n}"
+        self.drain()  # events of earlier tests must not leak into this one
+        self.run_ok([str(BIN / "dbt"), "deps", "--quiet"])
+
+    @property
+    def target_args(self) -> list[str]:
+        return ["--profiles-dir", str(self.dir), "--target", self.engine]
+
+    def run(self, cmd: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, **(extra_env or {})}
+        return subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True, timeout=600)
+
+    def run_ok(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        p = self.run(cmd)
+        assert p.returncode == 0, f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
+        return p
+
+    def build(self, day: int = 1, expect_rc: int = 0, **more_vars: Any) -> subprocess.CompletedProcess[str]:
+        vars_ = json.dumps({"day": day, **more_vars})
+        p = self.run([str(BIN / "dbt"), "build", "--quiet", *self.target_args, "--vars", vars_])
+        assert p.returncode == expect_rc, f"dbt build: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return p
+
+    def sync(self, *args: str, extra_env: dict[str, str] | None = None, vars_: dict[str, Any] | None = None
+             ) -> CliResult:
+        cmd = [str(BIN / "dbt-eventbridge"), *args, *self.target_args]
+        if vars_:
+            cmd += ["--vars", json.dumps(vars_)]
+        if not args or args[0] not in ("sync", "validate"):
+            cmd.insert(1, "sync")
+        p = self.run(cmd, extra_env)
+        assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr
+        path = self.dir / "target" / "eventbridge_sync_results.json"
+        results = json.loads(path.read_text()) if path.exists() else None
+        if results is not None:
+            path.unlink()
+        return CliResult(p.returncode, p.stdout, p.stderr, results)
+
+    def drain(self) -> dict[str, list[dict[str, Any]]]:
+        """Every event that reached each bus since the last drain (through its SQS queue).
+
+        moto routes an event to its SQS target inside the PutEvents call, so once the
+        CLI has exited everything it delivered is already in the queue.
+        """
+        sqs = self.aws.client("sqs")
+        out: dict[str, list[dict[str, Any]]] = {}
+        for bus, url in self.aws.queues.items():  # type: ignore[attr-defined]
+            found: list[dict[str, Any]] = []
+            while True:
+                msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                           VisibilityTimeout=60).get("Messages", [])
+                if not msgs:
+                    break
+                sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
+                found += [json.loads(m["Body"]) for m in msgs]
+            out[bus] = found
+        return out
+
+
+def by_type(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        out.setdefault(e["detail-type"], []).append(e)
+    return out
+
+
+def details(events: list[dict[str, Any]], detail_type: str | None = None, source: str | None = None
+            ) -> list[dict[str, Any]]:
+    return [e["detail"] for e in events
+            if (detail_type is None or e["detail-type"] == detail_type)
+            and (source is None or e["source"] == source)]
+
+
+def canon(items: list[Any]) -> list[str]:
+    """Order-free comparison of JSON values."""
+    return sorted(json.dumps(i, sort_keys=True, ensure_ascii=False) for i in items)
