@@ -139,9 +139,10 @@ class _Collector:
                          "Add it to the sync's eventbridge config")
             return None
         if not isinstance(value, str) or not value.strip():
-            self.add(path, f"expected a non-empty string, got {type(value).__name__} {value!r}")
+            self.add(path, f"expected a non-empty string, got {type(value).__name__} {value!r}",
+                     "Give it a text value (quote it in YAML if it looks like a number or boolean)")
             return None
-        if max_len and "{{" not in value and len(value) > max_len:
+        if max_len and "{{" not in value and "{%" not in value and len(value) > max_len:
             self.add(path, f"is {len(value)} characters long; EventBridge allows at most {max_len}",
                      "Shorten it")
             return None
@@ -151,7 +152,8 @@ class _Collector:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            self.add(path, f"expected a column name or a list of column names, got {value!r}")
+            self.add(path, f"expected a column name or a list of column names, got {value!r}",
+                     "Write a column name, or a YAML list such as [order_id, line_no]")
             return None
         return tuple(value)
 
@@ -180,7 +182,8 @@ def _parse_detail(c: _Collector, path: str, raw: Any) -> DetailSpec | None:
     if isinstance(value, Mapping) and value and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return DetailSpec(columns=tuple(value.items()))
-    c.add(f"{path}.columns", f"expected a list of columns or a mapping column -> detail key, got {value!r}")
+    c.add(f"{path}.columns", f"expected a list of columns or a mapping column -> detail key, got {value!r}",
+          "Write for example `columns: [first_name, email]` or `columns: {first_name: customer_first_name}`")
     return None
 
 
@@ -198,7 +201,8 @@ def _parse_triggers(c: _Collector, path: str, raw: Any) -> dict[str, TriggerSpec
                 out[op] = TriggerSpec(op)
         return out
     if not isinstance(raw, Mapping):
-        c.add(path, f"expected a list or mapping of added/changed/removed, got {raw!r}")
+        c.add(path, f"expected a list or mapping of added/changed/removed, got {raw!r}",
+              "Write for example `triggers: [added, changed]`")
         return None
     out = {}
     for op, spec in raw.items():
@@ -211,7 +215,8 @@ def _parse_triggers(c: _Collector, path: str, raw: Any) -> dict[str, TriggerSpec
             out[op] = TriggerSpec(op)
             continue
         if not isinstance(spec, Mapping):
-            c.add(f"{path}.{op}", f"expected a mapping of overrides ({', '.join(TRIGGER_KEYS)}), got {spec!r}")
+            c.add(f"{path}.{op}", f"expected a mapping of overrides ({', '.join(TRIGGER_KEYS)}), got {spec!r}",
+                  f"Write for example `{op}: {{detail_type: Customer{op.capitalize()}}}`, or `{op}: true`")
             continue
         c.unknown_keys(f"{path}.{op}", spec, TRIGGER_KEYS)
         detail = _parse_detail(c, f"{path}.{op}.detail", spec["detail"]) if "detail" in spec else None
@@ -230,8 +235,8 @@ def _check_source(c: _Collector, path: str, value: str | None) -> None:
               "Use your own reverse-DNS name, such as com.acme.crm")
 
 
-def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file: str | None = None
-                ) -> tuple[list[SyncConfig], list[Problem]]:
+def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file: str | None = None,
+                lenient: bool = False) -> tuple[list[SyncConfig], list[Problem]]:
     """Parse the ``eventbridge`` meta value of one model into syncs, and every problem found."""
     base = f"{model_name}.config.meta.eventbridge"
     c = _Collector(model_name, file, base)
@@ -241,13 +246,14 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
     elif isinstance(meta_value, list) and meta_value:
         items = [(f"[{i}]", v) for i, v in enumerate(meta_value)]
     else:
-        c.add("", f"expected a mapping (one sync) or a list of mappings, got {meta_value!r}")
+        c.add("", f"expected a mapping (one sync) or a list of mappings, got {meta_value!r}",
+              "See the configuration reference in the README")
         return [], c.problems
     syncs = []
     for sub, raw in items:
         c.sync = None
         if not isinstance(raw, Mapping):
-            c.add(sub, f"expected a mapping, got {raw!r}")
+            c.add(sub, f"expected a mapping, got {raw!r}", "Each sync is a mapping with primary_key, source, ...")
             continue
         name = raw.get("name", model_name if len(items) == 1 else None)
         c.sync = name if isinstance(name, str) else None
@@ -284,17 +290,21 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
         if isinstance(resources, str):
             resources = [resources]
         if not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources):
-            c.add(f"{sub}.resources", f"expected a list of strings (templates allowed), got {resources!r}")
+            c.add(f"{sub}.resources", f"expected a list of strings (templates allowed), got {resources!r}",
+                  "Write for example `resources: [\"arn:aws:...:customer/{{ row.id }}\"]` (inside {% raw %})")
             resources = []
         time_col = c.string(f"{sub}.time", raw.get("time"))
         enabled = raw.get("enabled", True)
         if not isinstance(enabled, bool):
-            c.add(f"{sub}.enabled", f"expected true or false, got {enabled!r}")
+            c.add(f"{sub}.enabled", f"expected true or false, got {enabled!r}", "Write `enabled: false` or remove it")
         track = c.column_list(f"{sub}.track_columns", raw["track_columns"]) if "track_columns" in raw else None
         ignore = c.column_list(f"{sub}.ignore_columns", raw["ignore_columns"]) if "ignore_columns" in raw else ()
         if track and ignore:
-            c.add(f"{sub}.ignore_columns", "set track_columns or ignore_columns, not both")
-        if len(c.problems) > before or name is None or pk is None or source is None \
+            c.add(f"{sub}.ignore_columns", "set track_columns or ignore_columns, not both",
+                  "Keep the one that is shorter to write")
+        # With `lenient`, a sync with problems is still returned when its parts could be
+        # read, so that `validate` can check its templates and columns too.
+        if (len(c.problems) > before and not lenient) or name is None or pk is None or source is None \
                 or detail_type is None or triggers is None or detail is None:
             continue
         syncs.append(SyncConfig(
@@ -363,12 +373,16 @@ class Settings:
             if env_value not in (None, ""):
                 values[name] = env_value
         for name, value in (overrides or {}).items():
-            if value is not None:
+            if name not in names:
+                problems.append(Problem(f"unknown setting '{name}'", fix=_suggest(str(name), names)))
+            elif value is not None:
                 values[name] = value
         for name, value in list(values.items()):
             want = str(types[name])
             if "int" in want:
                 try:
+                    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                        raise ValueError
                     values[name] = int(value)
                     if values[name] <= 0:
                         raise ValueError

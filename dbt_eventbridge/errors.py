@@ -33,8 +33,13 @@ class EventBridgeSyncError(Exception):
             where.append(f"sync '{self.sync}'")
         text = (", ".join(where) + ": " if where else "") + self.message.rstrip(".") + "."
         if self.fix:
-            text += " " + self.fix.rstrip(".") + "."
+            text += " " + _sentence(self.fix)
         return text
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 class TerminalError(EventBridgeSyncError):
@@ -70,7 +75,7 @@ class Problem:
         if self.path:
             text += f" (at {self.path})"
         if self.fix:
-            text += " " + self.fix.rstrip(".") + "."
+            text += " " + _sentence(self.fix)
         return text
 
 

@@ -58,6 +58,8 @@ def to_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     v = to_json_value(value)
+    if v is None:  # NaN, infinities
+        return ""
     if isinstance(v, (dict, list)):
         return dumps(v)
     return str(v)

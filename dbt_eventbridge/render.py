@@ -78,6 +78,11 @@ def make_json_safe(source: str, env: jinja2.Environment) -> str:
     expr: list[str] | None = None
     begin = ""
     for _, token, value in env.lex(source):
+        if token.endswith("_begin") and out and out[-1].endswith("{"):
+            # The lexer already removed the whitespace a `{%-` strips, which can leave a
+            # JSON `{` touching the tag (`{{%-`); a space keeps them apart and is
+            # stripped again by the tag's `-`.
+            out.append(" ")
         if token == "variable_begin":
             expr, begin = [], value
             continue
@@ -106,7 +111,10 @@ def _environment() -> jinja2.Environment:
     # Python objects beyond the values and dbt helpers we hand it.
     env = SandboxedEnvironment(
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+        # Text fields (source, detail-type, resources): NULL is empty, not "None";
+        # detail templates are unaffected, their wrapped values are strings already.
+        finalize=lambda v: v if isinstance(v, str) else to_text(v))
     env.filters["tojson"] = _tojson
     env.filters["fromjson"] = _fromjson
     env.globals["__eb_in_string"] = _in_json_string
@@ -118,14 +126,27 @@ def row_columns_used(source: str, env: jinja2.Environment | None = None) -> set[
     """Columns a template reads as ``row.x`` / ``row['x']`` / ``old_row.x``, for validation."""
     env = env or _environment()
     cols: set[str] = set()
-    for node in env.parse(source).find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
-        target = node.node
-        if isinstance(target, jinja2.nodes.Name) and target.name in ("row", "old_row"):
-            if isinstance(node, jinja2.nodes.Getattr):
-                cols.add(node.attr)
-            elif isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str):
-                cols.add(node.arg.value)
+    tree = env.parse(source)
+    methods: set[int] = set()
+    for call in tree.find_all(jinja2.nodes.Call):
+        # row.get('x') / row.items(): dict methods, not columns; get's argument is one
+        if isinstance(call.node, jinja2.nodes.Getattr) and _is_row(call.node.node):
+            methods.add(id(call.node))
+            if call.node.attr == "get" and call.args and isinstance(call.args[0], jinja2.nodes.Const) \
+                    and isinstance(call.args[0].value, str):
+                cols.add(call.args[0].value)
+    for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        if id(node) in methods or not _is_row(node.node):
+            continue
+        if isinstance(node, jinja2.nodes.Getattr):
+            cols.add(node.attr)
+        elif isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str):
+            cols.add(node.arg.value)
     return cols
+
+
+def _is_row(node: jinja2.nodes.Node) -> bool:
+    return isinstance(node, jinja2.nodes.Name) and node.name in ("row", "old_row")
 
 
 class RowRejected(Exception):
@@ -207,8 +228,9 @@ class _Detail:
         if self.template is not None:
             try:
                 text = self.template.render(ctx)
-            except jinja2.UndefinedError as e:
-                raise RowRejected("TemplateError", f"the detail template failed: {e}") from None
+            except Exception as e:  # any error in user code rejects this row, not the sync
+                raise RowRejected("TemplateError", f"the detail template failed: "
+                                  f"{e.__class__.__name__}: {e}") from None
             try:
                 value = json.loads(text)
             except ValueError as e:
@@ -321,8 +343,8 @@ class Renderer:
             source = self._source[op].render(ctx)
             detail_type = self._detail_type[op].render(ctx)
             resources = [r.render(ctx) for r in self._resources]
-        except (jinja2.UndefinedError, jinja2.TemplateError) as e:
-            raise RowRejected("TemplateError", f"a template failed: {e}") from None
+        except Exception as e:  # any error in user code rejects this row, not the sync
+            raise RowRejected("TemplateError", f"a template failed: {e.__class__.__name__}: {e}") from None
         detail = self._detail[op].render(change, ctx)
         if not source:
             raise RowRejected("InvalidArgument", "source rendered empty")

@@ -59,13 +59,12 @@ class _Loaded:
     problems: list[Problem]
 
 
-def load(options: SyncOptions, *, select: bool = True) -> _Loaded:
+def load(options: SyncOptions, *, lenient: bool = False) -> _Loaded:
     """Parse the project, open its adapter, and read every sync definition."""
     project = DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars, options.profile)
     project.parse()
     # dbt's runner resets dbt's process-wide flags and adapters, so select before opening ours.
-    selected = project.select(options.select, options.exclude) if select and (options.select or options.exclude) \
-        else None
+    selected = project.select(options.select, options.exclude) if (options.select or options.exclude) else None
     project.open_adapter()
     settings = Settings.load(project.project_var(META_KEY, {}), overrides=options.settings)
     syncs: list[tuple[SyncConfig, ModelNode]] = []
@@ -74,15 +73,16 @@ def load(options: SyncOptions, *, select: bool = True) -> _Loaded:
     for node in project.models():
         if META_KEY not in node.meta or not node.enabled:
             continue
-        parsed, probs = parse_syncs(node.unique_id, node.name, node.meta[META_KEY], file=node.file)
+        parsed, probs = parse_syncs(node.unique_id, node.name, node.meta[META_KEY], file=node.file,
+                                    lenient=lenient)
         all_syncs += parsed
         if selected is None or node.unique_id in selected:
             problems += probs
             syncs += [(s, node) for s in parsed]
-    dup = check_unique_names(all_syncs)
-    problems += dup
-    bad = {(p.model, p.sync) for p in dup}
-    syncs = [(s, n) for s, n in syncs if (s.model_name, s.name) not in bad]
+    problems += check_unique_names(all_syncs)
+    if not lenient:
+        bad = {(p.model, p.sync) for p in problems}
+        syncs = [(s, n) for s, n in syncs if (s.model_name, s.name) not in bad]
     return _Loaded(project, settings, syncs, problems)
 
 
@@ -93,13 +93,16 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
     try:
         loaded = load(options)
         project = loaded.project
+        # A broken sync must not stop the others; it fails on its own with exit code 2.
+        by_sync: dict[tuple[str | None, str | None], list[Problem]] = {}
         for p in loaded.problems:
-            # A broken sync must not stop the others; it fails on its own with exit code 2.
-            sr = SyncResult(sync=p.sync or "?", model=p.model or "?", status="error", message=str(p))
+            by_sync.setdefault((p.model, p.sync), []).append(p)
+        for (model, name), probs in by_sync.items():
+            sr = SyncResult(sync=name or "?", model=model or "?", status="error",
+                            message=" ".join(str(p) for p in probs))
             result.syncs.append(sr)
             log("error", sr.summary_line())
-        broken = {(p.model, p.sync) for p in loaded.problems}
-        todo = [(s, n) for s, n in loaded.syncs if (s.model_name, s.name) not in broken]
+        todo = loaded.syncs
         last_run = project.last_run()
         result.dbt_invocation_id = last_run.invocation_id
         if not last_run.statuses:
@@ -281,7 +284,7 @@ def validate(options: SyncOptions) -> tuple[list[Problem], int]:
     """Every problem with every selected sync, without publishing or writing anything.
 
     Returns (problems, number of syncs checked)."""
-    loaded = load(options)
+    loaded = load(options, lenient=True)
     project = loaded.project
     problems = list(loaded.problems)
     with project.connection("dbt_eventbridge_validate"):

@@ -303,9 +303,6 @@ def test_trigger_detail_type_override_length_limit() -> None:
     assert p.path == BASE + ".triggers.added.detail_type"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: config.py _Collector.string skips the 128-character check only when the value contains '{{'; "
-    "a detail_type templated with {% if %} tags alone is measured as template source and rejected"))
 def test_detail_type_templated_with_block_tags_only_is_not_length_checked_at_parse() -> None:
     dt = ("{% if op == 'added' %}com.acme.crm.CustomerCreatedEvent{% elif op == 'changed' %}"
           "com.acme.crm.CustomerUpdatedEvent{% else %}com.acme.crm.CustomerDeletedEvent{% endif %}")
@@ -565,18 +562,12 @@ def test_problems_carry_model_sync_file_and_path() -> None:
     meta(detail={"template": "{}", "column": "x"}),
     meta(name="bad-name"),
     meta(colour="blue"),
-    pytest.param(meta(enabled="yes"), marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="BUG: problem for a non-boolean 'enabled' has no fix")),
-    pytest.param(meta(detail_type=""), marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="BUG: problem for an empty string has no fix")),
-    pytest.param(meta(track_columns=["a"], ignore_columns=["b"]), marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="BUG: problem for track+ignore columns has no fix")),
-    pytest.param(meta(resources=[1]), marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="BUG: problem for non-string resources has no fix")),
-    pytest.param(meta(primary_key=[]), marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="BUG: problem for an empty primary_key has no fix")),
-    pytest.param(meta(triggers=5), marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="BUG: problem for a non-list triggers value has no fix")),
+    pytest.param(meta(enabled="yes")),
+    pytest.param(meta(detail_type="")),
+    pytest.param(meta(track_columns=["a"], ignore_columns=["b"])),
+    pytest.param(meta(resources=[1])),
+    pytest.param(meta(primary_key=[])),
+    pytest.param(meta(triggers=5)),
 ])
 def test_every_problem_carries_a_fix(raw: dict[str, Any]) -> None:
     for p in problems_of(raw):
@@ -585,9 +576,6 @@ def test_every_problem_carries_a_fix(raw: dict[str, Any]) -> None:
         assert p.fix, f"no fix for: {p}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: errors.py Problem.__str__ appends '.' after the fix even when it ends in '?', "
-    "printing \"Did you mean 'primary_key'?.\""))
 def test_suggestion_reads_as_a_question_when_printed() -> None:
     p = only_problem(meta(primay_key="x"))
     assert str(p).endswith("Did you mean 'primary_key'?")
@@ -618,8 +606,9 @@ def test_duplicate_names_across_models_are_reported_on_the_later_one() -> None:
 
 
 def test_duplicate_names_differing_only_in_case_collide() -> None:
-    problems = check_unique_names([_sync("customers", "Shared"), _sync("orders", "shared")])
-    assert len(problems) == 1
+    assert len(check_unique_names([_sync("customers", "Shared"), _sync("orders", "shared")])) == 1
+    problems = check_unique_names([_sync("customers", "shared"), _sync("orders", "SHARED")])
+    assert [(p.model, p.sync) for p in problems] == [("orders", "SHARED")]
 
 
 def test_three_way_duplicate_gives_two_problems() -> None:
@@ -680,9 +669,6 @@ def test_invalid_env_int_is_reported_with_the_env_name() -> None:
     assert "DBT_EVENTBRIDGE_MAX_ATTEMPTS" in e.value.problems[0].path
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: config.py Settings.load validates ints with int(value), which truncates 2.5 to 2 and turns "
-    "true into 1 instead of reporting them"))
 @pytest.mark.parametrize("value", [2.5, True])
 def test_int_settings_reject_fractions_and_booleans(value: Any) -> None:
     try:

@@ -226,9 +226,6 @@ def test_non_string_values_inside_string_literals_become_text(value: Any, text: 
     assert render_template('{"v": "{{ row.v }}"}', {"customer_id": 1, "v": value}) == {"v": text}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: jsonvalues.to_text turns a NaN float into the text 'None' (to_json_value(nan) is None, "
-    "then str(None)); used by render._in_json_string"))
 def test_nan_inside_a_string_literal_is_not_python_none() -> None:
     d = render_template('{"v": "{{ row.v }}"}', {"customer_id": 1, "v": float("nan")})
     assert d["v"] in ("", "NaN")
@@ -318,13 +315,13 @@ def test_escaped_quotes_in_literal_text_keep_the_string_state() -> None:
 
 
 def test_comments_with_quotes_do_not_confuse_the_string_state() -> None:
-    tpl = '{# a "quote in a comment #}{"a": {{ row.n }}, {# and "another #}"b": "{{ row.v }}"}'
-    assert render_template(tpl, {"customer_id": 1, "n": 2, "v": "t"}) == {"a": 2, "b": "t"}
+    tpl = '{# a "quote in a comment #}{"a": {{ row.v }}, {# and "another #}"b": "{{ row.v }}", "c": {{ row.v }}}'
+    assert render_template(tpl, {"customer_id": 1, "v": 'x"y'}) == {"a": 'x"y', "b": 'x"y', "c": 'x"y'}
 
 
 def test_comment_with_whitespace_control_between_members() -> None:
-    tpl = '{"a": {{ row.n }},\n  {#- note: "b" is text -#}\n  "b": "{{ row.v }}"}'
-    assert render_template(tpl, {"customer_id": 1, "n": 2, "v": 'x"'}) == {"a": 2, "b": 'x"'}
+    tpl = '{"a": {{ row.v }},\n  {#- note: a " here is not JSON -#}\n  "b": "{{ row.v }}", "c": {{ row.v }}}'
+    assert render_template(tpl, {"customer_id": 1, "v": 'x"'}) == {"a": 'x"', "b": 'x"', "c": 'x"'}
 
 
 def test_raw_block_text_is_literal_and_tracked_for_quotes() -> None:
@@ -350,10 +347,6 @@ def test_make_json_safe_leaves_literal_text_untouched() -> None:
     assert json.loads(rendered) == {"a": 'q"', "b": 'q"'}
 
 
-@pytest.mark.xfail(strict=True, raises=jinja2.TemplateSyntaxError, reason=(
-    "BUG: render.make_json_safe rebuilds the template from lexer tokens whose data was already stripped "
-    "by '-' whitespace control, so '{' + '\\n  {%- if' becomes '{{%- if', which re-lexes as a variable "
-    "tag: TemplateSyntaxError in Renderer() although Renderer.check passes"))
 def test_block_tag_with_whitespace_control_right_after_an_opening_brace() -> None:
     tpl = '{\n  {%- if op == "removed" %}\n  "deleted": true,\n  {%- endif %}\n  "id": {{ row.customer_id }}\n}'
     raw = config(detail={"template": tpl})
@@ -363,8 +356,6 @@ def test_block_tag_with_whitespace_control_right_after_an_opening_brace() -> Non
     assert detail_of(r.render(change({"customer_id": 1}, op="added"))) == {"id": 1}
 
 
-@pytest.mark.xfail(strict=True, raises=jinja2.TemplateSyntaxError, reason=(
-    "BUG: same as above for a comment: '{' + '\\n  {#- ... -#}' is rebuilt as '{{#-'"))
 def test_comment_with_whitespace_control_right_after_an_opening_brace() -> None:
     tpl = '{\n  {#- the customer -#}\n  "id": {{ row.customer_id }}\n}'
     assert render_template(tpl, {"customer_id": 1}) == {"id": 1}
@@ -439,11 +430,6 @@ def test_undefined_name_in_a_text_template_rejects_the_row() -> None:
     assert rejected(r, change(REFERENCE_ROW)).code == "TemplateError"
 
 
-@pytest.mark.xfail(strict=True, raises=(ZeroDivisionError, ValueError, TypeError), reason=(
-    "BUG: render.py _Detail.render catches only jinja2.UndefinedError and Renderer.render only "
-    "UndefinedError/TemplateError, so a per-row runtime error in a template (division by zero, "
-    "fromjson of bad JSON, str + int, a failing dbt macro) escapes render_many and aborts the whole "
-    "sync instead of rejecting that row"))
 @pytest.mark.parametrize("field,template,bad_row", [
     ("detail", '{"ratio": {{ row.a / row.b }}}', {"customer_id": 2, "a": 1, "b": 0}),
     ("detail", '{"p": {{ row.a | fromjson | tojson }}}', {"customer_id": 2, "a": "{not json", "b": 1}),
@@ -604,20 +590,14 @@ def test_resources_are_templated_and_empty_ones_dropped() -> None:
     assert e.entry["Resources"] == ["arn:aws:acme:us-east-1:123456789012:customer/1", "arn:x", "static-resource"]
 
 
-_TEXT_NULL_BUG = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: render._Text renders source/detail-type/resources with plain Jinja str(), so a NULL column "
-    "becomes the text 'None' (True -> 'True', timestamps not ISO) instead of going through "
-    "jsonvalues.to_text, which exists for exactly these fields"))
 
 
-@_TEXT_NULL_BUG
 def test_null_in_a_resource_template_renders_empty_and_is_dropped() -> None:
     r = renderer(config(resources=["{{ row.extra }}", "static"]), columns=COLUMNS + ["extra"])
     e = r.render(change(dict(REFERENCE_ROW, extra=None)))
     assert e.entry["Resources"] == ["static"]
 
 
-@_TEXT_NULL_BUG
 def test_null_detail_type_is_rejected_as_empty() -> None:
     r = renderer(config(detail_type="{{ row.kind }}"), columns=["customer_id", "kind"])
     try:
@@ -628,7 +608,6 @@ def test_null_detail_type_is_rejected_as_empty() -> None:
     raise AssertionError(f"sent with DetailType {entry['DetailType']!r}")
 
 
-@_TEXT_NULL_BUG
 def test_text_fields_use_the_same_text_form_as_json_strings() -> None:
     r = renderer(config(resources=["urn:{{ row.flag }}:{{ row.at }}"]), columns=["customer_id", "flag", "at"])
     e = r.render(change({"customer_id": 1, "flag": True, "at": dt.datetime(2024, 1, 2, 3, 4, 5)}))
@@ -790,9 +769,6 @@ def test_row_columns_used_finds_attribute_and_item_access() -> None:
     assert row_columns_used(src) == {"a", "b c", "d", "e", "f"}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: render.row_columns_used treats dict method calls on row (row.get('x'), row.items()) as "
-    "columns named 'get'/'items', so Renderer.check rejects valid templates"))
 def test_row_dict_methods_are_not_columns() -> None:
     tpl = '{"nick": "{{ row.get(\'full_name\', \'\') }}", "n": {{ row.items() | list | length }}}'
     assert check(config(detail={"template": tpl})) == []

@@ -1,0 +1,173 @@
+"""The CLI's flags, exit codes and error messages, on DuckDB."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.harness import Project, canon, details
+
+
+@pytest.fixture
+def project(tmp_path, local_aws) -> Project:
+    return Project(tmp_path, "duckdb", local_aws)
+
+
+def _edit_schema(project: Project, edit) -> None:
+    path = project.dir / "models" / "schema.yml"
+    doc = yaml.safe_load(path.read_text())
+    edit({m["name"]: m for m in doc["models"]})
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_selection_uses_dbt_syntax(project: Project) -> None:
+    project.build(day=1)
+    r = project.sync("sync", "-s", "tag:orders", "web_events")
+    assert r.rc == 0, r.stderr
+    assert sorted(s["sync"] for s in r.results["syncs"]) == ["order_lines", "web_events"]
+    ev = project.drain()
+    assert ev["crm-events"] == []
+    assert {e["source"] for e in ev["default"]} == {"com.acme.orders", "com.acme.web"}
+
+    r = project.sync("sync", "--exclude", "order_lines", "web_events", "accounts")
+    assert r.rc == 0, r.stderr
+    assert sorted(s["sync"] for s in r.results["syncs"]) == ["customer_profiles", "customers_to_crm", "flaky"]
+    ev = project.drain()
+    assert len(ev["crm-events"]) == 5
+
+
+def test_full_refresh_resends_current_rows_as_added(project: Project) -> None:
+    project.build(day=2)
+    assert project.sync("sync", "-s", "customers").rc == 0
+    first = project.drain()
+    r = project.sync("sync", "-s", "customers", "--full-refresh")
+    assert r.rc == 0, r.stderr
+    again = project.drain()
+    assert {e["detail-type"] for e in again["crm-events"]} == {"CustomerCreated"}
+    assert canon(details(again["crm-events"])) == canon(details(first["crm-events"]))
+    assert len(again["crm-events"]) == 5
+    # and the state is whole again: a normal run finds nothing.
+    assert project.sync("sync", "-s", "customers").rc == 0
+    assert project.drain()["crm-events"] == []
+
+
+def test_unreachable_endpoint_exits_2_and_writes_no_state(project: Project) -> None:
+    project.build(day=1)
+    r = project.sync("sync", "-s", "customers",
+                     extra_env={"DBT_EVENTBRIDGE_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}"})
+    assert r.rc == 2
+    assert "could not reach EventBridge" in r.stderr
+    assert "customers_to_crm" in r.stderr
+    assert project.drain()["crm-events"] == []
+    # nothing was recorded as delivered: the next run sends everything
+    r = project.sync("sync", "-s", "customers")
+    assert r.rc == 0
+    assert len(project.drain()["crm-events"]) == 5
+
+
+def test_missing_bus_is_a_clear_error(project: Project) -> None:
+    project.build(day=1)
+    _edit_schema(project, lambda m: m["web_events"]["config"]["meta"]["eventbridge"].update(
+        event_bus="no-such-bus"))
+    r = project.sync("sync", "-s", "web_events")
+    assert r.rc == 2
+    assert "web_events" in r.stderr and "event bus" in r.stderr.lower()
+
+
+def test_bad_config_fails_that_sync_only_with_a_clear_message(project: Project) -> None:
+    def typo(models):
+        models["order_lines"]["config"]["meta"]["eventbridge"]["detial_type"] = "x"
+
+    project.build(day=1)
+    _edit_schema(project, typo)
+    r = project.sync()
+    assert r.rc == 2
+    line = next(ln for ln in r.stderr.splitlines() if "detial_type" in ln)
+    assert "model 'order_lines'" in line and "sync 'order_lines'" in line
+    assert "order_lines.config.meta.eventbridge.detial_type" in line
+    assert "Did you mean 'detail_type'?" in line
+    # the other syncs ran
+    assert r.sync("customers_to_crm")["status"] == "success"
+    assert len(project.drain()["crm-events"]) == 5
+
+
+def test_validate_lists_every_problem(project: Project) -> None:
+    project.build(day=1)
+    ok = project.sync("validate")
+    assert ok.rc == 0, ok.stderr
+    assert "OK: 6 sync(s) valid" in ok.stdout
+
+    def break_things(models):
+        crm = models["customers"]["config"]["meta"]["eventbridge"][0]
+        crm["detail"]["template"] = '{% raw %}{"name": "{{ row.full_nam }}"}{% endraw %}'
+        crm["source"] = "aws.crm"
+        models["order_lines"]["config"]["meta"]["eventbridge"]["primary_key"] = ["order_id", "line_number"]
+        models["web_events"]["config"]["meta"]["eventbridge"]["detail"] = {"template": "{% raw %}{{ row.x {% endraw %}"}
+        models["accounts"]["config"]["meta"]["eventbridge"]["triggers"] = ["added", "deleted"]
+
+    _edit_schema(project, break_things)
+    r = project.sync("validate")
+    assert r.rc == 1
+    err = r.stderr
+    assert "full_nam" in err and "customers_to_crm" in err
+    assert "starts with 'aws.'" in err
+    assert "line_number" in err and "order_lines" in err
+    assert "template syntax error" in err and "web_events" in err
+    assert "unknown trigger 'deleted'" in err
+    assert "5 problem(s)" in err
+    assert "Traceback" not in err
+
+
+def test_package_not_installed(project: Project) -> None:
+    (project.dir / "packages.yml").unlink()
+    import shutil
+
+    shutil.rmtree(project.dir / "dbt_packages")
+    project.build(day=1)
+    r = project.sync()
+    assert r.rc == 2
+    assert "dbt package 'dbt_eventbridge' is not installed" in r.stderr
+    assert "packages.yml" in r.stderr
+
+
+def test_result_file_and_exit_code_zero(project: Project) -> None:
+    project.build(day=1)
+    r = project.sync("sync", "-s", "customers")
+    assert r.rc == 0
+    assert r.results["exit_code"] == 0
+    crm = r.sync("customers_to_crm")
+    assert crm["sent"] == {"added": 5, "changed": 0, "removed": 0}
+    assert crm["planned"] == {"added": 5, "changed": 0, "removed": 0}
+    assert crm["rejected"] == 0 and crm["requests"] >= 1
+    assert "OK" in r.stdout and "customers_to_crm" in r.stdout
+
+
+def test_assumed_role_and_named_profile(project: Project, tmp_path: Path) -> None:
+    """role_arn + external_id (STS on the local endpoint), and credentials from a named profile."""
+    project.build(day=1)
+    config = tmp_path / "aws_config"
+    config.write_text("[profile analytics]\nregion = us-east-1\n"
+                      "aws_access_key_id = AKIDPROFILE\naws_secret_access_key = profile-secret\n")
+    env = {"AWS_CONFIG_FILE": str(config), "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    r = project.sync("sync", "-s", "customers", "--aws-profile", "analytics", extra_env=env)
+    assert r.rc == 0, r.stderr
+    assert len(project.drain()["crm-events"]) == 5
+    project.build(day=2)
+    r = project.sync("sync", "-s", "customers", vars_={"day": 2, "eventbridge": {
+        "region": "us-east-1", "role_arn": "arn:aws:iam::123456789012:role/publisher",
+        "external_id": "s3cr3t-external-id"}})
+    assert r.rc == 0, r.stderr
+    assert len(project.drain()["crm-events"]) == 4
+    assert "s3cr3t-external-id" not in r.stdout + r.stderr + json.dumps(r.results)
