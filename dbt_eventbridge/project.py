@@ -22,9 +22,8 @@ from dbt_eventbridge.errors import ProjectError, WarehouseError
 
 PACKAGE = "dbt_eventbridge"
 INSTALL_HINT = (
-    "Add the dbt package to the project's packages.yml (for example `- git: "
-    "\"https://github.com/dbt-eventbridge/dbt-eventbridge\"` with a `revision:`, or `- local: <path to this repo>`) "
-    "and run `dbt deps`")
+    "Add the dbt package to the project's packages.yml (`- local: <path to a dbt-eventbridge checkout>`, or "
+    "`- git: <its git URL>` with a `revision:`) and run `dbt deps`")
 
 
 @dataclass(frozen=True)
