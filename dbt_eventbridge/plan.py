@@ -10,7 +10,6 @@ from dbt_eventbridge.config import OPS, SyncConfig
 from dbt_eventbridge.errors import ConfigError, Problem
 from dbt_eventbridge.project import DbtProject, ModelNode
 from dbt_eventbridge.render import Change
-from dbt_eventbridge.state import StateTables
 
 RESERVED_PREFIX = "_eb_"
 SAMPLE_KEYS = 5
@@ -85,8 +84,7 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     return audit
 
 
-def plan_select(project: DbtProject, model: Any, state_sql: Any, tables: StateTables, shape: ModelShape,
-                full_refresh: bool) -> str:
+def plan_select(project: DbtProject, model: Any, state_sql: Any, shape: ModelShape, full_refresh: bool) -> str:
     return project.render_macro(
         "plan_select_sql", model=model, state=state_sql, keys=shape.quoted(project, shape.keys),
         columns=shape.quoted(project, shape.columns), hash_columns=shape.quoted(project, shape.hash_columns),

@@ -297,6 +297,8 @@ class DbtProject:
             conns.rollback_if_open()
             raise
         self._in_transaction = False
+        if not conns.get_thread_connection().transaction_open:
+            return  # some of dbt's own macros (create_schema) commit by themselves
         try:
             conns.commit()
         except Exception as e:

@@ -36,18 +36,26 @@ def drop(project: DbtProject, relation: Any) -> None:
     project.execute(f"drop table if exists {relation}")
 
 
-def create_state(project: DbtProject, tables: StateTables, model: Any, keys: list[str],
-                 hash_columns: list[str], columns: list[str]) -> None:
-    project.adapter.create_schema(tables.state.without_identifier())
-    project.execute(project.render_macro("create_state_sql", state=tables.state, model=model, keys=keys,
-                                         hash_columns=hash_columns, columns=columns))
+def ensure_schema(project: DbtProject, tables: StateTables) -> None:
+    with project.transaction():
+        project.adapter.create_schema(tables.state.without_identifier())
 
 
-def commit(project: DbtProject, tables: StateTables, keys: list[str], failed_seqs: Iterable[int]) -> None:
+def create_state_sql(project: DbtProject, tables: StateTables, model: Any, keys: list[str],
+                     hash_columns: list[str], columns: list[str]) -> str:
+    return project.render_macro("create_state_sql", state=tables.state, model=model, keys=keys,
+                                hash_columns=hash_columns, columns=columns)
+
+
+def commit(project: DbtProject, tables: StateTables, keys: list[str], failed_seqs: Iterable[int],
+           create_sql: str | None = None) -> None:
     """Merge the delivered part of the plan into the state, atomically, then drop the plan.
 
     ``failed_seqs`` are the plan rows that were streamed but not accepted: they are kept
-    out of the state so the next run finds them changed again.
+    out of the state so the next run finds them changed again. On a sync's first run
+    ``create_sql`` creates the state table in the same transaction, so a failed first
+    run leaves no state at all and the next run is a first run again (which matters
+    for ``initial_sync: skip``).
     """
     drop(project, tables.failed)
     project.execute(f"create table {tables.failed} (_eb_seq bigint)")
@@ -62,6 +70,8 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], failed_seq
     statements = project.call("commit_sql", state=tables.state, state_name=tables.state_name,
                               plan=tables.plan, failed=tables.failed, keys=keys)
     with project.transaction():
+        if create_sql:
+            project.execute(create_sql)
         for sql in statements:
             project.execute(str(sql))
     drop(project, tables.plan)

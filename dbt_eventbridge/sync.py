@@ -222,17 +222,16 @@ class _SyncRun:
                              + (f" (duplicated: {json.dumps(to_json_value(audit.duplicate_samples))})"
                                 if audit.duplicate_samples else ""))
         first_run = not state_store.exists(project, tables.state)
+        # A first run diffs against an empty state; the state table itself is only
+        # created by the first commit (see state.commit).
+        state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
+        plan_sql = planning.plan_select(project, model, state_sql, shape, opts.full_refresh)
         if opts.dry_run:
-            state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
-            source = f"({planning.plan_select(project, model, state_sql, tables, shape, opts.full_refresh)})"
+            source = f"({plan_sql})"
         else:
-            if first_run:
-                state_store.create_state(project, tables, model, shape.quoted(project, shape.keys),
-                                         shape.quoted(project, shape.hash_columns),
-                                         shape.quoted(project, shape.columns))
+            state_store.ensure_schema(project, tables)
             state_store.drop(project, tables.plan)
-            project.execute(f"create table {tables.plan} as "
-                            f"{planning.plan_select(project, model, tables.state, tables, shape, opts.full_refresh)}")
+            project.execute(f"create table {tables.plan} as {plan_sql}")
             source = str(tables.plan)
         r.planned = planning.count_ops(project, source)
         ops = [op for op in OPS if op in sync.triggers]
@@ -256,7 +255,10 @@ class _SyncRun:
             return
         assert self.publisher is not None
         self.publisher.publish(entries, self._on_outcome)
-        state_store.commit(project, tables, shape.quoted(project, shape.keys), self.failed_seqs)
+        create_sql = state_store.create_state_sql(
+            project, tables, model, shape.quoted(project, shape.keys), shape.quoted(project, shape.hash_columns),
+            shape.quoted(project, shape.columns)) if first_run else None
+        state_store.commit(project, tables, shape.quoted(project, shape.keys), self.failed_seqs, create_sql)
         r.status = "partial" if (r.rejected or r.invalid) else "success"
 
     def _entries(self, batches: Iterator[list[Change]], renderer: Renderer) -> Iterator[Entry]:
