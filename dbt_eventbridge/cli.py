@@ -86,6 +86,17 @@ class _Printer:
             click.echo(message)
 
 
+def _internal_error(e: Exception) -> None:
+    import os
+    import traceback
+
+    if os.environ.get("DBT_EVENTBRIDGE_DEBUG"):
+        traceback.print_exc()
+    click.echo(f"Error: unexpected {e.__class__.__name__}: {e}. Nothing more was published or committed. "
+               "Run again with DBT_EVENTBRIDGE_DEBUG=1 to see the traceback, and please report it.", err=True)
+    sys.exit(2)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="dbt-eventbridge")
 def main() -> None:
@@ -120,7 +131,10 @@ def sync(dry_run: bool, output: str | None, full_refresh: bool, region: str | No
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "state_schema": state_schema}, **common)
-    result = run_sync(opts, log=_Printer(quiet))
+    try:
+        result = run_sync(opts, log=_Printer(quiet))
+    except Exception as e:  # never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
+        _internal_error(e)
     if not quiet:
         click.echo(f"Done. exit code {result.exit_code}; details in target/eventbridge_sync_results.json")
     sys.exit(result.exit_code)
@@ -138,6 +152,8 @@ def validate(**common: Any) -> None:
     except EventBridgeSyncError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
+    except Exception as e:
+        _internal_error(e)
     for p in problems:
         click.echo(f"- {p}", err=True)
     if problems:

@@ -11,7 +11,9 @@ within a sync the plan is streamed in batches and published concurrently.
 from __future__ import annotations
 
 import json
+import os
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,9 +188,13 @@ class _SyncRun:
                 return r
             tables = state_store.StateTables.for_sync(self.project, self.settings.state_schema, self.sync.name)
             self._run(tables)
-        except EventBridgeSyncError as e:
+        except Exception as e:  # one sync's failure, expected or not, must not stop the others
             r.status = "error"
-            r.message = str(e)
+            r.message = str(e) if isinstance(e, EventBridgeSyncError) else \
+                f"unexpected error ({e.__class__.__name__}: {e}); nothing was committed for this sync. " \
+                "Please report it with the output of a run with DBT_EVENTBRIDGE_DEBUG=1"
+            if os.environ.get("DBT_EVENTBRIDGE_DEBUG") and not isinstance(e, EventBridgeSyncError):
+                traceback.print_exc()
             if tables is not None and not self.options.dry_run:
                 try:
                     state_store.drop(self.project, tables.plan)

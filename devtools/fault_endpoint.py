@@ -58,6 +58,7 @@ REQUEST_FAULTS: dict[str, tuple[int, str, str] | None] = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "internal": (500, "InternalFailure", "Internal service failure"),
     "unavailable": (503, "ServiceUnavailable", "Service unavailable"),
+    "bad_gateway": (502, "", "Bad Gateway"),  # no __type, as from a proxy: botocore's code is "502"
     "auth": (400, "UnrecognizedClientException", "The security token included in the request is invalid."),
     "not_found": (400, "ResourceNotFoundException", "Event bus {bus} does not exist."),
     "drop": None,           # nothing accepted, connection closed
@@ -254,7 +255,7 @@ class FaultEndpoint:
             if req.size > self.max_request_bytes:
                 req.fault = "too_large"
                 # No __type, as from AWS's front end: botocore reports the code "413".
-                return 413, {"message": "Request Entity Too Large"}
+                return _error(413, "", "Request Entity Too Large")
             results = [self._entry_result(e) for e in entries]
         failed = sum(1 for r in results if "ErrorCode" in r)
         if fault == "lose_response":
@@ -285,7 +286,7 @@ class FaultEndpoint:
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
-    return status, {"__type": code, "message": message}
+    return status, ({"__type": code, "message": message} if code else {"message": message})
 
 
 class _Handler(BaseHTTPRequestHandler):

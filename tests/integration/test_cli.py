@@ -131,10 +131,13 @@ def test_validate_lists_every_problem(project: Project) -> None:
 
 
 def test_package_not_installed(project: Project) -> None:
-    (project.dir / "packages.yml").unlink()
     import shutil
 
+    (project.dir / "packages.yml").unlink()
     shutil.rmtree(project.dir / "dbt_packages")
+    # the package's own tests need the package; a user's project has none of them
+    shutil.rmtree(project.dir / "models" / "package_tests")
+    (project.dir / "tests" / "row_hash_is_unambiguous.sql").unlink()
     project.build(day=1)
     r = project.sync()
     assert r.rc == 2
