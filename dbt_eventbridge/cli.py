@@ -109,13 +109,15 @@ def main() -> None:
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="With --dry-run: write every entry as JSON lines to this file.")
 @click.option("--full-refresh", is_flag=True, help="Send every current row again, as 'added'.")
+@click.option("--allow-mass-removal", is_flag=True,
+              help="Publish even when a run removes more than max_removal_share of the delivered rows.")
 @click.option("--region", default=None, help="AWS region (overrides vars.eventbridge.region).")
 @click.option("--endpoint-url", default=None, help="EventBridge endpoint, e.g. a local one for tests.")
 @click.option("--aws-profile", default=None, help="AWS profile from your AWS config.")
 @click.option("--concurrency", type=int, default=None, help="Concurrent PutEvents requests.")
 @click.option("--state-schema", default=None, help="Schema that holds the delivered state.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print errors and warnings.")
-def sync(dry_run: bool, output: str | None, full_refresh: bool, region: str | None, endpoint_url: str | None,
+def sync(dry_run: bool, output: str | None, full_refresh: bool, allow_mass_removal: bool, region: str | None, endpoint_url: str | None,
          aws_profile: str | None, concurrency: int | None, state_schema: str | None, quiet: bool,
          **common: Any) -> None:
     """Diff each synced model against what was delivered and publish the changes.
@@ -129,6 +131,7 @@ def sync(dry_run: bool, output: str | None, full_refresh: bool, region: str | No
     from dbt_eventbridge.sync import run_sync
 
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
+                    allow_mass_removal=allow_mass_removal,
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "state_schema": state_schema}, **common)
     try:

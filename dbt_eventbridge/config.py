@@ -331,6 +331,9 @@ def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
     return problems
 
 
+_ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows"})
+
+
 @dataclass
 class Settings:
     """Project-wide settings: ``vars: eventbridge:`` < ``DBT_EVENTBRIDGE_*`` env vars < CLI flags."""
@@ -348,6 +351,11 @@ class Settings:
     max_attempts: int = 6
     batch_size: int = 2000
     max_rejections_reported: int = 10_000
+    max_requests_per_second: int = 0          # 0: no cap; the rate still adapts to throttling
+    max_removal_share: float = 0.5            # of the delivered rows, before a run is stopped
+    removal_guard_min_rows: int = 10
+    lock_ttl_seconds: int = 600
+    lock_wait_seconds: int = 0
 
     @classmethod
     def load(cls, project_vars: Any, env: Mapping[str, str] | None = None,
@@ -379,16 +387,28 @@ class Settings:
                 values[name] = value
         for name, value in list(values.items()):
             want = str(types[name])
-            if "int" in want:
+            where = f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"
+            if want == "float":
+                try:
+                    if isinstance(value, bool):
+                        raise ValueError
+                    values[name] = float(value)
+                    if not 0 < values[name] <= 1:
+                        raise ValueError
+                except (TypeError, ValueError):
+                    problems.append(Problem(f"setting '{name}' must be a share between 0 and 1, got {value!r}",
+                                            path=where, fix="Write for example 0.5 for half"))
+            elif "int" in want:
+                lowest = 0 if name in _ZERO_ALLOWED else 1
                 try:
                     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                         raise ValueError
                     values[name] = int(value)
-                    if values[name] <= 0:
+                    if values[name] < lowest:
                         raise ValueError
                 except (TypeError, ValueError):
-                    problems.append(Problem(f"setting '{name}' must be a positive whole number, got {value!r}",
-                                            path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"))
+                    problems.append(Problem(f"setting '{name}' must be a whole number of at least {lowest}, "
+                                            f"got {value!r}", path=where, fix="Write a plain number"))
             elif value is not None and not isinstance(value, str):
                 problems.append(Problem(f"setting '{name}' must be a string, got {value!r}",
                                         path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"))

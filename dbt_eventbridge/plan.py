@@ -84,11 +84,12 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     return audit
 
 
-def plan_select(project: DbtProject, model: Any, state_sql: Any, shape: ModelShape, full_refresh: bool) -> str:
+def plan_select(project: DbtProject, model: Any, state_sql: Any, shape: ModelShape, full_refresh: bool,
+                compare_columns: list[str] | None = None, rebaseline_all: bool = False) -> str:
     return project.render_macro(
         "plan_select_sql", model=model, state=state_sql, keys=shape.quoted(project, shape.keys),
         columns=shape.quoted(project, shape.columns), hash_columns=shape.quoted(project, shape.hash_columns),
-        full_refresh=full_refresh)
+        full_refresh=full_refresh, compare_columns=compare_columns, rebaseline_all=rebaseline_all)
 
 
 def empty_state_select(project: DbtProject, model: Any, shape: ModelShape) -> str:
@@ -98,19 +99,22 @@ def empty_state_select(project: DbtProject, model: Any, shape: ModelShape) -> st
 
 
 def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
+    """Rows per op: added, changed, removed, and rebaseline (recorded, never sent)."""
     rows = project.execute(f"select _eb_op, count(*) from {plan} as p group by _eb_op", fetch=True)
     counts = {op: 0 for op in OPS}
     counts.update({str(op): int(n) for op, n in rows})
     return counts
 
 
-def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape, batch_size: int
-            ) -> Iterator[list[Change]]:
-    """Stream the plan's changes for the given ops, in batches."""
+def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape, batch_size: int,
+            seq_range: tuple[int, int] | None = None) -> Iterator[list[Change]]:
+    """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
     if not ops:
         return
     op_list = ", ".join(f"'{op}'" for op in ops)
     sql = f"select * from {source_sql} as p where p._eb_op in ({op_list})"
+    if seq_range is not None:
+        sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
     key_idx: list[int] = []
     col_idx: list[tuple[str, int]] = []
     for names, rows in project.stream(sql, batch_size):

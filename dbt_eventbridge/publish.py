@@ -64,13 +64,64 @@ def batches(entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Ent
         yield batch
 
 
+class AdaptiveRate:
+    """The request rate shared by every publishing thread.
+
+    Unlimited (or ``max_rps``) until EventBridge throttles; then it halves from what was
+    actually being sent, and climbs back by 5% (at least 1 request/s) per successful
+    request. Retries therefore slow down instead of storming the account's quota.
+    """
+
+    MIN_RPS = 1.0
+
+    def __init__(self, max_rps: float | None = None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.max_rps = max_rps or None
+        self.rate: float | None = self.max_rps
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._recent: list[float] = []   # send times within the last second
+        self.throttle_events = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._recent = [t for t in self._recent if now - t < 1.0]
+            if self.rate is None:
+                self._recent.append(now)
+                return
+            slot = max(now, self._next)
+            self._next = slot + 1.0 / self.rate
+            self._recent.append(slot)
+        if slot > now:
+            self._sleep(slot - now)
+
+    def throttled(self) -> None:
+        with self._lock:
+            self.throttle_events += 1
+            observed = float(len(self._recent)) or self.MIN_RPS
+            current = self.rate if self.rate is not None else observed
+            self.rate = max(self.MIN_RPS, min(current, observed) * 0.5)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self.rate is None:
+                return
+            self.rate += max(1.0, self.rate * 0.05)
+            if self.max_rps is not None:
+                self.rate = min(self.rate, self.max_rps)
+
+
 class Publisher:
     """Sends entries to EventBridge; thread-safe client, one pool of worker threads."""
 
     def __init__(self, client: Any, *, max_request_bytes: int = 1_048_575, concurrency: int = 8,
                  max_attempts: int = 6, backoff_base: float = 0.1, backoff_cap: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_requests_per_second: float | None = None) -> None:
         self.client = client
+        self.rate = AdaptiveRate(max_requests_per_second, sleep=sleep)
         self.max_request_bytes = max_request_bytes
         self.concurrency = max(1, concurrency)
         self.max_attempts = max(1, max_attempts)
@@ -85,7 +136,8 @@ class Publisher:
             delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempt))
         self._sleep(delay)
 
-    def publish(self, entries: Iterable[Entry], on_outcome: Callable[[Outcome], None]) -> None:
+    def publish(self, entries: Iterable[Entry], on_outcome: Callable[[Outcome], None],
+                preflight: bool = True) -> bool:
         """Send every entry; ``on_outcome`` is called in this thread as requests complete.
 
         The first request is sent alone: if AWS rejects our credentials or cannot be
@@ -107,8 +159,8 @@ class Publisher:
         first = next(it, None)
         flush_oversize()
         if first is None:
-            return
-        on_outcome(self.send(first, preflight=True))
+            return False
+        on_outcome(self.send(first, preflight=preflight))
         max_in_flight = self.concurrency * 2
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="eb-publish") as pool:
             pending: set[Future[Outcome]] = set()
@@ -127,6 +179,7 @@ class Publisher:
                 for f in pending:
                     f.cancel()
                 raise
+        return True
 
     def send(self, batch: list[Entry], preflight: bool = False) -> Outcome:
         """One request with retries of its retryable entries; 413 splits the request."""
@@ -139,6 +192,7 @@ class Publisher:
         while pending:
             attempt += 1
             out.requests += 1
+            self.rate.acquire()
             try:
                 resp = self.client.put_events(Entries=[e.entry for e in pending])
             except bx.ClientError as e:
@@ -166,6 +220,8 @@ class Publisher:
                                                    "permission on the bus") from None
                     out.rejected += [(x, code, msg) for x in pending]
                     return out
+                if "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded"):
+                    self.rate.throttled()
                 if (code in RETRYABLE_REQUEST_CODES or status >= 500) and attempt < self.max_attempts:
                     last_code, last_msg = code or str(status), msg
                     out.retried_entries += len(pending)
@@ -205,6 +261,10 @@ class Publisher:
                     if code in RETRYABLE_ENTRY_CODES:
                         msg = f"{msg} (still failing after {attempt} attempts)".strip()
                     out.rejected.append((entry, code, msg))
+            if any(r.get("ErrorCode") == "ThrottlingException" for r in resp.get("Entries", [])):
+                self.rate.throttled()
+            else:
+                self.rate.succeeded()
             answered = len(resp.get("Entries", []))
             if answered < len(pending):  # a malformed response must not count as delivery
                 out.rejected += [(x, "NoResponse", "EventBridge returned no result for this entry")

@@ -35,6 +35,8 @@ class SyncResult:
     requests: int = 0
     retried_entries: int = 0
     initial_sync_skipped: bool = False
+    recovered: int = 0           # rows an interrupted earlier run had delivered, recorded by this run
+    rebaselined: int = 0         # rows whose fingerprint was updated without sending
     message: str | None = None
     seconds: float = 0.0
 
@@ -46,7 +48,7 @@ class SyncResult:
     def exit_code(self) -> int:
         if self.status == "error":
             return EXIT_FAILED
-        if self.rejected or self.invalid:
+        if self.rejected or self.invalid or self.status == "blocked":
             return EXIT_PARTIAL
         return EXIT_OK
 
@@ -56,6 +58,8 @@ class SyncResult:
             return f"ERROR   {head}: {self.message}"
         if self.status == "skipped":
             return f"SKIPPED {head}: {self.message}"
+        if self.status == "blocked":
+            return f"BLOCKED {head}: {self.message}"
         verb = "would send" if self.status == "dry_run" else "sent"
         parts = [f"{verb} {self.sent['added']} added / {self.sent['changed']} changed / "
                  f"{self.sent['removed']} removed"]
@@ -63,6 +67,10 @@ class SyncResult:
         parts.append(f"invalid keys {self.invalid}")
         if self.not_triggered:
             parts.append(f"recorded without event {self.not_triggered}")
+        if self.rebaselined:
+            parts.append(f"re-baselined {self.rebaselined}")
+        if self.recovered:
+            parts.append(f"recovered {self.recovered} from an interrupted run")
         if self.initial_sync_skipped:
             parts.append("initial sync skipped (rows recorded as delivered)")
         label = {"success": "OK     ", "partial": "PARTIAL", "dry_run": "DRY RUN"}.get(self.status, self.status)

@@ -23,6 +23,7 @@ from dbt_eventbridge import plan as planning
 from dbt_eventbridge import state as state_store
 from dbt_eventbridge.config import OPS, Settings, SyncConfig, check_unique_names, parse_syncs
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
+from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.jsonvalues import to_json_value
 from dbt_eventbridge.project import DbtProject, LastRun, ModelNode
 from dbt_eventbridge.publish import Outcome, Publisher
@@ -49,6 +50,7 @@ class SyncOptions:
     dry_run: bool = False
     output: str | Path | None = None   # dry run: every entry as JSON lines
     full_refresh: bool = False
+    allow_mass_removal: bool = False
     settings: dict[str, Any] = field(default_factory=dict)  # overrides of vars.eventbridge
     samples: int = 3
 
@@ -123,7 +125,8 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                 client = make_client(loaded.settings)
             publisher = Publisher(client, max_request_bytes=loaded.settings.max_request_bytes,
                                   concurrency=loaded.settings.concurrency,
-                                  max_attempts=loaded.settings.max_attempts)
+                                  max_attempts=loaded.settings.max_attempts,
+                                  max_requests_per_second=loaded.settings.max_requests_per_second or None)
         output = open(options.output, "w", encoding="utf-8") if options.output and options.dry_run else None
         try:
             with project.connection("dbt_eventbridge"):
@@ -172,8 +175,10 @@ class _SyncRun:
         self.output = output
         self.log = log
         self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus)
-        self.failed_seqs: list[int] = []
+        self.chunk_acked: list[int] = []
+        self.journaled = 0
         self.samples: list[Entry] = []
+        self.crash = CrashPoints.from_env()
 
     def run(self) -> SyncResult:
         t0 = time.perf_counter()
@@ -195,11 +200,6 @@ class _SyncRun:
                 "Please report it with the output of a run with DBT_EVENTBRIDGE_DEBUG=1"
             if os.environ.get("DBT_EVENTBRIDGE_DEBUG") and not isinstance(e, EventBridgeSyncError):
                 traceback.print_exc()
-            if tables is not None and not self.options.dry_run:
-                try:
-                    state_store.drop(self.project, tables.plan)
-                except EventBridgeSyncError:
-                    pass
         finally:
             r.seconds = time.perf_counter() - t0
         return r
@@ -227,51 +227,161 @@ class _SyncRun:
                              f"{audit.duplicate_key_rows} row(s) with a duplicated key are not published"
                              + (f" (duplicated: {json.dumps(to_json_value(audit.duplicate_samples))})"
                                 if audit.duplicate_samples else ""))
-        first_run = not state_store.exists(project, tables.state)
-        # A first run diffs against an empty state; the state table itself is only
-        # created by the first commit (see state.commit).
-        state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
-        plan_sql = planning.plan_select(project, model, state_sql, shape, opts.full_refresh)
-        if opts.dry_run:
-            source = f"({plan_sql})"
-        else:
-            state_store.ensure_schema(project, tables)
-            state_store.drop(project, tables.plan)
-            project.execute(f"create table {tables.plan} as {plan_sql}")
-            source = str(tables.plan)
-        r.planned = planning.count_ops(project, source)
+        keys = shape.quoted(project, shape.keys)
         ops = [op for op in OPS if op in sync.triggers]
+        if opts.dry_run:
+            self._dry_run(tables, model, shape, renderer, ops)
+            return
+        state_store.ensure_schema(project, tables)
+        with state_store.SyncLock(project, tables, ttl=self.settings.lock_ttl_seconds,
+                                  wait=self.settings.lock_wait_seconds) as lock:
+            self.crash.reach("locked")
+            if state_store.pending_replay(project, tables):
+                r.recovered = state_store.replay(project, tables, keys, self.crash)
+                self.log("warn", f"{sync.name}: completed a run that was interrupted: {r.recovered} row(s) it "
+                                 "had delivered are now recorded; the rest is planned again")
+            first_run = not state_store.exists(project, tables.state)
+            hash_version = project.render_macro("hash_version")
+            compare, rebaseline_all = self._hash_changes(tables, shape, hash_version, first_run)
+            # A first run diffs against an empty state; the state table itself is only
+            # created by the first commit (see state.commit).
+            state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
+            plan_sql = planning.plan_select(project, model, state_sql, shape, opts.full_refresh,
+                                            compare_columns=compare, rebaseline_all=rebaseline_all)
+            if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
+                ops = []
+                r.initial_sync_skipped = True
+            self.crash.reach("plan.start")
+            state_store.create_plan(project, tables, plan_sql, ops, hash_version, shape.hash_columns)
+            self.crash.reach("plan.created")
+            try:
+                counts = planning.count_ops(project, tables.plan)
+                r.planned = {op: counts.get(op, 0) for op in OPS}
+                r.rebaselined = counts.get("rebaseline", 0)
+                r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
+                if self._mass_removal(tables):
+                    return
+                self._publish(tables, shape, renderer, ops, sum(counts.values()), lock)
+            except EventBridgeSyncError:
+                self._abandon(tables, keys)
+                raise
+            self.crash.reach("commit.start")
+            state_store.commit(project, tables, keys, self.crash)
+            self.crash.reach("commit.done")
+        r.status = "partial" if (r.rejected or r.invalid) else "success"
+
+    def _abandon(self, tables: state_store.StateTables, keys: list[str]) -> None:
+        """After a failure: keep what EventBridge accepted, forget the rest of the plan.
+
+        If nothing was sent, nothing is written (exit code 2 promises no state). If some
+        chunks were delivered before the failure, their acks are committed so they are
+        not sent again; if even that fails, the plan stays for the next run's replay.
+        """
+        try:
+            if self.journaled:
+                state_store.commit(self.project, tables, keys, self.crash)
+            else:
+                state_store.drop(self.project, tables.plan)
+                state_store.drop(self.project, tables.acks)
+        except EventBridgeSyncError:
+            pass
+
+    def _hash_changes(self, tables: state_store.StateTables, shape: planning.ModelShape, hash_version: str,
+                      first_run: bool) -> tuple[list[str] | None, bool]:
+        """How to compare with stored hashes made by another hash expression or column set."""
+        reg = None if first_run else state_store.read_registry(self.project, tables)
+        if reg is None:
+            return None, False
+        version, columns = reg
+        name = self.sync.name
+        if version != hash_version:
+            self.log("warn", f"{name}: the fingerprint expression changed ({version} -> {hash_version}); rows "
+                             "present in both are re-baselined without sending (use --full-refresh to resend)")
+            return None, True
+        if columns == shape.hash_columns:
+            return None, False
+        added = sorted(set(shape.hash_columns) - set(columns))
+        gone = sorted(set(columns) - set(shape.hash_columns))
+        if set(columns) <= set(shape.columns):
+            # Stored hashes cover the previous columns, which all still exist: compare on
+            # those, so a new column alone changes nothing, and real changes still send.
+            self.log("info", f"{name}: tracked columns changed (added {added or 'none'}, no longer tracked "
+                             f"{gone or 'none'}); rows whose previously tracked values are unchanged are "
+                             "re-baselined without sending")
+            return shape.quoted(self.project, columns), False
+        self.log("warn", f"{name}: tracked column(s) {gone} no longer exist in the model; rows present in both "
+                         "are re-baselined without sending (use --full-refresh to resend)")
+        return None, True
+
+    def _mass_removal(self, tables: state_store.StateTables) -> bool:
+        """Stop before publishing when a run would remove too much of what was delivered."""
+        r, st = self.result, self.settings
+        removed = r.planned["removed"]
+        if self.options.allow_mass_removal or removed < st.removal_guard_min_rows:
+            return False
+        delivered = state_store.delivered_count(self.project, tables)
+        if not delivered or removed <= st.max_removal_share * delivered:
+            return False
+        state_store.drop(self.project, tables.plan)
+        state_store.drop(self.project, tables.acks)
+        r.status = "blocked"
+        r.message = (f"stopped before publishing: this run would remove {removed} of the {delivered} delivered "
+                     f"rows ({removed / delivered:.0%}, above max_removal_share {st.max_removal_share:.0%}). "
+                     "A truncated or half-built model is the usual cause. Nothing was sent or recorded. If the "
+                     "removal is real, run again with --allow-mass-removal")
+        return True
+
+    def _publish(self, tables: state_store.StateTables, shape: planning.ModelShape, renderer: Renderer,
+                 ops: list[str], total: int, lock: state_store.SyncLock) -> None:
+        """Publish the plan chunk by chunk, journaling acks after each chunk.
+
+        A crash loses at most the chunk in flight (batch_size rows): those may be sent
+        again by the next run, which is the bound on duplicates.
+        """
+        if not ops or not total:
+            return
+        assert self.publisher is not None
+        size = self.settings.batch_size
+        preflight = True
+        for lo in range(0, total, size):
+            self.chunk_acked = []
+            batches = planning.changes(self.project, str(tables.plan), ops, shape, size, seq_range=(lo, lo + size))
+            sent = self.publisher.publish(self._entries(batches, renderer), self._on_outcome, preflight=preflight)
+            preflight = preflight and not sent
+            self.crash.reach("publish.chunk_sent")
+            state_store.journal(self.project, tables, self.chunk_acked)
+            self.journaled += len(self.chunk_acked)
+            self.crash.reach("publish.journaled")
+            lock.heartbeat()
+
+    def _dry_run(self, tables: state_store.StateTables, model: Any, shape: planning.ModelShape,
+                 renderer: Renderer, ops: list[str]) -> None:
+        project, sync, r, opts = self.project, self.sync, self.result, self.options
+        first_run = not state_store.exists(project, tables.state)
+        state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
+        source = f"({planning.plan_select(project, model, state_sql, shape, opts.full_refresh)})"
+        counts = planning.count_ops(project, source)
+        r.planned = {op: counts.get(op, 0) for op in OPS}
         if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
             ops = []
             r.initial_sync_skipped = True
         r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
-        entries = self._entries(planning.changes(project, source, ops, shape, self.settings.batch_size), renderer)
-        if opts.dry_run:
-            for e in entries:
-                r.sent[e.op] += 1
-                if self.output:
-                    self.output.write(json.dumps({"sync": sync.name, "op": e.op, "key": to_json_value(e.key),
-                                                  "event_id": e.event_id, "entry": to_json_value(e.entry)},
-                                                 ensure_ascii=False) + "\n")
-                if len(self.samples) < opts.samples:
-                    self.samples.append(e)
-            for e in self.samples:
-                self.log("sample", json.dumps(to_json_value(e.entry), ensure_ascii=False))
-            r.status = "dry_run"
-            return
-        assert self.publisher is not None
-        self.publisher.publish(entries, self._on_outcome)
-        create_sql = state_store.create_state_sql(
-            project, tables, model, shape.quoted(project, shape.keys), shape.quoted(project, shape.hash_columns),
-            shape.quoted(project, shape.columns)) if first_run else None
-        state_store.commit(project, tables, shape.quoted(project, shape.keys), self.failed_seqs, create_sql)
-        r.status = "partial" if (r.rejected or r.invalid) else "success"
+        for e in self._entries(planning.changes(project, source, ops, shape, self.settings.batch_size), renderer):
+            r.sent[e.op] += 1
+            if self.output:
+                self.output.write(json.dumps({"sync": sync.name, "op": e.op, "key": to_json_value(e.key),
+                                              "event_id": e.event_id, "entry": to_json_value(e.entry)},
+                                             ensure_ascii=False) + "\n")
+            if len(self.samples) < opts.samples:
+                self.samples.append(e)
+        for e in self.samples:
+            self.log("sample", json.dumps(to_json_value(e.entry), ensure_ascii=False))
+        r.status = "dry_run"
 
     def _entries(self, batches: Iterator[list[Change]], renderer: Renderer) -> Iterator[Entry]:
         limit = self.settings.max_rejections_reported
 
         def rejected(change: Change, err: RowRejected) -> None:
-            self.failed_seqs.append(change.seq)
             self.result.add_rejection(change.key, change.op, err.code, err.reason, limit)
 
         for batch in batches:
@@ -281,8 +391,8 @@ class _SyncRun:
         r = self.result
         for entry, _event_id in out.accepted:
             r.sent[entry.op] += 1
+            self.chunk_acked.append(entry.seq)
         for entry, code, msg in out.rejected:
-            self.failed_seqs.append(entry.seq)
             r.add_rejection(entry.key, entry.op, code, msg, self.settings.max_rejections_reported)
         r.requests += out.requests
         r.retried_entries += out.retried_entries

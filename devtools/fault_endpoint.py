@@ -53,7 +53,8 @@ AWS_MAX_REQUEST_BYTES = 1_048_575  # the total must be below 1 MiB
 RETRYABLE_ENTRY_CODES = ("ThrottlingException", "InternalFailure")
 _ENTRY_MESSAGES = {"ThrottlingException": "Rate exceeded", "InternalFailure": "Internal service failure"}
 
-# kind -> (HTTP status, __type, message); None: the connection is closed without an answer.
+# kind -> (HTTP status, __type or "" for none, message); None: the connection is closed without an
+# answer. When several RequestFaults apply to a request, the first in the list wins.
 REQUEST_FAULTS: dict[str, tuple[int, str, str] | None] = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "internal": (500, "InternalFailure", "Internal service failure"),

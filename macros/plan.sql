@@ -6,19 +6,26 @@
   _eb_delivered_at. It only ever holds what EventBridge accepted.
 
   Plan (one table per sync and run): every change, numbered by _eb_seq, with the values
-  that will be sent. Committing merges plan rows that were delivered into the state, so
-  the state records what was sent even if the model is rebuilt in between.
+  that will be sent. Acks (one per plan): the _eb_seq of every plan row that needs no
+  more sending: accepted by EventBridge, or never to be sent (trigger off, re-baselined).
+  Acks are journaled as they arrive; committing merges acked plan rows into the state,
+  so the state records what was sent even if the model is rebuilt in between, and a run
+  that was killed is completed by the next one from its plan and acks.
 
   Arguments: relations are rendered relations; `keys`, `columns` (every model column),
   `hash_columns` are quoted identifiers, `columns`/`hash_columns` sorted by name.
 -#}
 
-{% macro create_state_sql(state, model, keys, hash_columns, columns) -%}
-  {{ return(adapter.dispatch('create_state_sql', 'dbt_eventbridge')(state, model, keys, hash_columns, columns)) }}
+{#- The state table takes its key types from the plan it is first committed from. -#}
+{% macro create_state_sql(state, plan, keys) -%}
+  {{ return(adapter.dispatch('create_state_sql', 'dbt_eventbridge')(state, plan, keys)) }}
 {%- endmacro %}
 
-{% macro default__create_state_sql(state, model, keys, hash_columns, columns) -%}
-create table {{ state }} as {{ dbt_eventbridge.empty_state_sql(model, keys, hash_columns, columns) }}
+{% macro default__create_state_sql(state, plan, keys) -%}
+create table {{ state }} as
+select {% for k in keys %}p.{{ k }}, {% endfor %}p._eb_hash, p._eb_row, {{ dbt.current_timestamp() }} as _eb_delivered_at
+from {{ plan }} as p
+where 1 = 0
 {%- endmacro %}
 
 {#- A query shaped like the state with no rows: what a first run diffs against. -#}
@@ -57,11 +64,15 @@ limit {{ limit }}
 
 
 {#- Every change between the model and the state (a relation, or a query in parentheses). -#}
-{% macro plan_select_sql(model, state, keys, columns, hash_columns, full_refresh=false) -%}
-  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, full_refresh)) }}
+{#- `compare_columns`: when the tracked columns changed since the state was written, the
+    columns the stored hashes were computed on; rows equal on those are re-baselined (the
+    state takes the new hash, nothing is sent). `rebaseline_all`: the hash expression
+    changed, stored hashes cannot be compared; every present row is re-baselined. -#}
+{% macro plan_select_sql(model, state, keys, columns, hash_columns, full_refresh=false, compare_columns=none, rebaseline_all=false) -%}
+  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, full_refresh, compare_columns, rebaseline_all)) }}
 {%- endmacro %}
 
-{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, full_refresh) -%}
+{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, full_refresh, compare_columns, rebaseline_all) -%}
 {%- set non_keys = [] -%}
 {%- for c in columns if c not in keys -%}{%- do non_keys.append(c) -%}{%- endfor -%}
 with dup as (
@@ -72,6 +83,9 @@ with dup as (
 m as (
   select {% for k in keys %}src.{{ k }}, {% endfor -%}
     {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash
+    {%- if compare_columns %},
+    {{ dbt_eventbridge.row_hash(compare_columns, 'src') }} as _eb_cmp_hash
+    {%- endif %}
   from {{ model }} as src
   where {% for k in keys %}src.{{ k }} is not null and {% endfor -%}
     not exists (select 1 from dup where {{ dbt_eventbridge._match(keys, 'dup', 'src') }})
@@ -80,7 +94,14 @@ d as (
   select {% for k in keys %}coalesce(m.{{ k }}, s.{{ k }}) as {{ k }}, {% endfor %}
     case when m._eb_hash is null then 'removed'
          when s._eb_hash is null {%- if full_refresh %} or 1 = 1{% endif %} then 'added'
-         else 'changed' end as _eb_op,
+         {%- if rebaseline_all %}
+         else 'rebaseline'
+         {%- elif compare_columns %}
+         when m._eb_cmp_hash = s._eb_hash then 'rebaseline'
+         else 'changed'
+         {%- else %}
+         else 'changed'
+         {%- endif %} end as _eb_op,
     m._eb_hash as _eb_new_hash,
     s._eb_hash as _eb_old_hash,
     s._eb_row as _eb_old_row
@@ -103,16 +124,16 @@ left join {{ model }} as src on {{ dbt_eventbridge._match(keys, 'd', 'src') }} a
 {%- endmacro %}
 
 
-{#- Statements that merge the delivered part of a plan into the state, in one transaction.
-    Rows listed in `failed` (rejected or not sent) stay as they were, so they come back. -#}
-{% macro commit_sql(state, state_name, plan, failed, keys) -%}
-  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, failed, keys)) }}
+{#- Statements that merge the acked part of a plan into the state, in one transaction.
+    Plan rows without an ack (rejected, or not sent yet) stay as they were, so they come back. -#}
+{% macro commit_sql(state, state_name, plan, acks, keys) -%}
+  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys)) }}
 {%- endmacro %}
 
 {#- `state_name` is the state table's quoted identifier alone, to correlate on. -#}
-{% macro default__commit_sql(state, state_name, plan, failed, keys) -%}
+{% macro default__commit_sql(state, state_name, plan, acks, keys) -%}
 {%- set done -%}
-(select * from {{ plan }} as p where not exists (select 1 from {{ failed }} as f where f._eb_seq = p._eb_seq))
+(select * from {{ plan }} as p where exists (select 1 from {{ acks }} as a where a._eb_seq = p._eb_seq))
 {%- endset -%}
 {%- set cond = [] -%}
 {%- for k in keys %}{% do cond.append("d." ~ k ~ " = " ~ state_name ~ "." ~ k) %}{% endfor -%}
@@ -129,4 +150,13 @@ from {{ done }} as d where d._eb_op <> 'removed'
 
 {% macro _match(keys, a, b) -%}
 {% for k in keys %}{{ a }}.{{ k }} = {{ b }}.{{ k }}{{ " and " if not loop.last }}{% endfor %}
+{%- endmacro %}
+
+{#- Publishing reads the plan in _eb_seq ranges: an index keeps that from rescanning. -#}
+{% macro plan_index_sql(plan) -%}
+  {{ return(adapter.dispatch('plan_index_sql', 'dbt_eventbridge')(plan)) }}
+{%- endmacro %}
+{% macro default__plan_index_sql(plan) -%}{{ return('') }}{%- endmacro %}
+{% macro postgres__plan_index_sql(plan) -%}
+  {{ return('create index on ' ~ plan ~ ' (_eb_seq)') }}
 {%- endmacro %}
