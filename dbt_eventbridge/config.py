@@ -407,8 +407,9 @@ class Settings:
                     if values[name] < lowest:
                         raise ValueError
                 except (TypeError, ValueError):
-                    problems.append(Problem(f"setting '{name}' must be a whole number of at least {lowest}, "
-                                            f"got {value!r}", path=where, fix="Write a plain number"))
+                    what = "a positive whole number" if lowest else "a whole number (0 or more)"
+                    problems.append(Problem(f"setting '{name}' must be {what}, got {value!r}", path=where,
+                                            fix="Write a plain number"))
             elif value is not None and not isinstance(value, str):
                 problems.append(Problem(f"setting '{name}' must be a string, got {value!r}",
                                         path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"))
