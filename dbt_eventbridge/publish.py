@@ -72,7 +72,8 @@ class AdaptiveRate:
     request. Retries therefore slow down instead of storming the account's quota.
     """
 
-    MIN_RPS = 1.0
+    MIN_RPS = 10.0
+    COOLDOWN = 1.0  # one halving per second: responses to requests already in flight say nothing new
 
     def __init__(self, max_rps: float | None = None, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -83,6 +84,7 @@ class AdaptiveRate:
         self._lock = threading.Lock()
         self._next = 0.0
         self._recent: list[float] = []   # send times within the last second
+        self._last_cut = float("-inf")
         self.throttle_events = 0
 
     def acquire(self) -> None:
@@ -101,6 +103,10 @@ class AdaptiveRate:
     def throttled(self) -> None:
         with self._lock:
             self.throttle_events += 1
+            now = self._clock()
+            if now - self._last_cut < self.COOLDOWN:
+                return
+            self._last_cut = now
             observed = float(len(self._recent)) or self.MIN_RPS
             current = self.rate if self.rate is not None else observed
             self.rate = max(self.MIN_RPS, min(current, observed) * 0.5)
