@@ -27,9 +27,9 @@ def make_client(settings: Settings) -> Any:
         session = _assumed_role_session(session, settings, region)
     cfg = botocore.config.Config(
         region_name=region,
-        # Our publisher retries failed entries itself; botocore retries whole requests
-        # (throttling, 5xx, connection errors) a few times before we see them.
-        retries={"mode": "standard", "max_attempts": 3},
+        # One retry layer, ours (publish.py): it retries whole requests and failed entries
+        # with backoff, and it must see every throttle to slow the request rate down.
+        retries={"mode": "standard", "max_attempts": 1},
         max_pool_connections=max(10, settings.concurrency + 2),
         connect_timeout=5, read_timeout=30, tcp_keepalive=True,
     )

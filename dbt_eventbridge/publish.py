@@ -68,8 +68,8 @@ class AdaptiveRate:
     """The request rate shared by every publishing thread.
 
     Unlimited (or ``max_rps``) until EventBridge throttles; then it halves from what was
-    actually being sent, and climbs back by 5% (at least 1 request/s) per successful
-    request. Retries therefore slow down instead of storming the account's quota.
+    actually being sent (at most once a second), and climbs back by 5% a second while
+    requests succeed. Retries therefore slow down instead of storming the account's quota.
     """
 
     MIN_RPS = 10.0
@@ -85,6 +85,7 @@ class AdaptiveRate:
         self._next = 0.0
         self._recent: list[float] = []   # send times within the last second
         self._last_cut = float("-inf")
+        self._last_grow = clock()
         self.throttle_events = 0
 
     def acquire(self) -> None:
@@ -113,9 +114,14 @@ class AdaptiveRate:
 
     def succeeded(self) -> None:
         with self._lock:
+            now = self._clock()
+            elapsed = min(1.0, now - self._last_grow)
+            self._last_grow = now
             if self.rate is None:
                 return
-            self.rate += max(1.0, self.rate * 0.05)
+            # Grow by 5% a second (at least 2 requests/s a second): near the quota the
+            # rate then probes upward slowly instead of bouncing off it.
+            self.rate += max(2.0, self.rate * 0.05) * elapsed
             if self.max_rps is not None:
                 self.rate = min(self.rate, self.max_rps)
 
@@ -242,7 +248,9 @@ class Publisher:
                                        ) from None
             except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
                     bx.ConnectionClosedError) as e:
-                if attempt < self.max_attempts and not preflight:
+                # The first request gives up sooner: an endpoint that cannot be reached at
+                # all should fail the run quickly (exit 2), with nothing published.
+                if attempt < (min(3, self.max_attempts) if preflight else self.max_attempts):
                     last_code, last_msg = "ConnectionError", str(e)
                     out.retried_entries += len(pending)
                     self._backoff(attempt)

@@ -28,7 +28,7 @@ Usage::
         client = boto3.client("events", endpoint_url=ep.endpoint_url, ...)
         ...
         ep.accepted        # every accepted entry: the entry as sent plus "EventId"
-        ep.requests        # every request received: Request(number, entries, size, fault)
+        ep.requests        # every request received: Request(number, entries, size, fault, at)
         ep.faults          # Counter of injected faults, by request-fault kind or entry error code
         ep.max_in_flight   # most requests handled at the same moment
 """
@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Callable, Iterable
@@ -100,6 +100,7 @@ class Request:
     entries: list[dict[str, Any]]
     size: int                 # the entries' total, as AWS counts it
     fault: str | None = None  # request-fault kind, "too_large", "validation", or None (answered per entry)
+    at: float = field(default_factory=time.monotonic)  # arrival, for rate checks
 
 
 def entry_size(entry: dict[str, Any]) -> int:
@@ -142,8 +143,12 @@ class FaultEndpoint:
     def __init__(self, *, entry_fault_rate: float = 0.0,
                  entry_fault_codes: Iterable[str] = RETRYABLE_ENTRY_CODES, reject: Rejector | None = None,
                  request_faults: Iterable[RequestFault] = (), max_request_bytes: int = AWS_MAX_REQUEST_BYTES,
-                 delay: float = 0.0, seed: int = 0) -> None:
+                 delay: float = 0.0, seed: int = 0, quota_rps: float | None = None) -> None:
         self.entry_fault_rate = entry_fault_rate
+        # Like the account's PutEvents quota: requests beyond this many in the last second
+        # are throttled whole, so a client that does not slow down gets mostly refusals.
+        self.quota_rps = quota_rps
+        self._recent: list[float] = []
         self.entry_fault_codes = tuple(entry_fault_codes)
         self.reject = reject
         self.request_faults = list(request_faults)
@@ -238,6 +243,13 @@ class FaultEndpoint:
             req = Request(len(self._requests) + 1, entries, sum(entry_size(e) for e in entries))
             self._requests.append(req)
             fault = next((f.kind for f in self.request_faults if f.hits(req.number, self._rng)), None)
+            if fault is None and self.quota_rps is not None:
+                now = time.monotonic()
+                self._recent = [t for t in self._recent if now - t < 1.0]
+                if len(self._recent) >= self.quota_rps:
+                    fault = "throttle"
+                else:
+                    self._recent.append(now)
             if fault is not None:
                 req.fault = fault
                 self._faults[fault] += 1

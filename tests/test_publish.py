@@ -218,13 +218,14 @@ def test_all_accepted_each_entry_delivered_exactly_once(serve: Callable[..., Fau
 
 def test_throttled_and_failed_entries_are_retried_until_accepted(serve: Callable[..., FaultEndpoint]) -> None:
     ep = serve(entry_fault_rate=0.3, seed=1)
-    entries = [make_entry(i) for i in range(300)]
+    entries = [make_entry(i) for i in range(150)]
 
-    # 12 attempts: 0.3**12 * 300 makes a give-up practically impossible.
+    # 12 attempts: 0.3**12 * 150 makes a give-up practically impossible. (Per-entry throttling
+    # also slows the Publisher's adaptive request rate, so more entries only cost time.)
     out = run(publisher(ep, concurrency=4, max_attempts=12), entries)
 
     faults = ep.faults
-    assert faults["ThrottlingException"] > 20 and faults["InternalFailure"] > 20
+    assert faults["ThrottlingException"] > 10 and faults["InternalFailure"] > 10
     assert_delivered_exactly_once(ep, out, entries)
     assert out.rejected == []
     injected = faults["ThrottlingException"] + faults["InternalFailure"]
