@@ -29,7 +29,7 @@ def make_client(settings: Settings) -> Any:
         region_name=region,
         # One retry layer, ours (publish.py): it retries whole requests and failed entries
         # with backoff, and it must see every throttle to slow the request rate down.
-        retries={"mode": "standard", "max_attempts": 1},
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max(10, settings.concurrency + 2),
         connect_timeout=5, read_timeout=30, tcp_keepalive=True,
     )

@@ -1,7 +1,7 @@
 """Publisher against a fault-injecting local PutEvents endpoint, through a real boto3 client.
 
-The client comes from ``dbt_eventbridge.aws.make_client``, so botocore's own retries
-(standard mode, max_attempts=3, i.e. up to 4 HTTP attempts) are part of what is tested. The
+The client comes from ``dbt_eventbridge.aws.make_client``, which turns botocore's own retries
+off (total_max_attempts=1): the Publisher is the one retry layer, so every HTTP attempt is ours. The
 endpoint (devtools/fault_endpoint.py) records what it received and accepted, so the
 assertions check what reached "AWS", not what the Publisher says it did.
 """
@@ -283,8 +283,7 @@ def test_terminal_entry_codes_are_rejected_without_retry(serve: Callable[..., Fa
 
 @pytest.mark.parametrize("kind", ["throttle", "internal", "unavailable", "bad_gateway"])
 def test_failed_requests_are_retried_and_delivered(serve: Callable[..., FaultEndpoint], kind: str) -> None:
-    # botocore makes 4 attempts (max_attempts=3 retries); the first 4 requests failing means
-    # botocore gives up on the first batch and the Publisher itself must send it again.
+    # The first 4 requests fail: the Publisher sends the first batch 4 more times, with backoff.
     ep = serve(request_faults=[RequestFault(kind, first=4)])
     entries = [make_entry(i) for i in range(25)]
 
@@ -293,8 +292,8 @@ def test_failed_requests_are_retried_and_delivered(serve: Callable[..., FaultEnd
     reqs = ep.requests
     assert [r.fault for r in reqs[:4]] == [kind] * 4 and all(r.fault is None for r in reqs[4:])
     assert {seq_of(e) for r in reqs[:5] for e in r.entries} == set(range(10))  # all on the first batch
-    assert out.retried_entries == 10  # one Publisher-level retry of the first batch
-    assert out.requests == 4 and ep.request_count == 7
+    assert out.retried_entries == 40  # four retries of the first batch
+    assert out.requests == 7 and ep.request_count == 7
     assert out.rejected == []
     assert_delivered_exactly_once(ep, out, entries)
 
@@ -312,8 +311,8 @@ def test_random_request_failures_and_dropped_connections(serve: Callable[..., Fa
 
 
 def test_dropped_connections_after_preflight_are_retried(serve: Callable[..., FaultEndpoint]) -> None:
-    # Concurrency 1 keeps the order fixed: requests 2-5 are botocore's 4 attempts at the second
-    # batch, all dropped, so the Publisher must send that batch again itself.
+    # Concurrency 1 keeps the order fixed: requests 2-5 are the Publisher's first 4 attempts at
+    # the second batch, all dropped; the 5th gets through.
     ep = serve(request_faults=[RequestFault("drop", first=4, skip=1)])
     entries = [make_entry(i) for i in range(30)]
 
@@ -322,7 +321,7 @@ def test_dropped_connections_after_preflight_are_retried(serve: Callable[..., Fa
     reqs = ep.requests
     assert [r.fault for r in reqs] == [None] + ["drop"] * 4 + [None, None]
     assert {seq_of(e) for r in reqs[1:6] for e in r.entries} == set(range(10, 20))
-    assert out.retried_entries == 10 and out.rejected == []
+    assert out.retried_entries == 40 and out.rejected == []
     assert_delivered_exactly_once(ep, out, entries)
 
 
@@ -418,7 +417,7 @@ def test_preflight_dropped_connections(serve: Callable[..., FaultEndpoint]) -> N
     with pytest.raises(EndpointError):
         publish(publisher(ep), [make_entry(i) for i in range(20)], lambda out: None)
 
-    assert ep.request_count == 4  # botocore's attempts for the preflight, nothing else
+    assert ep.request_count == 3  # the preflight's 3 attempts, nothing else
     assert ep.accepted == []
 
 
