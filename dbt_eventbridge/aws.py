@@ -33,7 +33,12 @@ def make_client(settings: Settings) -> Any:
         max_pool_connections=max(10, settings.concurrency + 2),
         connect_timeout=5, read_timeout=30, tcp_keepalive=True,
     )
-    return session.client("events", endpoint_url=settings.endpoint_url, config=cfg)
+    try:
+        return session.client("events", endpoint_url=settings.endpoint_url, config=cfg)
+    except ValueError as e:  # botocore: "Invalid endpoint: ..."
+        raise ConfigError([Problem(f"{e}", path="vars.eventbridge.endpoint_url / --endpoint-url",
+                                   fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")]
+                          ) from None
 
 
 def _assumed_role_session(base: Any, settings: Settings, region: str) -> Any:

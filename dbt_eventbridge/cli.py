@@ -80,10 +80,10 @@ class _Printer:
             return
         if level in ("error", "warn"):
             click.echo(f"{'Error' if level == 'error' else 'Warning'}: {message}", err=True)
-        elif level == "sample":
-            click.echo(f"  sample entry: {message}")
+        elif level == "summary_error":  # the line has its own label (ERROR, SKIPPED, BLOCKED)
+            click.echo(message, err=True)
         elif not self.quiet:
-            click.echo(message)
+            click.echo(f"  sample entry: {message}" if level == "sample" else message)
 
 
 def _internal_error(e: Exception) -> None:
@@ -139,19 +139,29 @@ def sync(dry_run: bool, output: str | None, full_refresh: bool, allow_mass_remov
     except Exception as e:  # never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
         _internal_error(e)
     if not quiet:
-        click.echo(f"Done. exit code {result.exit_code}; details in target/eventbridge_sync_results.json")
+        click.echo(f"Done. exit code {result.exit_code}; details in {result.result_file or 'no result file'}")
     sys.exit(result.exit_code)
 
 
 @main.command()
 @_common
 def validate(**common: Any) -> None:
-    """Check every sync's config, templates and columns; list every problem. For CI."""
+    """Check every sync's config, templates and columns; list every problem. For CI.
+
+    Exit codes: 0 every sync is valid; 1 problems were found (each listed with the model,
+    the sync and the YAML path); 2 the project could not be loaded.
+    """
     from dbt_eventbridge.errors import EventBridgeSyncError
     from dbt_eventbridge.sync import validate as run_validate
 
+    from dbt_eventbridge.project import PackageMissingError
+
     try:
         problems, checked = run_validate(_options(**common))
+    except PackageMissingError as e:  # a problem validate exists to find, not a failure to run
+        click.echo(f"- {e}", err=True)
+        click.echo("1 problem(s) found.", err=True)
+        sys.exit(1)
     except EventBridgeSyncError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)

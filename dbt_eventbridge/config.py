@@ -97,16 +97,24 @@ class SyncConfig:
         t = self.triggers.get(op)
         return t.detail if t and t.detail is not None else self.detail
 
-    def named_columns(self) -> set[str]:
-        """Every model column the config names, so it can be checked against the relation."""
-        cols = set(self.primary_key) | set(self.ignore_columns) | set(self.track_columns or ())
+    def named_columns(self) -> dict[str, str]:
+        """Every model column the config names -> the YAML key that names it, for checking."""
+        cols: dict[str, str] = {}
+        for c in self.primary_key:
+            cols.setdefault(c, "primary_key")
+        for c in self.track_columns or ():
+            cols.setdefault(c, "track_columns")
+        for c in self.ignore_columns:
+            cols.setdefault(c, "ignore_columns")
         if self.time:
-            cols.add(self.time)
-        for spec in [self.detail] + [t.detail for t in self.triggers.values() if t.detail]:
+            cols.setdefault(self.time, "time")
+        specs = [("detail", self.detail)] + [(f"triggers.{op}.detail", t.detail)
+                                             for op, t in self.triggers.items() if t.detail]
+        for where, spec in specs:
             if spec.column:
-                cols.add(spec.column)
-            if spec.columns:
-                cols.update(c for c, _ in spec.columns)
+                cols.setdefault(spec.column, f"{where}.column")
+            for c, _ in spec.columns or ():
+                cols.setdefault(c, f"{where}.columns")
         return cols
 
 
@@ -143,8 +151,8 @@ class _Collector:
                      "Give it a text value (quote it in YAML if it looks like a number or boolean)")
             return None
         if max_len and "{{" not in value and "{%" not in value and len(value) > max_len:
-            self.add(path, f"is {len(value)} characters long; EventBridge allows at most {max_len}",
-                     "Shorten it")
+            self.add(path, f"'{path.rsplit('.', 1)[-1]}' is {len(value)} characters long; EventBridge allows at "
+                     f"most {max_len}", "Shorten it")
             return None
         return value
 

@@ -59,8 +59,9 @@ def resolve_shape(sync: SyncConfig, node: ModelNode, columns: list[str]) -> Mode
         problems.append(Problem(f"column(s) {', '.join(reserved)} use the prefix '{RESERVED_PREFIX}', which "
                                 "dbt-eventbridge reserves", sync.model_name, sync.name, sync.yaml_path,
                                 "Rename them in the model"))
-    for col in sorted(sync.named_columns() - set(sync.primary_key)):
-        real(col, "column", "detail / time / track_columns / ignore_columns")
+    for col, where in sorted(sync.named_columns().items()):
+        if where != "primary_key":
+            real(col, "column", where)
     if sync.track_columns:
         tracked = {by_lower[c.lower()] for c in sync.track_columns if c.lower() in by_lower}
         tracked |= {k for k in keys if k}

@@ -60,6 +60,10 @@ class LastRun:
         return None
 
 
+class PackageMissingError(ProjectError):
+    """The dbt package is not installed in the project."""
+
+
 def _quiet(fn, *args, **kwargs):
     """dbt prints ls output and some events straight to stdout; keep our output ours."""
     buf = io.StringIO()
@@ -109,11 +113,13 @@ class DbtProject:
         res = _quiet(dbtRunner().invoke, ["parse", "--quiet", *self._cli_args()])
         if not res.success or res.result is None:
             detail = str(res.exception) if res.exception else "see logs/dbt.log in the project"
-            raise ProjectError(f"dbt could not parse the project in {self.project_dir}: {detail}",
-                               fix="Run `dbt parse` there to see the full error")
+            raise ProjectError(f"dbt could not load the project in {self.project_dir}: {detail}",
+                               fix="Check the flags (--target, --profiles-dir, --vars); `dbt debug` with the same "
+                                   "flags shows more")
         self.manifest = res.result
         if not any(m.package_name == PACKAGE for m in self.manifest.macros.values()):
-            raise ProjectError(f"the dbt package '{PACKAGE}' is not installed in this project", fix=INSTALL_HINT)
+            raise PackageMissingError(f"the dbt package '{PACKAGE}' is not installed in this project",
+                                      fix=INSTALL_HINT)
 
     def select(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> set[str]:
         """Model unique_ids matched by dbt's own selection syntax."""
@@ -207,6 +213,13 @@ class DbtProject:
     @contextlib.contextmanager
     def connection(self, name: str = "dbt_eventbridge") -> Iterator[None]:
         with self.adapter.connection_named(name):
+            try:
+                self.execute("select 1")
+            except WarehouseError as e:
+                raise WarehouseError(f"could not connect to the warehouse (target '{self.config.target_name}'): "
+                                     f"{e.message.split(': ', 1)[-1]}",
+                                     fix="Check profiles.yml (a relative DuckDB path is relative to the current "
+                                         "folder); `dbt debug` shows the connection details") from None
             yield
 
     def macro_context(self) -> dict[str, Any]:

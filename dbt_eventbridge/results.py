@@ -39,6 +39,7 @@ class SyncResult:
     rebaselined: int = 0         # rows whose fingerprint was updated without sending
     message: str | None = None
     seconds: float = 0.0
+    samples: list[Any] = field(default_factory=list, repr=False, compare=False)  # dry run: entries shown
 
     @property
     def invalid(self) -> int:
@@ -60,19 +61,20 @@ class SyncResult:
             return f"SKIPPED {head}: {self.message}"
         if self.status == "blocked":
             return f"BLOCKED {head}: {self.message}"
-        verb = "would send" if self.status == "dry_run" else "sent"
+        dry = self.status == "dry_run"
+        verb = "would send" if dry else "sent"
         parts = [f"{verb} {self.sent['added']} added / {self.sent['changed']} changed / "
                  f"{self.sent['removed']} removed"]
         parts.append(f"rejected {self.rejected}")
         parts.append(f"invalid keys {self.invalid}")
         if self.not_triggered:
-            parts.append(f"recorded without event {self.not_triggered}")
+            parts.append(f"{'would record' if dry else 'recorded'} without event {self.not_triggered}")
         if self.rebaselined:
             parts.append(f"re-baselined {self.rebaselined}")
         if self.recovered:
             parts.append(f"recovered {self.recovered} from an interrupted run")
         if self.initial_sync_skipped:
-            parts.append("initial sync skipped (rows recorded as delivered)")
+            parts.append("initial sync skipped (rows " + ("would be " if dry else "") + "recorded as delivered)")
         label = {"success": "OK     ", "partial": "PARTIAL", "dry_run": "DRY RUN"}.get(self.status, self.status)
         return f"{label} {head}: {', '.join(parts)} in {self.seconds:.2f}s"
 
@@ -94,6 +96,7 @@ class RunResult:
     syncs: list[SyncResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    result_file: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -103,6 +106,8 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for sd in d["syncs"]:
+            sd.pop("samples", None)
         d["exit_code"] = self.exit_code
         for s, sd in zip(self.syncs, d["syncs"]):
             sd["exit_code"] = s.exit_code

@@ -105,7 +105,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
             sr = SyncResult(sync=name or "?", model=model or "?", status="error",
                             message=" ".join(str(p) for p in probs))
             result.syncs.append(sr)
-            log("error", sr.summary_line())
+            log("summary_error", sr.summary_line())
         todo = loaded.syncs
         last_run = project.last_run()
         result.dbt_invocation_id = last_run.invocation_id
@@ -115,8 +115,15 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
             result.warnings.append(w)
             log("warn", w)
         if not todo and not loaded.problems:
-            log("info", "no syncs selected: add `config: meta: eventbridge:` to a model "
-                        "(see the README's configuration reference)")
+            if options.select or options.exclude:
+                w = (f"the selection (--select {' '.join(options.select) or '-'} --exclude "
+                     f"{' '.join(options.exclude) or '-'}) matched no model with a sync; nothing to do. "
+                     "Check the selector with `dbt ls -s ...`")
+            else:
+                w = ("no model has a sync: add `config: meta: eventbridge:` to a model "
+                     "(see the README's configuration reference)")
+            result.warnings.append(w)
+            log("warn", w)
         publisher = None
         if todo and not options.dry_run:
             if client is None:
@@ -137,7 +144,12 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                     sr = _SyncRun(project, loaded.settings, sync, node, last_run, options, publisher, output,
                                   log).run()
                     result.syncs.append(sr)
-                    log("error" if sr.status == "error" else "info", sr.summary_line())
+                    if sr.status == "skipped":
+                        result.warnings.append(f"{sr.sync}: {sr.message}")
+                    log("summary_error" if sr.status in ("error", "skipped", "blocked") else "summary",
+                        sr.summary_line())
+                    for e in sr.samples:
+                        log("sample", json.dumps(to_json_value(e.entry), ensure_ascii=False))
                     for rej in sr.rejections[:5]:
                         log("warn", f"{sr.sync}: rejected {rej['op']} key {json.dumps(rej['key'])}: "
                                     f"{rej['code']}: {rej['reason']}")
@@ -150,12 +162,13 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
         result.error = str(e)
         log("error", result.error)
     result.finished_at = now()
-    if project is not None:
-        try:
-            path = result.write(project.target_path)
-            log("debug", f"results written to {path}")
-        except OSError as e:
-            log("warn", f"could not write the result file: {e}")
+    # Written on every run, failed ones included, so the file never shows an older run.
+    target = project.target_path if project is not None and project.config is not None \
+        else Path(options.project_dir) / "target"
+    try:
+        result.result_file = str(result.write(target))
+    except OSError as e:
+        log("warn", f"could not write the result file: {e}")
     return result
 
 
@@ -177,7 +190,7 @@ class _SyncRun:
         self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus)
         self.chunk_acked: list[int] = []
         self.journaled = 0
-        self.samples: list[Entry] = []
+        self.samples: list[Any] = []
         self.crash = CrashPoints.from_env()
 
     def run(self) -> SyncResult:
@@ -374,8 +387,7 @@ class _SyncRun:
                                              ensure_ascii=False) + "\n")
             if len(self.samples) < opts.samples:
                 self.samples.append(e)
-        for e in self.samples:
-            self.log("sample", json.dumps(to_json_value(e.entry), ensure_ascii=False))
+        r.samples = self.samples
         r.status = "dry_run"
 
     def _entries(self, batches: Iterator[list[Change]], renderer: Renderer) -> Iterator[Entry]:

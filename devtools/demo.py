@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ BUSES = ("crm-events", "default")
 
 
 def run(cmd: list[str], env: dict[str, str], check: bool = True) -> int:
-    print(f"\n$ {' '.join(cmd)}", flush=True)
+    print(f"\n$ {shlex.join(cmd)}", flush=True)
     rc = subprocess.run(cmd, cwd=PROJECT, env=env).returncode
     if check and rc not in (0, 1):
         sys.exit(f"demo: `{' '.join(cmd)}` failed with exit code {rc}")

@@ -504,10 +504,14 @@ def test_named_columns_gathers_every_column_the_config_names() -> None:
     s = parse_one(meta(primary_key=["customer_id", "region"], time="updated_at", ignore_columns=["loaded_at"],
                        detail={"columns": {"email_address": "email"}},
                        triggers={"added": None, "removed": {"detail": {"column": "tombstone"}}}))
-    assert s.named_columns() == {"customer_id", "region", "updated_at", "loaded_at", "email_address", "tombstone"}
+    assert set(s.named_columns()) == {"customer_id", "region", "updated_at", "loaded_at", "email_address", "tombstone"}
+    # each with the YAML key that names it, for error messages
+    assert s.named_columns()["tombstone"] == "triggers.removed.detail.column"
+    assert s.named_columns()["email_address"] == "detail.columns"
+    assert s.named_columns()["updated_at"] == "time"
     # template details name no columns (they are checked by the renderer)
     t = parse_one(meta(detail={"template": '{"x": "{{ row.email }}"}'}))
-    assert t.named_columns() == {"customer_id"}
+    assert set(t.named_columns()) == {"customer_id"}
 
 
 # --- Unknown keys and problem reporting -----------------------------------------------------
