@@ -332,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("x-amzn-ErrorType", payload["__type"])
             self.end_headers()
             self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client died (the crash tests kill it on purpose)
         finally:
             endpoint._leave()
 
