@@ -44,6 +44,7 @@ class Project:
         (self.dir / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
         self.engine = engine
         self.aws = aws
+        self.pg = pg
         n = next(_counter)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))}
         self.env.update(aws.env())

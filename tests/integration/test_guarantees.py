@@ -38,7 +38,11 @@ models:
           detail:
             template: '{% raw %}{"id": {{ row.id }}, "value": "{{ row.value }}", "op": "{{ op }}", "event_id": "{{ event_id }}"}{% endraw %}'
 """
-BULK_SQL = "select cast(i as integer) as id, 'v0' as value from range(1, {{ var('bulk_rows', 300) + 1 }}) t(i)"
+BULK_SQL = """
+select cast(i as integer) as id, 'v0' as value
+from {% if target.type == 'postgres' %}generate_series(1, {{ var('bulk_rows', 300) }})
+     {%- else %}range(1, {{ var('bulk_rows', 300) + 1 }}){% endif %} as t(i)
+"""
 FIGURES: list[dict[str, Any]] = []  # measured results, for the README's table
 
 
@@ -76,7 +80,28 @@ class Bulk:
         return subprocess.Popen(cmd, cwd=self.p.dir, env={**self.p.env, **self.env, **env},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    @property
+    def model_table(self) -> str:
+        return f"{self.p.env['DBT_SCHEMA']}.bulk" if self.p.engine == "postgres" else "main.bulk"
+
+    @property
+    def state_schema(self) -> str:
+        return self.p.env.get("DBT_EVENTBRIDGE_STATE_SCHEMA", "eventbridge_state")
+
     def sql(self, statement: str) -> list[tuple]:
+        """Statements on the warehouse, as another client would run them (never during a DuckDB run)."""
+        statement = statement.replace("main.bulk", self.model_table).replace("eventbridge_state.",
+                                                                              self.state_schema + ".")
+        if self.p.engine == "postgres":
+            import psycopg2
+
+            con = psycopg2.connect(**self.p.pg.connect_kwargs())
+            try:
+                with con, con.cursor() as cur:
+                    cur.execute(statement)
+                    return cur.fetchall() if cur.description else []
+            finally:
+                con.close()
         con = duckdb.connect(str(self.db))
         try:
             return con.execute(statement).fetchall()
@@ -122,8 +147,8 @@ def endpoint() -> Iterator[FaultEndpoint]:
         yield ep
 
 
-def _bulk(tmp_path, local_aws, endpoint, rows: int) -> Bulk:
-    return Bulk(Project(tmp_path, "duckdb", local_aws), endpoint, rows)
+def _bulk(tmp_path, local_aws, endpoint, rows: int, pg=None) -> Bulk:
+    return Bulk(Project(tmp_path, "postgres" if pg else "duckdb", local_aws, pg), endpoint, rows)
 
 
 def _check_round(b: Bulk, expected: set, bound: int, label: str, faults: Counter | None = None) -> None:
@@ -352,3 +377,48 @@ def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:
     assert b.sql("select count(*) from eventbridge_state._eb_locks")[0][0] == 0
 
 
+
+
+def _wait_for_requests(endpoint: FaultEndpoint, n: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while endpoint.request_count < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert endpoint.request_count >= n, "the run ended before publishing"
+
+
+@pytest.mark.postgres
+def test_model_rebuilt_during_a_sync_state_records_what_was_sent(tmp_path, local_aws, endpoint, postgres) -> None:
+    """(PostgreSQL: another client can change the model while a run publishes.)"""
+    b = _bulk(tmp_path, local_aws, endpoint, rows=200, pg=postgres)
+    assert b.sync().rc == 0
+    b.delivered()
+    b.sql("update main.bulk set value = 'A'")
+    endpoint.delay = 0.05
+    start = endpoint.request_count
+    proc = b.popen({"DBT_EVENTBRIDGE_CONCURRENCY": "1"})
+    _wait_for_requests(endpoint, start + 2, proc)
+    b.sql("update main.bulk set value = 'B'")  # the model is rebuilt mid-run
+    out, err = proc.communicate(timeout=120)
+    endpoint.delay = 0.0
+    assert proc.returncode == 0, err
+    assert {(x[0], x[2]) for x in b.delivered()} == {(i, "A") for i in range(1, 201)}
+    assert set(b.state().values()) == {"A"}  # what was sent, not what the model holds now
+    assert b.sync().rc == 0
+    assert {(x[0], x[1], x[2]) for x in b.delivered()} == {(i, "changed", "B") for i in range(1, 201)}
+
+
+@pytest.mark.postgres
+def test_a_second_run_at_the_same_time_publishes_nothing(tmp_path, local_aws, endpoint, postgres) -> None:
+    b = _bulk(tmp_path, local_aws, endpoint, rows=200, pg=postgres)
+    endpoint.delay = 0.4  # run A publishes for 8 s: longer than run B takes to start
+    proc = b.popen({"DBT_EVENTBRIDGE_CONCURRENCY": "1"})
+    _wait_for_requests(endpoint, 2, proc)
+    second = b.sync()
+    assert proc.poll() is None, "run A ended before run B tried: the test proves nothing"
+    assert second.rc == 2
+    assert "another run" in second.stderr and "is syncing it right now" in second.stderr
+    out, err = proc.communicate(timeout=120)
+    endpoint.delay = 0.0
+    assert proc.returncode == 0, err
+    got = b.delivered()
+    assert len(got) == len(set(got)) == 200  # every change once: the second run sent nothing
