@@ -65,10 +65,21 @@ class PackageMissingError(ProjectError):
 
 
 def _quiet(fn, *args, **kwargs):
-    """dbt prints ls output and some events straight to stdout; keep our output ours."""
+    """Run a dbt invocation without its stdout, and without our command line in dbt.log.
+
+    dbt prints ls output straight to stdout, and logs ``sys.argv`` as the invocation
+    command, which would put secrets given with ``--vars`` (an external ID) in the log.
+    """
+    import sys
+
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        return fn(*args, **kwargs)
+    argv = sys.argv
+    sys.argv = [os.path.basename(argv[0]) if argv else "dbt-eventbridge"]
+    try:
+        with contextlib.redirect_stdout(buf):
+            return fn(*args, **kwargs)
+    finally:
+        sys.argv = argv
 
 
 class DbtProject:
@@ -103,8 +114,11 @@ class DbtProject:
             args += ["--target", self.target]
         if self.profile:
             args += ["--profile", self.profile]
-        if self.vars:
-            args += ["--vars", json.dumps(self.vars)]
+        # dbt writes its invocation's --vars to logs/dbt.log; our own settings (which may
+        # hold an external ID) stay out of it: they are read through open_adapter instead.
+        dbt_vars = {k: v for k, v in self.vars.items() if k != "eventbridge"}
+        if dbt_vars:
+            args += ["--vars", json.dumps(dbt_vars)]
         return args
 
     def parse(self) -> None:
