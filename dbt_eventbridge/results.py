@@ -97,6 +97,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     result_file: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # as used, secrets masked
 
     @property
     def exit_code(self) -> int:

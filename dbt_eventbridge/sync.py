@@ -97,6 +97,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
     try:
         loaded = load(options)
         project = loaded.project
+        result.settings = loaded.settings.redacted()
         # A broken sync must not stop the others; it fails on its own with exit code 2.
         by_sync: dict[tuple[str | None, str | None], list[Problem]] = {}
         for p in loaded.problems:
