@@ -101,6 +101,11 @@ def _internal_error(e: Exception) -> None:
 @click.version_option(__version__, prog_name="dbt-eventbridge")
 def main() -> None:
     """Publish the changes of dbt models to Amazon EventBridge."""
+    import logging
+
+    # botocore logs a traceback when refreshing assumed-role credentials fails; the
+    # failure itself reaches the user as one clear error.
+    logging.getLogger("botocore.credentials").setLevel(logging.CRITICAL)
 
 
 @main.command()

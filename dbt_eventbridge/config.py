@@ -319,27 +319,35 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
             name=name, model_unique_id=model_unique_id, model_name=model_name, primary_key=pk,
             source=source, detail_type=detail_type, event_bus=bus, triggers=triggers, detail=detail,
             initial_sync=initial, resources=tuple(resources), time=time_col, enabled=enabled,
-            track_columns=track, ignore_columns=ignore or (), yaml_path=f"{base}{sub}",
+            track_columns=track, ignore_columns=ignore or (),
+            yaml_path=f"{file}: {base}{sub}" if file else f"{base}{sub}",
         ))
     return syncs, c.problems
 
 
 def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
-    seen: dict[str, SyncConfig] = {}
-    problems = []
+    """A problem for *every* sync that shares its name: none of them may run, since which
+    one would own the state table would depend on the manifest's order."""
+    by_name: dict[str, list[SyncConfig]] = {}
     for s in syncs:
-        other = seen.get(s.name.lower())
-        if other is not None:
+        by_name.setdefault(s.name.lower(), []).append(s)
+    problems = []
+    for group in by_name.values():
+        if len(group) < 2:
+            continue
+        for s in group:
+            others = ", ".join(f"'{o.model_name}'" for o in group if o is not s)
             problems.append(Problem(
-                message=f"the sync name '{s.name}' is also used by model '{other.model_name}'",
+                message=f"the sync name '{s.name}' is also used by model {others}",
                 model=s.model_name, sync=s.name, path=s.yaml_path + ".name",
-                fix="Sync names key the delivered state and must be unique in the project; set a distinct `name`"))
-        else:
-            seen[s.name.lower()] = s
+                fix="Sync names key the delivered state and must be unique in the project; set a distinct `name` "
+                    "(none of these syncs runs until then)"))
     return problems
 
 
 _ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows"})
+_SECRET_SETTINGS = frozenset({"external_id"})
+ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 @dataclass
@@ -418,12 +426,26 @@ class Settings:
                     what = "a positive whole number" if lowest else "a whole number (0 or more)"
                     problems.append(Problem(f"setting '{name}' must be {what}, got {value!r}", path=where,
                                             fix="Write a plain number"))
+            elif isinstance(value, int) and not isinstance(value, bool) and name in ("external_id",
+                                                                                       "role_session_name"):
+                values[name] = str(value)  # YAML reads an all-digit external ID as a number
             elif value is not None and not isinstance(value, str):
-                problems.append(Problem(f"setting '{name}' must be a string, got {value!r}",
-                                        path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"))
+                shown = "a value that is not text" if name in _SECRET_SETTINGS else repr(value)
+                problems.append(Problem(f"setting '{name}' must be a string, got {shown}", path=where,
+                                        fix="Quote it in YAML"))
+            elif isinstance(value, str) and ("{{" in value or "{%" in value):
+                problems.append(Problem(
+                    f"setting '{name}' holds a Jinja template, but dbt does not render templates inside vars, so "
+                    "it would be used as written", path=where,
+                    fix=f"Set DBT_EVENTBRIDGE_{name.upper()} in the environment instead (also the right place for "
+                        "secrets)"))
         if problems:
             raise ConfigError(problems)
         settings = cls(**values)
+        if settings.role_arn and not ROLE_ARN_RE.match(settings.role_arn):
+            raise ConfigError([Problem(f"role_arn {settings.role_arn!r} is not an IAM role ARN",
+                                       path="vars.eventbridge.role_arn / DBT_EVENTBRIDGE_ROLE_ARN",
+                                       fix="Write it as arn:aws:iam::123456789012:role/name")])
         if settings.external_id and not settings.role_arn:
             raise ConfigError([Problem("external_id is set but role_arn is not",
                                        path="vars.eventbridge.external_id",

@@ -126,10 +126,10 @@ class DbtProject:
 
         res = _quiet(dbtRunner().invoke, ["parse", "--quiet", *self._cli_args()])
         if not res.success or res.result is None:
-            detail = str(res.exception) if res.exception else "see logs/dbt.log in the project"
-            raise ProjectError(f"dbt could not load the project in {self.project_dir}: {detail}",
-                               fix="Check the flags (--target, --profiles-dir, --vars); `dbt debug` with the same "
-                                   "flags shows more")
+            detail = _first_line(res.exception) if res.exception else "see logs/dbt.log in the project"
+            fix = "Run `dbt deps` in the project" if "dbt deps" in detail else \
+                "Check the flags (--target, --profiles-dir, --vars); `dbt debug` with the same flags shows more"
+            raise ProjectError(f"dbt could not load the project in {self.project_dir}: {detail}", fix=fix)
         self.manifest = res.result
         if not any(m.package_name == PACKAGE for m in self.manifest.macros.values()):
             raise PackageMissingError(f"the dbt package '{PACKAGE}' is not installed in this project",
@@ -311,11 +311,14 @@ class DbtProject:
             yield
             return
         conns = self.adapter.connections
-        if conns.get_thread_connection().transaction_open:
-            # dbt's own macros (get_relation, get_columns_in_relation) leave a
-            # transaction open; close it so ours starts clean.
-            conns.commit()
-        conns.begin()
+        try:
+            if conns.get_thread_connection().transaction_open:
+                # dbt's own macros (get_relation, get_columns_in_relation) leave a
+                # transaction open; close it so ours starts clean.
+                conns.commit()
+            conns.begin()
+        except Exception as e:
+            raise WarehouseError(f"the warehouse refused to start a transaction: {_first_line(e)}") from None
         self._in_transaction = True
         try:
             yield
@@ -346,7 +349,10 @@ class DbtProject:
                                             identifier=name)
 
     def quote(self, name: str) -> str:
-        return self.adapter.quote(name)
+        """The adapter's identifier quoting, with the quote character doubled inside the name
+        (dbt's quote() does not, so a column named `a"b` would change the SQL)."""
+        mark = self.adapter.quote("x")[0]
+        return mark + name.replace(mark, mark * 2) + mark
 
 
 def _first_line(e: BaseException) -> str:

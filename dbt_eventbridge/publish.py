@@ -228,8 +228,9 @@ class Publisher:
                                                 fix="Create the event bus, or fix `event_bus` (a name in this "
                                                     "account and region, or an ARN)") from None
                         raise CredentialsError(f"AWS refused the request ({code}): {msg}",
-                                               fix="Check the credentials, region and the events:PutEvents "
-                                                   "permission on the bus") from None
+                                               fix="Check the credentials, the region, the events:PutEvents "
+                                                   "permission on the bus, and with role_arn that the role's trust "
+                                                   "policy allows sts:AssumeRole (with this external ID)") from None
                     out.rejected += [(x, code, msg) for x in pending]
                     return out
                 if "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded"):

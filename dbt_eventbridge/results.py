@@ -115,7 +115,7 @@ class RunResult:
         return d
 
     def write(self, target_dir: Path) -> Path:
-        target_dir.mkdir(parents=True, exist_ok=True)
+        target_dir.mkdir(exist_ok=True)
         path = target_dir / RESULT_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))

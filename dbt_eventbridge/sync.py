@@ -166,10 +166,12 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
     # Written on every run, failed ones included, so the file never shows an older run.
     target = project.target_path if project is not None and project.config is not None \
         else Path(options.project_dir) / "target"
-    try:
-        result.result_file = str(result.write(target))
-    except OSError as e:
-        log("warn", f"could not write the result file: {e}")
+    # Never create folders for a mistyped --project-dir: write only inside a dbt project.
+    if (Path(options.project_dir) / "dbt_project.yml").exists():
+        try:
+            result.result_file = str(result.write(target))
+        except OSError as e:
+            log("warn", f"could not write the result file: {e}")
     return result
 
 

@@ -598,26 +598,28 @@ def test_unique_names_pass() -> None:
     assert check_unique_names([_sync("customers"), _sync("orders"), _sync("orders_v2", "orders_copy")]) == []
 
 
-def test_duplicate_names_across_models_are_reported_on_the_later_one() -> None:
+def test_duplicate_names_across_models_are_reported_on_every_one() -> None:
+    # None of them may run: which one would own the state table would depend on manifest order.
     a, b = _sync("customers", "shared"), _sync("orders", "shared")
     problems = check_unique_names([a, b])
-    assert len(problems) == 1
-    p = problems[0]
-    assert p.model == "orders" and p.sync == "shared"
+    assert [(p.model, p.sync) for p in problems] == [("customers", "shared"), ("orders", "shared")]
+    p = problems[1]
     assert p.path == "orders.config.meta.eventbridge.name"
-    assert "'customers'" in p.message
+    assert "'customers'" in p.message and "'orders'" in problems[0].message
     assert p.fix and "unique" in p.fix
 
 
 def test_duplicate_names_differing_only_in_case_collide() -> None:
-    assert len(check_unique_names([_sync("customers", "Shared"), _sync("orders", "shared")])) == 1
+    assert len(check_unique_names([_sync("customers", "Shared"), _sync("orders", "shared")])) == 2
     problems = check_unique_names([_sync("customers", "shared"), _sync("orders", "SHARED")])
-    assert [(p.model, p.sync) for p in problems] == [("orders", "SHARED")]
+    assert [(p.model, p.sync) for p in problems] == [("customers", "shared"), ("orders", "SHARED")]
+    assert check_unique_names([_sync("customers", "one"), _sync("orders", "two")]) == []
 
 
-def test_three_way_duplicate_gives_two_problems() -> None:
+def test_three_way_duplicate_gives_three_problems() -> None:
     problems = check_unique_names([_sync("a", "s"), _sync("b", "s"), _sync("c", "s")])
-    assert [p.model for p in problems] == ["b", "c"]
+    assert [p.model for p in problems] == ["a", "b", "c"]
+    assert "'b', 'c'" in problems[0].message
 
 
 # --- Settings ---------------------------------------------------------------------------------

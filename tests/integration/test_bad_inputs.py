@@ -359,8 +359,9 @@ BUG_DUP = ("BUG: of two syncs sharing a name, one still runs, and which one depe
            "the real owner is the one reported as the duplicate")
 BUG_WAREHOUSE = ("BUG: a warehouse that cannot be opened is reported as 'unexpected IOException ... please report "
                  "it', with no result file, instead of a clear connection error")
-BUG_MULTILINE = ("BUG: dbt's parse error is embedded with its newlines, so the problem ('dbt found 1 package(s) ... Run "
-                 "\"dbt deps\"') lands on a second stderr line, and the fix offered is about flags, not `dbt deps`")
+BUG_MULTILINE = ("BUG: dbt's parse error is embedded with its newlines, so the problem ('dbt found 1 package(s) "
+                 "... Run \"dbt deps\"') lands on a second stderr line, and the fix offered is about flags, not "
+                 "`dbt deps`")
 BUG_ROLE_ARN = ("BUG: settings are used as written and role_arn is never checked: dbt does not render Jinja in "
                 "`vars:`, so role_arn \"{{ env_var('EB_ROLE_ARN') }}\" goes to sts:AssumeRole as the ARN itself "
                 "(moto accepts it: the run publishes and exits 0); the same happens to an external_id template")
@@ -405,8 +406,9 @@ CASES: list[Any] = [
                       line=(SYNC_FAILED, "column 'payload_json' is not a column of", OL_PATH,
                             "add the column to the model")), id="detail-column-missing"),
     pytest.param(Case(ol(source="aws.orders"),
-                      line=(SYNC_FAILED, "source 'aws.orders' starts with 'aws.'", f"models/schema.yml: {OL_PATH}.source",
-                            "such as com.acme.crm")), id="source-starts-with-aws"),
+                      line=(SYNC_FAILED, "source 'aws.orders' starts with 'aws.'",
+                            f"models/schema.yml: {OL_PATH}.source", "such as com.acme.crm")),
+                 id="source-starts-with-aws"),
     pytest.param(Case(ol(detail_type="D" * 129),
                       line=(SYNC_FAILED, "129 characters long; EventBridge allows at most 128",
                             f"models/schema.yml: {OL_PATH}.detail_type", "Shorten it")),
@@ -481,8 +483,9 @@ CASES: list[Any] = [
                       line=("setting 'concurrency' must be a positive whole number, got -1",
                             "vars.eventbridge.concurrency", "Write a plain number")), id="negative-concurrency"),
     pytest.param(Case(env={"DBT_EVENTBRIDGE_MAX_REQUEST_BYTES": "2000000"},
-                      line=("max_request_bytes 2000000 is above EventBridge's limit", "vars.eventbridge.max_request_bytes",
-                            "Use 1048575 or less")), id="max-request-bytes-over-aws-limit"),
+                      line=("max_request_bytes 2000000 is above EventBridge's limit",
+                            "vars.eventbridge.max_request_bytes", "Use 1048575 or less")),
+                 id="max-request-bytes-over-aws-limit"),
 
     # -- the dbt project (exit 2)
     pytest.param(Case(_no_package,
@@ -526,7 +529,8 @@ CASES: list[Any] = [
                       line=(f"- {MODEL_SYNC}: unknown key 'evnt_bus'", f"models/schema.yml: {OL_PATH}.evnt_bus",
                             "Did you mean 'event_bus'?"), also=("1 problem(s) found in 6 sync(s).",)),
                  id="validate-typo"),
-    pytest.param(Case(ol(primary_key=["order_id", "line_number"], detail={"template": '{% raw %}{"q": {{ row.qty }}}{% endraw %}'}),
+    pytest.param(Case(ol(primary_key=["order_id", "line_number"],
+                         detail={"template": '{% raw %}{"q": {{ row.qty }}}{% endraw %}'}),
                       args=("validate",), rc=1,
                       line=(f"- {MODEL_SYNC}: the template reads column(s) qty", f"{OL_PATH}.detail.template"),
                       also=("primary key column 'line_number' is not a column of", "2 problem(s) found")),

@@ -279,10 +279,8 @@ def test_external_id_given_with_vars_is_not_printed(sec: Sec) -> None:
     _assert_no_secret("the state tables", json.dumps(_state_tables(sec.db), default=str))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an external_id passed with --vars is written to logs/dbt.log twice: in "
-                   "dbt's 'running dbt with arguments' line (invocation_command = our argv) and in its 'vars:' "
-                   "debug line, because project.py hands the vars to dbtRunner unchanged")
 def test_external_id_given_with_vars_stays_out_of_dbt_log(sec: Sec) -> None:
+    """dbt logs its invocation's argv and --vars to logs/dbt.log; ours must not carry the external ID there."""
     log = LogTail(sec.project)
     r = sec.project.sync("sync", "-s", "customers", "--full-refresh", extra_env=AWS_SECRETS_ENV, vars_={
         "eventbridge": {"region": "us-east-1", "role_arn": ROLE_ARN, "external_id": EXTERNAL_ID}})
@@ -469,7 +467,7 @@ def test_hostile_column_names_sync_and_diff(sec: Sec, hostile: Project) -> None:
 
 @pytest.mark.xfail(strict=True, reason="BUG: identifiers are quoted with adapter.quote(), which does not double an "
                    "embedded '\"': a model column named `weird \"name\"` makes every sync of that model fail with "
-                   "'Parser Error: zero-length delimited identifier' (and a crafted name is SQL injection)")
+                   "'Parser Error: zero-length delimited identifier' (a crafted column name changes the SQL text itself)")
 def test_column_name_with_a_double_quote(sec: Sec) -> None:
     project = sec.project
     path = project.dir / "models" / "schema.yml"
