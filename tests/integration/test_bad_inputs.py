@@ -423,7 +423,7 @@ CASES: list[Any] = [
     pytest.param(Case(_duplicate_name, args=("sync", "-s", "accounts", "flaky"),
                       line=("the sync name 'flaky' is also used by model", "config.meta.eventbridge.name",
                             "must be unique"), check=_both_refused),
-                 id="two-syncs-same-name", marks=pytest.mark.xfail(strict=True, reason=BUG_DUP)),
+                 id="two-syncs-same-name"),
 
     # -- rows that cannot be sent (exit 1: the rest is delivered, those rows stay out of the state)
     pytest.param(Case(ol(detail={"template": '{% raw %}{% if row.line_no == 2 %}"only text"{% else %}'
@@ -463,7 +463,7 @@ CASES: list[Any] = [
                       rejected=OL_REJECTED_ALL("AccessDeniedException")), id="access-denied-per-entry"),
     pytest.param(Case(endpoint=StsDenied, env=ROLE,
                       line=(f"ERROR   {OL} ({OL})", "AccessDenied", "sts:AssumeRole", "Check the credentials")),
-                 id="role-cannot-be-assumed", marks=pytest.mark.xfail(strict=True, reason=BUG_STS)),
+                 id="role-cannot-be-assumed"),
     pytest.param(Case(env=NO_REGION, vars_={"eventbridge": {"state_schema": STATE_SCHEMA}},
                       line=("no AWS region is set", "vars.eventbridge.region", "Set vars.eventbridge.region")),
                  id="missing-region"),
@@ -478,7 +478,7 @@ CASES: list[Any] = [
                             "Did you mean 'region'?")), id="unknown-setting"),
     pytest.param(Case(_templated_role_arn, env={"EB_ROLE_ARN": "arn:aws:iam::123456789012:role/publisher"},
                       line=("role_arn", "vars.eventbridge.role_arn")),
-                 id="role-arn-not-an-arn", marks=pytest.mark.xfail(strict=True, reason=BUG_ROLE_ARN)),
+                 id="role-arn-not-an-arn"),
     pytest.param(Case(_negative_concurrency,
                       line=("setting 'concurrency' must be a positive whole number, got -1",
                             "vars.eventbridge.concurrency", "Write a plain number")), id="negative-concurrency"),
@@ -496,7 +496,7 @@ CASES: list[Any] = [
                  id="no-dbt-project-yml"),
     pytest.param(Case(lambda p: shutil.rmtree(p.dir / "dbt_packages"),
                       line=("dbt could not load the project", 'Run "dbt deps"')),
-                 id="dbt-deps-never-run", marks=pytest.mark.xfail(strict=True, reason=BUG_MULTILINE)),
+                 id="dbt-deps-never-run"),
     pytest.param(Case(_corrupt_run_results,
                       line=("run_results.json is not a readable run_results.json", "JSONDecodeError",
                             "run dbt again")), id="corrupt-run-results"),
@@ -509,7 +509,7 @@ CASES: list[Any] = [
     pytest.param(Case(env={"DBT_DUCKDB_PATH": "/nonexistent-dir/warehouse.duckdb"},
                       line=("the warehouse", "/nonexistent-dir/warehouse.duckdb"),
                       also=("eventbridge_sync_results.json",)),
-                 id="warehouse-cannot-be-opened", marks=pytest.mark.xfail(strict=True, reason=BUG_WAREHOUSE)),
+                 id="warehouse-cannot-be-opened"),
 
     # -- empty models (README: every change is delivered; an empty first run sends nothing)
     pytest.param(Case(_empty_new_model, args=("sync", "-s", "empty_model"), rc=0, state=new_empty_state,
@@ -540,8 +540,9 @@ CASES: list[Any] = [
                             "never_built.config.meta.eventbridge", "Run `dbt run` or `dbt build` first")),
                  id="validate-relation-does-not-exist"),
     pytest.param(Case(_duplicate_name, args=("validate",), rc=1,
-                      line=("sync 'flaky': the sync name 'flaky' is also used by model",
-                            "config.meta.eventbridge.name", "set a distinct `name`")),
+                      line=("model 'accounts', sync 'flaky': the sync name 'flaky' is also used by model 'flaky'",
+                            "accounts.config.meta.eventbridge.name", "set a distinct `name`"),
+                      also=("model 'flaky', sync 'flaky': the sync name 'flaky' is also used by model 'accounts'",)),
                  id="validate-two-syncs-same-name"),
     pytest.param(Case(_no_package, args=("validate",), rc=1,
                       line=("the dbt package 'dbt_eventbridge' is not installed", "dbt deps")),
@@ -591,8 +592,6 @@ def test_bad_input(project: Project, base: Base, case: Case) -> None:
     assert not any(t.endswith(("__plan", "__acks")) for t in after), sorted(after)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config problems found against the relation (columns, templates, "
-                   "duplicate names) give a YAML path without the schema file, unlike the parse-time problems")
 def test_every_config_problem_names_the_schema_file(project: Project) -> None:
     def break_things(models: dict[str, Any]) -> None:
         models[OL]["config"]["meta"]["eventbridge"]["primary_key"] = ["order_id", "line_number"]
@@ -605,7 +604,7 @@ def test_every_config_problem_names_the_schema_file(project: Project) -> None:
     r = project.sync("validate")
     assert r.rc == 1
     problems = [ln for ln in r.stderr.splitlines() if ln.startswith("- ")]
-    assert len(problems) == 4, r.stderr
+    assert len(problems) == 5, r.stderr  # the shared name is reported on both syncs
     # the parse-time problem has it ...
     assert any("(at models/schema.yml: flaky.config.meta.eventbridge.evnt_bus)" in p for p in problems)
     # ... so every other one must too
@@ -624,8 +623,6 @@ def test_mass_removal_guard_is_explained_on_stderr_even_when_quiet(project: Proj
     assert "would remove 5 of the 5 delivered rows" in line and "--allow-mass-removal" in line, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with a mistyped --project-dir (no dbt_project.yml) the result file is "
-                   "still written to <that dir>/target/, creating the folder and all its missing parents")
 def test_mistyped_project_dir_creates_nothing(project: Project, tmp_path: Path) -> None:
     typo = tmp_path / "analytcs" / "dbt"
     r = project.sync("sync", "--project-dir", str(typo))
