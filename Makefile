@@ -20,8 +20,9 @@ demo: install
 # Unit and integration tests, DuckDB and PostgreSQL. The PostgreSQL server is started
 # by the tests (installed with apt-get when missing and running as root), unless the
 # standard PG* variables name one.
+# Two workers: most of the time goes to dbt parsing in subprocesses, which is CPU-bound.
 test: install
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache

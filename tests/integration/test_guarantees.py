@@ -310,8 +310,8 @@ def test_mass_removal_is_stopped_before_publishing(tmp_path, local_aws, endpoint
     r = b.sync()
     assert r.rc == 1
     assert r.sync("bulk")["status"] == "blocked"
-    assert "would remove 200 of the 300 delivered rows" in r.stdout
-    assert "--allow-mass-removal" in r.stdout
+    assert "would remove 200 of the 300 delivered rows" in r.stderr
+    assert "--allow-mass-removal" in r.stderr
     assert b.delivered() == []
     assert b.state() == state
     r = b.sync("--allow-mass-removal")
@@ -339,6 +339,8 @@ def test_a_new_column_does_not_flood_and_a_hash_change_rebaselines(tmp_path, loc
     assert [(x[0], x[1]) for x in b.delivered()] == [(7, "changed")]
     assert r.sync("bulk")["rebaselined"] == 299
     # a new fingerprint expression (an upgrade) re-baselines instead of resending everything
+    # (simulated: the stored fingerprints and their version tag both differ from today's)
+    b.sql("update eventbridge_state.bulk set _eb_hash = _eb_hash // 2")
     b.sql("update eventbridge_state._eb_syncs set hash_version = 'duckdb-v0' where sync_name = 'bulk'")
     r = b.sync()
     assert r.rc == 0 and b.delivered() == []
