@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
 
@@ -18,6 +17,7 @@ from dbt_eventbridge.config import (
     parse_syncs,
 )
 from dbt_eventbridge.errors import ConfigError, Problem
+from tests.support import render_dbt_strings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_YML = REPO_ROOT / "integration_project" / "models" / "schema.yml"
@@ -59,20 +59,10 @@ def only_problem(raw: Any, **kw: Any) -> Problem:
     return problems[0]
 
 
-def _render_dbt_strings(value: Any) -> Any:
-    """dbt renders Jinja in schema.yml config values; `{% raw %}` keeps the templates for us."""
-    if isinstance(value, str):
-        return jinja2.Environment(keep_trailing_newline=True).from_string(value).render()
-    if isinstance(value, list):
-        return [_render_dbt_strings(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _render_dbt_strings(v) for k, v in value.items()}
-    return value
-
 
 def integration_meta() -> dict[str, Any]:
     doc = yaml.safe_load(SCHEMA_YML.read_text())
-    return {m["name"]: _render_dbt_strings(m["config"]["meta"]["eventbridge"]) for m in doc["models"]
+    return {m["name"]: render_dbt_strings(m["config"]["meta"]["eventbridge"]) for m in doc["models"]
             if "eventbridge" in (m.get("config") or {}).get("meta", {})}
 
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
 
@@ -25,6 +24,7 @@ from dbt_eventbridge.render import (
     make_json_safe,
     row_columns_used,
 )
+from tests.support import render_dbt_strings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = REPO_ROOT / "integration_project"
@@ -95,20 +95,11 @@ def dbt_context() -> dict[str, Any]:
     }
 
 
-def _render_dbt_strings(value: Any) -> Any:
-    if isinstance(value, str):
-        return jinja2.Environment(keep_trailing_newline=True).from_string(value).render()
-    if isinstance(value, list):
-        return [_render_dbt_strings(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _render_dbt_strings(v) for k, v in value.items()}
-    return value
-
 
 def integration_customers_meta() -> list[dict[str, Any]]:
     doc = yaml.safe_load((INTEGRATION / "models" / "schema.yml").read_text())
     raw = next(m for m in doc["models"] if m["name"] == "customers")["config"]["meta"]["eventbridge"]
-    return _render_dbt_strings(raw)
+    return render_dbt_strings(raw)
 
 
 # --- The reference document's template --------------------------------------------------------

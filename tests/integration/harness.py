@@ -6,11 +6,15 @@ import itertools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import duckdb
+import yaml
 
 from devtools.local_aws import LocalEventBridge
 from devtools.postgres import PgParams
@@ -132,3 +136,32 @@ def details(events: list[dict[str, Any]], detail_type: str | None = None, source
 def canon(items: list[Any]) -> list[str]:
     """Order-free comparison of JSON values."""
     return sorted(json.dumps(i, sort_keys=True, ensure_ascii=False) for i in items)
+
+
+def edit_schema(project: Project, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change models/schema.yml of a project copy through a function of {model name: model}."""
+    path = project.dir / "models" / "schema.yml"
+    doc = yaml.safe_load(path.read_text())
+    edit({m["name"]: m for m in doc["models"]})
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def state_tables(db: Path, schema: str = "eventbridge_state") -> dict[str, list[tuple]]:
+    """Every table of the state schema of a DuckDB file, in a stable order (never while a CLI runs)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = ? order by 1",
+            [schema]).fetchall()]
+        return {n: con.execute(f'select * from {schema}."{n}" order by all').fetchall() for n in names}
+    finally:
+        con.close()

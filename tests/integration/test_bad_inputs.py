@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -26,12 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-import duckdb
 import pytest
 import yaml
 
 from devtools.fault_endpoint import FaultEndpoint, RequestFault, _error
-from tests.integration.harness import BIN, CliResult, Project
+from tests.integration.harness import BIN, CliResult, Project, closed_port, edit_schema, state_tables
 
 STATE_SCHEMA = "eventbridge_state"
 OL = "order_lines"  # the single-sync model most cases break: `-s order_lines` runs nothing else
@@ -102,12 +100,6 @@ class StsDenied:
         self._server.server_close()
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +135,7 @@ def base(tmp_path_factory: pytest.TempPathFactory, local_aws: Any) -> Base:
     b = Base(project, tmp, pristine)
     # day 2 has changes for order_lines (A-1/2 changed, B-7/1 removed, B-7/2 added): a broken
     # run that recorded anything would show in the state.
-    assert len(_ol_state(snapshot(b.db))) == 3
+    assert len(_ol_state(state_tables(b.db))) == 3
     return b
 
 
@@ -160,27 +152,12 @@ def project(base: Base) -> Project:
     return base.project
 
 
-def snapshot(db: Path) -> dict[str, list[tuple]]:
-    """Every table of the state schema, in a stable order. Only call when no CLI is running."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? order by 1",
-            [STATE_SCHEMA]).fetchall()]
-        return {n: con.execute(f'select * from {STATE_SCHEMA}."{n}" order by all').fetchall() for n in names}
-    finally:
-        con.close()
 
 
 def _ol_state(snap: dict[str, list[tuple]]) -> dict[tuple, tuple]:
     return {tuple(r[:2]): r for r in snap[OL]}
 
 
-def _edit_schema(project: Project, edit: Callable[[dict[str, Any]], None]) -> None:
-    path = project.dir / "models" / "schema.yml"
-    doc = yaml.safe_load(path.read_text())
-    edit({m["name"]: m for m in doc["models"]})
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 def _add_model(project: Project, name: str, sql: str, sync: dict[str, Any]) -> None:
@@ -216,14 +193,14 @@ def ol(**changes: Any) -> Callable[[Project], None]:
                     eb.pop(k, None)
                 else:
                     eb[k] = v
-        _edit_schema(project, edit)
+        edit_schema(project, edit)
     return setup
 
 
 def _duplicate_name(project: Project) -> None:
     # The accounts sync takes the name of the flaky sync: which one "owns" the state table
     # `flaky` is ambiguous, so neither may run.
-    _edit_schema(project, lambda m: m["accounts"]["config"]["meta"]["eventbridge"].update(name="flaky"))
+    edit_schema(project, lambda m: m["accounts"]["config"]["meta"]["eventbridge"].update(name="flaky"))
 
 
 def _no_package(project: Project) -> None:
@@ -446,7 +423,7 @@ CASES: list[Any] = [
                  id="time-column-not-a-timestamp"),
 
     # -- AWS (exit 2: nothing published, no state; per-entry refusals are rejected rows, exit 1)
-    pytest.param(Case(env={"DBT_EVENTBRIDGE_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}"},
+    pytest.param(Case(env={"DBT_EVENTBRIDGE_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"},
                       line=(f"ERROR   {OL} ({OL})", "could not reach EventBridge", "Check endpoint_url")),
                  id="unreachable-endpoint"),
     pytest.param(Case(endpoint=lambda: FaultEndpoint(request_faults=[RequestFault("auth", first=1000)]),
@@ -554,7 +531,7 @@ CASES: list[Any] = [
 def test_bad_input(project: Project, base: Base, case: Case) -> None:
     if case.setup:
         case.setup(project)
-    before = snapshot(base.db)
+    before = state_tables(base.db)
     endpoint = case.endpoint() if case.endpoint else None
     if endpoint is not None:
         with endpoint:
@@ -563,7 +540,7 @@ def test_bad_input(project: Project, base: Base, case: Case) -> None:
         assert endpoint.accepted == []
     else:
         r = project.sync(*case.args, vars_=case.vars_, extra_env=case.env)
-    after = snapshot(base.db)  # the CLI has exited
+    after = state_tables(base.db)  # the CLI has exited
     out = r.stdout + r.stderr
 
     assert r.rc == case.rc, out
@@ -600,7 +577,7 @@ def test_every_config_problem_names_the_schema_file(project: Project) -> None:
         models["accounts"]["config"]["meta"]["eventbridge"]["name"] = "flaky"
         models["flaky"]["config"]["meta"]["eventbridge"]["evnt_bus"] = "default"
 
-    _edit_schema(project, break_things)
+    edit_schema(project, break_things)
     r = project.sync("validate")
     assert r.rc == 1
     problems = [ln for ln in r.stderr.splitlines() if ln.startswith("- ")]
@@ -614,11 +591,11 @@ def test_every_config_problem_names_the_schema_file(project: Project) -> None:
 
 def test_mass_removal_guard_is_explained_on_stderr_even_when_quiet(project: Project) -> None:
     _emptied_customers(project)
-    before = snapshot(project.dir.parent / "warehouse.duckdb")
+    before = state_tables(project.dir.parent / "warehouse.duckdb")
     r = project.sync("sync", "-s", "customers", "--quiet",
                      vars_={"eventbridge": {"region": "us-east-1", "removal_guard_min_rows": 1}})
     assert r.rc == 1
-    assert snapshot(project.dir.parent / "warehouse.duckdb") == before
+    assert state_tables(project.dir.parent / "warehouse.duckdb") == before
     line = next((ln for ln in r.stderr.splitlines() if "customers_to_crm" in ln), "")
     assert "would remove 5 of the 5 delivered rows" in line and "--allow-mass-removal" in line, r.stderr
 

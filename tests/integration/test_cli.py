@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.harness import Project, canon, details
+from tests.integration.harness import Project, canon, closed_port, details, edit_schema
 
 
 @pytest.fixture
@@ -17,19 +15,8 @@ def project(tmp_path, local_aws) -> Project:
     return Project(tmp_path, "duckdb", local_aws)
 
 
-def _edit_schema(project: Project, edit) -> None:
-    path = project.dir / "models" / "schema.yml"
-    doc = yaml.safe_load(path.read_text())
-    edit({m["name"]: m for m in doc["models"]})
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_selection_uses_dbt_syntax(project: Project) -> None:
@@ -66,7 +53,7 @@ def test_full_refresh_resends_current_rows_as_added(project: Project) -> None:
 def test_unreachable_endpoint_exits_2_and_writes_no_state(project: Project) -> None:
     project.build(day=1)
     r = project.sync("sync", "-s", "customers",
-                     extra_env={"DBT_EVENTBRIDGE_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}"})
+                     extra_env={"DBT_EVENTBRIDGE_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"})
     assert r.rc == 2
     assert "could not reach EventBridge" in r.stderr
     assert "customers_to_crm" in r.stderr
@@ -79,7 +66,7 @@ def test_unreachable_endpoint_exits_2_and_writes_no_state(project: Project) -> N
 
 def test_missing_bus_is_a_clear_error(project: Project) -> None:
     project.build(day=1)
-    _edit_schema(project, lambda m: m["web_events"]["config"]["meta"]["eventbridge"].update(
+    edit_schema(project, lambda m: m["web_events"]["config"]["meta"]["eventbridge"].update(
         event_bus="no-such-bus"))
     r = project.sync("sync", "-s", "web_events")
     assert r.rc == 2
@@ -91,7 +78,7 @@ def test_bad_config_fails_that_sync_only_with_a_clear_message(project: Project) 
         models["order_lines"]["config"]["meta"]["eventbridge"]["detial_type"] = "x"
 
     project.build(day=1)
-    _edit_schema(project, typo)
+    edit_schema(project, typo)
     r = project.sync()
     assert r.rc == 2
     line = next(ln for ln in r.stderr.splitlines() if "detial_type" in ln)
@@ -117,7 +104,7 @@ def test_validate_lists_every_problem(project: Project) -> None:
         models["web_events"]["config"]["meta"]["eventbridge"]["detail"] = {"template": "{% raw %}{{ row.x {% endraw %}"}
         models["accounts"]["config"]["meta"]["eventbridge"]["triggers"] = ["added", "deleted"]
 
-    _edit_schema(project, break_things)
+    edit_schema(project, break_things)
     r = project.sync("validate")
     assert r.rc == 1
     err = r.stderr

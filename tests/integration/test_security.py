@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
-from tests.integration.harness import BIN, CliResult, Project
+from tests.integration.harness import BIN, CliResult, Project, edit_schema, state_tables
 from tests.integration.test_bad_inputs import StsDenied
 
 STATE_SCHEMA = "eventbridge_state"
@@ -69,15 +69,6 @@ TEXT_SYNC = {  # row values in the text fields: source, detail-type, resources
 # helpers
 
 
-def _state_tables(db: Path) -> dict[str, list[tuple]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? order by 1",
-            [STATE_SCHEMA]).fetchall()]
-        return {n: con.execute(f'select * from {STATE_SCHEMA}."{n}" order by all').fetchall() for n in names}
-    finally:
-        con.close()
 
 
 def _all_tables(db: Path) -> set[tuple[str, str]]:
@@ -115,11 +106,6 @@ def _assert_no_secret(where: str, text: str, secrets: tuple[str, ...] = SECRETS)
         assert s not in text, f"secret {s[:12]}... found in {where}"
 
 
-def _edit_schema(project: Project, edit) -> None:
-    path = project.dir / "models" / "schema.yml"
-    doc = yaml.safe_load(path.read_text())
-    edit({m["name"]: m for m in doc["models"]})
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 def _add_model(project: Project, name: str, sql: str, sync: dict[str, Any] | None) -> None:
@@ -166,7 +152,7 @@ def sec(tmp_path_factory: pytest.TempPathFactory, local_aws: Any) -> Sec:
     for cid, first, last, email, phone, plan in HOSTILE_CUSTOMERS:
         w.writerow([cid, 1, 3, first, last, 30 + cid, email, phone, plan, "2024-01-01 15:00:00"])
     seed.write_text(seed.read_text().rstrip("\n") + "\n" + buf.getvalue())
-    _edit_schema(project, lambda m: m["customers"]["config"]["meta"]["eventbridge"].append(TEXT_SYNC))
+    edit_schema(project, lambda m: m["customers"]["config"]["meta"]["eventbridge"].append(TEXT_SYNC))
 
     # (c) a model with hostile column names; its sync is added by the test that runs it
     _add_model(project, "hostile", HOSTILE_MODEL_SQL, None)
@@ -197,7 +183,7 @@ def _check_run_is_clean(project: Project, r: CliResult, log: str, db: Path | Non
     _assert_no_secret("the result file", json.dumps(r.results))
     _assert_no_secret("logs/dbt.log (lines of this run)", log)
     if db is not None:
-        _assert_no_secret("the state tables", json.dumps(_state_tables(db), default=str))
+        _assert_no_secret("the state tables", json.dumps(state_tables(db), default=str))
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +262,7 @@ def test_external_id_given_with_vars_is_not_printed(sec: Sec) -> None:
     assert len(sec.project.drain()["crm-events"]) == 16  # customers_to_crm + customers_text, through the role
     _assert_no_secret("stdout/stderr", r.stdout + r.stderr)
     _assert_no_secret("the result file", json.dumps(r.results))
-    _assert_no_secret("the state tables", json.dumps(_state_tables(sec.db), default=str))
+    _assert_no_secret("the state tables", json.dumps(state_tables(sec.db), default=str))
 
 
 def test_external_id_given_with_vars_stays_out_of_dbt_log(sec: Sec) -> None:
@@ -388,7 +374,7 @@ def hostile(sec: Sec) -> Iterator[Project]:
     """The shared project with the `hostile` model's sync; schema.yml is restored afterwards."""
     path = sec.project.dir / "models" / "schema.yml"
     saved = path.read_text()
-    _edit_schema(sec.project, lambda m: m["hostile"].update(config={"meta": {"eventbridge": dict(HOSTILE_SYNC)}}))
+    edit_schema(sec.project, lambda m: m["hostile"].update(config={"meta": {"eventbridge": dict(HOSTILE_SYNC)}}))
     sec.project.drain()
     yield sec.project
     path.write_text(saved)
@@ -413,8 +399,8 @@ INJECTIONS = [
 @pytest.mark.parametrize("change, message", INJECTIONS)
 def test_config_identifiers_are_checked_against_real_columns(sec: Sec, hostile: Project, change: dict[str, Any],
                                                              message: str) -> None:
-    _edit_schema(hostile, lambda m: m["hostile"]["config"]["meta"]["eventbridge"].update(change))
-    tables, state = _all_tables(sec.db), _state_tables(sec.db)
+    edit_schema(hostile, lambda m: m["hostile"]["config"]["meta"]["eventbridge"].update(change))
+    tables, state = _all_tables(sec.db), state_tables(sec.db)
     r = hostile.sync("sync", "-s", "hostile", extra_env=AWS_SECRETS_ENV)
     assert r.rc == 2, r.stdout + r.stderr
     line = next((ln for ln in r.stderr.splitlines() if message in ln), None)
@@ -422,7 +408,7 @@ def test_config_identifiers_are_checked_against_real_columns(sec: Sec, hostile: 
     assert "model 'hostile'" in line and "hostile.config.meta.eventbridge" in line
     assert "Binder Error" not in r.stderr and "Parser Error" not in r.stderr  # refused before any SQL
     assert _x_rows(sec.db) == [(42,)]
-    assert _all_tables(sec.db) == tables and _state_tables(sec.db) == state
+    assert _all_tables(sec.db) == tables and state_tables(sec.db) == state
     assert hostile.drain() == {"crm-events": [], "default": []}
 
 
@@ -452,7 +438,7 @@ def test_hostile_column_names_sync_and_diff(sec: Sec, hostile: Project) -> None:
     assert r.sync("hostile")["sent"] == {"added": 0, "changed": 1, "removed": 0}
     [ev] = hostile.drain()["default"]
     assert ev["detail"] == dict(zip(HOSTILE_COLUMNS, [1, "changed", "w", "q", "d"]))
-    state = _state_tables(sec.db)["hostile"]
+    state = state_tables(sec.db)["hostile"]
     assert [(row[0], json.loads(row[2])["Mixed Case"]) for row in state] == [(1, "changed"), (2, "x2")]
     # nothing dropped, one state table more
     assert _x_rows(sec.db) == [(42,)]
