@@ -64,6 +64,11 @@ class Project:
         self.run_ok([str(BIN / "dbt"), "deps", "--quiet"])
 
     @property
+    def db(self) -> Path:
+        """The DuckDB file of this copy (read it only while no CLI runs)."""
+        return Path(self.env["DBT_DUCKDB_PATH"])
+
+    @property
     def target_args(self) -> list[str]:
         return ["--profiles-dir", str(self.dir), "--target", self.engine]
 

@@ -114,7 +114,7 @@ class Base:
 
     @property
     def db(self) -> Path:
-        return self.tmp / "warehouse.duckdb"
+        return self.project.db
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ class Bulk:
         (project.dir / "models" / "bulk").mkdir()
         (project.dir / "models" / "bulk" / "bulk.sql").write_text(BULK_SQL)
         (project.dir / "models" / "bulk" / "bulk.yml").write_text(SYNC_YML)
-        self.db = Path(project.env["DBT_DUCKDB_PATH"])
+        self.db = project.db
         self.env = {"DBT_EVENTBRIDGE_ENDPOINT_URL": endpoint.endpoint_url}
         p = project.run([str(BIN / "dbt"), "build", "--quiet", "-s", "bulk", *project.target_args,
                          "--vars", json.dumps({"bulk_rows": rows})])

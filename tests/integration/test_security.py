@@ -136,7 +136,7 @@ class Sec:
 
     @property
     def db(self) -> Path:
-        return self.tmp / "warehouse.duckdb"
+        return self.project.db
 
 
 @pytest.fixture(scope="module")
