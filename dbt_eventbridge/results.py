@@ -39,6 +39,9 @@ class SyncResult:
     rebaselined: int = 0         # rows whose fingerprint was updated without sending
     message: str | None = None
     seconds: float = 0.0
+    # Seconds per phase: audit, plan, stream (reading the plan), render, publish (the
+    # whole publish loop, stream and render included), journal, commit.
+    timings: dict[str, float] = field(default_factory=dict)
     samples: list[Any] = field(default_factory=list, repr=False, compare=False)  # dry run: entries shown
 
     @property
@@ -78,6 +81,9 @@ class SyncResult:
         label = {"success": "OK     ", "partial": "PARTIAL", "dry_run": "DRY RUN"}.get(self.status, self.status)
         return f"{label} {head}: {', '.join(parts)} in {self.seconds:.2f}s"
 
+    def add_time(self, phase: str, seconds: float) -> None:
+        self.timings[phase] = self.timings.get(phase, 0.0) + seconds
+
     def add_rejection(self, key: dict[str, Any], op: str, code: str, reason: str, limit: int) -> None:
         self.rejected += 1
         if len(self.rejections) < limit:
@@ -98,6 +104,8 @@ class RunResult:
     error: str | None = None
     result_file: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # as used, secrets masked
+    startup_seconds: float = 0.0   # dbt parse, selection and opening the adapter
+    seconds: float = 0.0
 
     @property
     def exit_code(self) -> int:
@@ -112,6 +120,7 @@ class RunResult:
         d["exit_code"] = self.exit_code
         for s, sd in zip(self.syncs, d["syncs"]):
             sd["exit_code"] = s.exit_code
+            sd["timings"] = {k: round(v, 4) for k, v in s.timings.items()}
         return d
 
     def write(self, target_dir: Path) -> Path:

@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
@@ -94,9 +95,11 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
     """Run the selected syncs. Never raises for problems a user can cause: they are in the result."""
     result = RunResult(run_id=str(uuid.uuid4()), started_at=now(), dry_run=options.dry_run)
     project: DbtProject | None = None
+    t_start = time.perf_counter()
     try:
         loaded = load(options)
         project = loaded.project
+        result.startup_seconds = time.perf_counter() - t_start
         result.settings = loaded.settings.redacted()
         # A broken sync must not stop the others; it fails on its own with exit code 2.
         by_sync: dict[tuple[str | None, str | None], list[Problem]] = {}
@@ -163,6 +166,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
         result.error = str(e)
         log("error", result.error)
     result.finished_at = now()
+    result.seconds = time.perf_counter() - t_start
     # Written on every run, failed ones included, so the file never shows an older run.
     target = project.target_path if project is not None and project.config is not None \
         else Path(options.project_dir) / "target"
@@ -173,6 +177,28 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
         except OSError as e:
             log("warn", f"could not write the result file: {e}")
     return result
+
+
+@contextmanager
+def _timed(result: SyncResult, phase: str) -> Iterator[None]:
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.add_time(phase, time.perf_counter() - t)
+
+
+def _timed_iter(result: SyncResult, phase: str, it: Iterator[Any]) -> Iterator[Any]:
+    """Time spent producing the items (e.g. reading the plan), not consuming them."""
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            result.add_time(phase, time.perf_counter() - t)
+            return
+        result.add_time(phase, time.perf_counter() - t)
+        yield item
 
 
 class _SyncRun:
@@ -235,7 +261,8 @@ class _SyncRun:
         renderer = Renderer(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
                             model_columns=names)
         model = project.relation(self.node)
-        audit = planning.audit_keys(project, model, shape)
+        with _timed(r, "audit"):
+            audit = planning.audit_keys(project, model, shape)
         r.invalid_keys = {"null_key_rows": audit.null_key_rows, "duplicate_key_rows": audit.duplicate_key_rows,
                           "duplicate_samples": to_json_value(audit.duplicate_samples)}
         if audit.invalid:
@@ -268,21 +295,25 @@ class _SyncRun:
                 ops = []
                 r.initial_sync_skipped = True
             self.crash.reach("plan.start")
-            state_store.create_plan(project, tables, plan_sql, ops, hash_version, shape.hash_columns)
+            with _timed(r, "plan"):
+                state_store.create_plan(project, tables, plan_sql, ops, hash_version, shape.hash_columns)
             self.crash.reach("plan.created")
             try:
-                counts = planning.count_ops(project, tables.plan)
+                with _timed(r, "plan"):
+                    counts = planning.count_ops(project, tables.plan)
                 r.planned = {op: counts.get(op, 0) for op in OPS}
                 r.rebaselined = counts.get("rebaseline", 0)
                 r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
                 if self._mass_removal(tables):
                     return
-                self._publish(tables, shape, renderer, ops, sum(counts.values()), lock)
+                with _timed(r, "publish"):
+                    self._publish(tables, shape, renderer, ops, sum(counts.values()), lock)
             except EventBridgeSyncError:
                 self._abandon(tables, keys)
                 raise
             self.crash.reach("commit.start")
-            state_store.commit(project, tables, keys, self.crash)
+            with _timed(r, "commit"):
+                state_store.commit(project, tables, keys, self.crash)
             self.crash.reach("commit.done")
         r.status = "partial" if (r.rejected or r.invalid) else "success"
 
@@ -365,7 +396,8 @@ class _SyncRun:
             sent = self.publisher.publish(self._entries(batches, renderer), self._on_outcome, preflight=preflight)
             preflight = preflight and not sent
             self.crash.reach("publish.chunk_sent")
-            state_store.journal(self.project, tables, self.chunk_acked)
+            with _timed(self.result, "journal"):
+                state_store.journal(self.project, tables, self.chunk_acked)
             self.journaled += len(self.chunk_acked)
             self.crash.reach("publish.journaled")
             lock.heartbeat()
@@ -399,8 +431,12 @@ class _SyncRun:
         def rejected(change: Change, err: RowRejected) -> None:
             self.result.add_rejection(change.key, change.op, err.code, err.reason, limit)
 
-        for batch in batches:
-            yield from renderer.render_many(batch, rejected)
+        r = self.result
+        for batch in _timed_iter(r, "stream", batches):
+            t = time.perf_counter()
+            entries = renderer.render_many(batch, rejected)
+            r.add_time("render", time.perf_counter() - t)
+            yield from entries
 
     def _on_outcome(self, out: Outcome) -> None:
         r = self.result
