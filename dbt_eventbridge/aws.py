@@ -34,11 +34,14 @@ def make_client(settings: Settings) -> Any:
         connect_timeout=5, read_timeout=30, tcp_keepalive=True,
     )
     try:
-        return session.client("events", endpoint_url=settings.endpoint_url, config=cfg)
+        client = session.client("events", endpoint_url=settings.endpoint_url, config=cfg)
     except ValueError as e:  # botocore: "Invalid endpoint: ..."
         raise ConfigError([Problem(f"{e}", path="vars.eventbridge.endpoint_url / --endpoint-url",
                                    fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")]
                           ) from None
+    from dbt_eventbridge.putevents import PutEventsClient
+
+    return PutEventsClient.wrap(client, session.get_credentials())
 
 
 def _assumed_role_session(base: Any, settings: Settings, region: str) -> Any:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
+from dbt_eventbridge.putevents import entry_json, request_body
 from dbt_eventbridge.render import Entry
 
 MAX_ENTRIES_PER_REQUEST = 10
@@ -133,6 +134,8 @@ class Publisher:
                  max_attempts: int = 6, backoff_base: float = 0.1, backoff_cap: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep, max_requests_per_second: float | None = None) -> None:
         self.client = client
+        # Our lean client takes the body built from each entry's JSON (made once, at render).
+        self._send_body = getattr(client, "send_body", None)
         self.rate = AdaptiveRate(max_requests_per_second, sleep=sleep)
         self.max_request_bytes = max_request_bytes
         self.concurrency = max(1, concurrency)
@@ -206,7 +209,10 @@ class Publisher:
             out.requests += 1
             self.rate.acquire()
             try:
-                resp = self.client.put_events(Entries=[e.entry for e in pending])
+                if self._send_body is not None:
+                    resp = self._send_body(request_body(e.json or entry_json(e.entry) for e in pending))
+                else:
+                    resp = self.client.put_events(Entries=[e.entry for e in pending])
             except bx.ClientError as e:
                 err = e.response.get("Error", {})
                 code = str(err.get("Code") or "")
