@@ -119,11 +119,14 @@ def main() -> None:
 @click.option("--region", default=None, help="AWS region (overrides vars.eventbridge.region).")
 @click.option("--endpoint-url", default=None, help="EventBridge endpoint, e.g. a local one for tests.")
 @click.option("--aws-profile", default=None, help="AWS profile from your AWS config.")
-@click.option("--concurrency", type=int, default=None, help="Concurrent PutEvents requests.")
+@click.option("--concurrency", type=int, default=None, help="Concurrent PutEvents requests per process.")
+@click.option("--workers", type=int, default=None,
+              help="Processes that render and publish, splitting each sync's plan by key (default 1).")
 @click.option("--state-schema", default=None, help="Schema that holds the delivered state.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print errors and warnings.")
 def sync(dry_run: bool, output: str | None, full_refresh: bool, allow_mass_removal: bool, region: str | None, endpoint_url: str | None,
-         aws_profile: str | None, concurrency: int | None, state_schema: str | None, quiet: bool,
+         aws_profile: str | None, concurrency: int | None, workers: int | None, state_schema: str | None,
+         quiet: bool,
          **common: Any) -> None:
     """Diff each synced model against what was delivered and publish the changes.
 
@@ -138,7 +141,8 @@ def sync(dry_run: bool, output: str | None, full_refresh: bool, allow_mass_remov
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
                     allow_mass_removal=allow_mass_removal,
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
-                              "concurrency": concurrency, "state_schema": state_schema}, **common)
+                              "concurrency": concurrency, "workers": workers, "state_schema": state_schema},
+                    **common)
     try:
         result = run_sync(opts, log=_Printer(quiet))
     except Exception as e:  # never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it

@@ -363,7 +363,8 @@ class Settings:
     endpoint_url: str | None = None
     state_schema: str = "eventbridge_state"
     max_request_bytes: int = 1_048_575
-    concurrency: int = 8
+    concurrency: int = 8                      # concurrent PutEvents requests per process
+    workers: int = 1                          # publishing processes (--workers)
     max_attempts: int = 6
     batch_size: int = 2000
     max_rejections_reported: int = 10_000

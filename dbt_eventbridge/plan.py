@@ -112,36 +112,56 @@ def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelSh
     """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
     if not ops:
         return
+    reader: ChangeReader | None = None
+    for names, rows in project.stream(changes_sql(source_sql, ops, seq_range), batch_size):
+        if reader is None:
+            reader = ChangeReader(names, shape)
+        yield reader(rows)
+
+
+def changes_sql(source_sql: str, ops: list[str], seq_range: tuple[int, int] | None = None) -> str:
     op_list = ", ".join(f"'{op}'" for op in ops)
     sql = f"select * from {source_sql} as p where p._eb_op in ({op_list})"
     if seq_range is not None:
         sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
-    key_idx: list[int] = []
-    col_idx: list[tuple[str, int]] = []
-    for names, rows in project.stream(sql, batch_size):
-        if not key_idx:
-            pos = {n.lower(): i for i, n in enumerate(names)}
-            key_idx = [pos[k.lower()] for k in shape.keys]
-            col_idx = [(c, pos[c.lower()]) for c in shape.columns]
-            i_seq, i_op, i_hash = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"]
-            i_old, i_new = pos["_eb_old_row"], pos["_eb_row"]
+    return sql
+
+
+class ChangeReader:
+    """Plan rows (as the cursor returns them) to Changes; picklable, for --workers."""
+
+    def __init__(self, names: list[str], shape: ModelShape) -> None:
+        pos = {n.lower(): i for i, n in enumerate(names)}
+        self.names = list(names)
+        self.shape = shape
+        self.key_idx = [(k, pos[k.lower()]) for k in shape.keys]
+        self.col_idx = [(c, pos[c.lower()]) for c in shape.columns]
+        self.i_seq, self.i_op, self.i_hash = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"]
+        self.i_old, self.i_new = pos["_eb_old_row"], pos["_eb_row"]
+
+    def __call__(self, rows: list[tuple]) -> list[Change]:
         batch = []
+        columns = self.shape.columns
+        i_op, i_old, i_new, i_seq, i_hash = self.i_op, self.i_old, self.i_new, self.i_seq, self.i_hash
         for r in rows:
             op = r[i_op]
             old_row = _loads(r[i_old])
-            key = {k: r[i] for k, i in zip(shape.keys, key_idx)}
+            key = {k: r[i] for k, i in self.key_idx}
             if op == "removed":
                 row = old_row or {}
                 changed: list[str] = []
             else:
-                row = {c: r[i] for c, i in col_idx}
+                row = {c: r[i] for c, i in self.col_idx}
                 changed = []
                 if op == "changed" and old_row is not None:
                     new = _loads(r[i_new]) or {}
-                    changed = [c for c in shape.columns if new.get(c) != old_row.get(c)]
+                    changed = [c for c in columns if new.get(c) != old_row.get(c)]
             batch.append(Change(seq=int(r[i_seq]), op=op, key=key, row=row, old_row=old_row,
                                 row_hash=r[i_hash], changed_columns=changed))
-        yield batch
+        return batch
+
+    def key_of(self, row: tuple) -> tuple:
+        return tuple(row[i] for _, i in self.key_idx)
 
 
 def _loads(value: Any) -> dict[str, Any] | None:

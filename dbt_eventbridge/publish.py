@@ -182,11 +182,12 @@ class Publisher:
 
     def __init__(self, client: Any, *, max_request_bytes: int = 1_048_575, concurrency: int = 8,
                  max_attempts: int = 6, backoff_base: float = 0.1, backoff_cap: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep, max_requests_per_second: float | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_requests_per_second: float | None = None,
+                 rate: AdaptiveRate | None = None) -> None:
         self.client = client
         # Our lean client takes the body built from each entry's JSON (made once, at render).
         self._send_body = getattr(client, "send_body", None)
-        self.rate = AdaptiveRate(max_requests_per_second, sleep=sleep)
+        self.rate = rate or AdaptiveRate(max_requests_per_second, sleep=sleep)
         self.max_request_bytes = max_request_bytes
         self.concurrency = max(1, concurrency)
         self.max_attempts = max(1, max_attempts)

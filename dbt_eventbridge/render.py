@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import json
 import uuid
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ def _as_json_value(value: Any) -> str:
         return str(value)
     if value is None:
         return "null"
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is float and math.isfinite(value):
+        return repr(value)
     if isinstance(value, JsonFragment):
         return str(value)
     if isinstance(value, jinja2.Undefined):
@@ -104,6 +109,9 @@ def make_json_safe(source: str, env: jinja2.Environment) -> str:
             expr.append(value)
             continue
         if token == "data":
+            # Whitespace between JSON tokens is dropped here, once, so that rendered details
+            # are compact without re-serializing every one of them.
+            kept = []
             for ch in value:
                 if escaped:
                     escaped = False
@@ -111,19 +119,46 @@ def make_json_safe(source: str, env: jinja2.Environment) -> str:
                     escaped = True
                 elif ch == '"':
                     in_string = not in_string
+                elif not in_string and ch in " \t\r\n":
+                    continue
+                kept.append(ch)
+            value = "".join(kept)
         out.append(value)
     return "".join(out)
 
 
-def _environment() -> jinja2.Environment:
+class _Sandbox(SandboxedEnvironment):
+    """Rows are dicts: ``row.x`` reads the column first (the sandbox's default tries a
+    Python attribute, fails with an exception, then the item: 3x slower per value)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - jinja's
+        # Our own wrappers of dbt's var/env_var and project macros are safe by construction.
+        if type(__obj) is _Memo or type(__obj) is _Macro:
+            return __obj(*args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _finalize(v: Any) -> str:
+    return v if isinstance(v, str) else to_text(v)
+
+
+def _environment(text: bool = True) -> jinja2.Environment:
     # Sandboxed: templates come from the project, but rendering must never reach into
     # Python objects beyond the values and dbt helpers we hand it.
-    env = SandboxedEnvironment(
+    env = _Sandbox(
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-        # Text fields (source, detail-type, resources): NULL is empty, not "None";
-        # detail templates are unaffected, their wrapped values are strings already.
-        finalize=lambda v: v if isinstance(v, str) else to_text(v))
+        # Text fields (source, detail-type, resources): NULL is empty, not "None".
+        # Detail templates need none: every value is escaped into a string by its filter.
+        finalize=_finalize if text else None)
     env.filters["tojson"] = _tojson
     env.filters["fromjson"] = _fromjson
     env.filters["__eb_in_string"] = _in_json_string
@@ -185,7 +220,7 @@ class Entry:
     seq: int
     op: str
     key: dict[str, Any]
-    event_id: str
+    event_id: str           # "" until asked for, when no template uses it (see Renderer.event_ids)
     entry: dict[str, Any]   # the PutEvents entry
     size: int               # as AWS counts it
     json: str = ""          # the entry as it goes into the request body
@@ -213,6 +248,10 @@ def entry_size(entry: Mapping[str, Any]) -> int:
     for r in entry.get("Resources") or ():
         size += len(r.encode("utf-8"))
     return size
+
+
+def _names(env: jinja2.Environment, source: str) -> set[str]:
+    return set(jinja2.meta.find_undeclared_variables(env.parse(source)))
 
 
 class _Compiled:
@@ -245,8 +284,8 @@ class _Text:
     def __init__(self, env: jinja2.Environment, source: str, globals_: Mapping[str, Any]) -> None:
         self.const = source if ("{{" not in source and "{%" not in source) else None
         self.template = None if self.const is not None else _Compiled(env, source, globals_)
-        self.per_op = self.const is None and \
-            jinja2.meta.find_undeclared_variables(env.parse(source)) <= _PER_OP_NAMES
+        self.names = set() if self.const is not None else _names(env, source)
+        self.per_op = self.const is None and self.names <= _PER_OP_NAMES
         self._by_op: dict[str, str] = {}
 
     def render(self, ctx: Mapping[str, Any]) -> str:
@@ -267,10 +306,23 @@ class _Detail:
         self.spec = spec
         self.mode = spec.mode
         self.template = None
+        self.names: set[str] = set()
+        # Without {% %} tags, and with a literal object around every expression, the JSON
+        # skeleton is the same for every row and every value is escaped by its filter into a
+        # JSON value or string content: once one render parses as an object, all do.
+        self.validate_each = True
+        self._validated = False
         if spec.template is not None or spec.template_file is not None:
             text = spec.template if spec.template is not None else \
                 (project_dir / spec.template_file).read_text()  # type: ignore[operator]
-            self.template = _Compiled(env, make_json_safe(text, env), _globals_for(env, text, dbt_context))
+            denv = _environment(text=False)
+            self.template = _Compiled(denv, make_json_safe(text, denv), _globals_for(denv, text, dbt_context))
+            self.names = _names(denv, text)
+            safe = make_json_safe(text, denv)
+            tokens = [(tok, val) for _, tok, val in denv.lex(safe)]
+            wrapped = bool(tokens) and tokens[0][0] == "data" and tokens[0][1].startswith("{") \
+                and tokens[-1][0] == "data" and tokens[-1][1].endswith("}")
+            self.validate_each = "{%" in text or not wrapped
         self.columns = list(spec.columns) if spec.columns else [(c, c) for c in model_columns]
 
     def render(self, change: Change, ctx: Mapping[str, Any]) -> str:
@@ -280,6 +332,8 @@ class _Detail:
             except Exception as e:  # any error in user code rejects this row, not the sync
                 raise RowRejected("TemplateError", f"the detail template failed: "
                                   f"{e.__class__.__name__}: {e}") from None
+            if self._validated and not self.validate_each:
+                return text
             try:
                 value = json.loads(text)
             except ValueError as e:
@@ -288,7 +342,8 @@ class _Detail:
             if not isinstance(value, dict):
                 raise RowRejected("InvalidDetail", f"the rendered detail is a JSON {type(value).__name__}, "
                                   "not an object")
-            return dumps(value)
+            self._validated = True
+            return text  # compact already: make_json_safe dropped the template's whitespace
         if self.mode == "column":
             raw = change.row.get(self.spec.column)  # type: ignore[arg-type]
             if isinstance(raw, (str, bytes)):
@@ -384,6 +439,11 @@ class Renderer:
                 details[spec] = _Detail(env, spec, project_dir, dbt_context, model_columns)
             self._detail[op] = details[spec]
         self._resources = [text(r) for r in sync.resources]
+        used = set().union(*(d.names for d in details.values()))
+        for t in [*self._source.values(), *self._detail_type.values(), *self._resources]:
+            used |= t.names
+        # Event ids cost a hash per row; they are made when a template uses them (or for a dry run's output).
+        self.event_ids = "event_id" in used
 
     @staticmethod
     def check(sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],
@@ -433,7 +493,7 @@ class Renderer:
 
     def render(self, change: Change) -> Entry:
         sync = self.sync
-        eid = event_id(sync.name, change.op, change.key, change.row_hash)
+        eid = event_id(sync.name, change.op, change.key, change.row_hash) if self.event_ids else ""
         ctx = {"row": change.row, "old_row": change.old_row, "op": change.op,
                "changed_columns": change.changed_columns, "sync": self._sync_ctx, "event_id": eid,
                "key": change.key}

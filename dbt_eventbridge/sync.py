@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 import uuid
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,14 @@ from typing import IO, Any, Callable, Iterator
 from dbt_eventbridge import plan as planning
 from dbt_eventbridge import state as state_store
 from dbt_eventbridge.config import OPS, Settings, SyncConfig, check_unique_names, parse_syncs
-from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
+from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.jsonvalues import to_json_value
 from dbt_eventbridge.project import DbtProject, LastRun, ModelNode
 from dbt_eventbridge.publish import Outcome, Publisher
 from dbt_eventbridge.render import Change, Entry, Renderer, RowRejected
 from dbt_eventbridge.results import RunResult, SyncResult, now
+from dbt_eventbridge.workers import WorkerPool, shared_rate
 
 META_KEY = "eventbridge"
 Log = Callable[[str, str], None]  # (level, message)
@@ -129,15 +131,24 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
             result.warnings.append(w)
             log("warn", w)
         publisher = None
-        if todo and not options.dry_run:
-            if client is None:
+        injected = client
+        settings = loaded.settings
+
+        def make_publisher(rate: Any = None) -> Publisher:
+            # --workers: each process builds its own client (connections must not be shared
+            # across processes); an injected client (tests, embedding) is used as given.
+            if injected is not None:
+                c = injected
+            else:
                 from dbt_eventbridge.aws import make_client
 
-                client = make_client(loaded.settings)
-            publisher = Publisher(client, max_request_bytes=loaded.settings.max_request_bytes,
-                                  concurrency=loaded.settings.concurrency,
-                                  max_attempts=loaded.settings.max_attempts,
-                                  max_requests_per_second=loaded.settings.max_requests_per_second or None)
+                c = make_client(settings)
+            return Publisher(c, max_request_bytes=settings.max_request_bytes, concurrency=settings.concurrency,
+                             max_attempts=settings.max_attempts,
+                             max_requests_per_second=settings.max_requests_per_second or None, rate=rate)
+
+        if todo and not options.dry_run:
+            publisher = make_publisher()
         output = open(options.output, "w", encoding="utf-8") if options.output and options.dry_run else None
         try:
             with project.connection("dbt_eventbridge"):
@@ -146,7 +157,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                     project.execute(stmt)
                 for sync, node in todo:
                     sr = _SyncRun(project, loaded.settings, sync, node, last_run, options, publisher, output,
-                                  log).run()
+                                  log, make_publisher).run()
                     result.syncs.append(sr)
                     if sr.status == "skipped":
                         result.warnings.append(f"{sr.sync}: {sr.message}")
@@ -206,7 +217,8 @@ class _SyncRun:
 
     def __init__(self, project: DbtProject, settings: Settings, sync: SyncConfig, node: ModelNode,
                  last_run: LastRun, options: SyncOptions, publisher: Publisher | None, output: IO[str] | None,
-                 log: Log) -> None:
+                 log: Log, make_publisher: Callable[..., Publisher] | None = None) -> None:
+        self.make_publisher = make_publisher
         self.project = project
         self.settings = settings
         self.sync = sync
@@ -390,21 +402,81 @@ class _SyncRun:
         assert self.publisher is not None
         size = self.settings.batch_size
         preflight = True
-        for lo in range(0, total, size):
-            self.chunk_acked = []
-            batches = planning.changes(self.project, str(tables.plan), ops, shape, size, seq_range=(lo, lo + size))
-            sent = self.publisher.publish(self._entries(batches, renderer), self._on_outcome, preflight=preflight)
-            preflight = preflight and not sent
-            self.crash.reach("publish.chunk_sent")
-            with _timed(self.result, "journal"):
-                state_store.journal(self.project, tables, self.chunk_acked)
-            self.journaled += len(self.chunk_acked)
-            self.crash.reach("publish.journaled")
-            lock.heartbeat()
+        workers = self.settings.workers
+        pool: WorkerPool | None = None
+        outstanding: deque[int] = deque()
+        try:
+            for lo in range(0, total, size):
+                if pool is None:
+                    # In this process: always the first request (it checks credentials and the
+                    # endpoint before anything else is sent), and everything with --workers 1.
+                    self.chunk_acked = []
+                    batches = planning.changes(self.project, str(tables.plan), ops, shape, size,
+                                               seq_range=(lo, lo + size))
+                    sent = self.publisher.publish(self._entries(batches, renderer), self._on_outcome,
+                                                  preflight=preflight)
+                    preflight = preflight and not sent
+                    self._journal(tables, lock)
+                    if workers > 1 and not preflight and lo + size < total and self.make_publisher:
+                        rate = shared_rate(self.settings.max_requests_per_second or None)
+                        make = self.make_publisher
+                        pool = WorkerPool(workers, renderer, lambda: make(rate))
+                    continue
+                self._dispatch(pool, tables, shape, ops, lo, size)
+                outstanding.append(lo)
+                if len(outstanding) >= 2:  # read the next chunk while the workers publish this one
+                    self._collect(pool, outstanding.popleft(), tables, lock)
+            while outstanding:
+                self._collect(pool, outstanding.popleft(), tables, lock)  # type: ignore[arg-type]
+        finally:
+            if pool is not None:
+                pool.close()
+
+    def _journal(self, tables: state_store.StateTables, lock: state_store.SyncLock) -> None:
+        self.crash.reach("publish.chunk_sent")
+        with _timed(self.result, "journal"):
+            state_store.journal(self.project, tables, self.chunk_acked)
+        self.journaled += len(self.chunk_acked)
+        self.crash.reach("publish.journaled")
+        lock.heartbeat()
+
+    def _dispatch(self, pool: WorkerPool, tables: state_store.StateTables, shape: planning.ModelShape,
+                  ops: list[str], lo: int, size: int) -> None:
+        sql = planning.changes_sql(str(tables.plan), ops, (lo, lo + size))
+        rows: list[tuple] = []
+        names: list[str] = []
+        with _timed(self.result, "stream"):
+            for names, batch in self.project.stream(sql, size):
+                rows += batch
+        reader = planning.ChangeReader(names, shape) if names else None
+        parts = WorkerPool.partition(reader, rows, pool.n) if reader else [[] for _ in range(pool.n)]
+        pool.dispatch(lo, names, shape, parts)
+
+    def _collect(self, pool: WorkerPool, chunk: int, tables: state_store.StateTables,
+                 lock: state_store.SyncLock) -> None:
+        r, limit = self.result, self.settings.max_rejections_reported
+        self.chunk_acked = []
+        errors = []
+        for res in pool.collect(chunk):
+            self.chunk_acked += res.acked
+            for op, n in res.sent.items():
+                r.sent[op] += n
+            for key, op, code, reason in res.rejected:
+                r.add_rejection(key, op, code, reason, limit)
+            r.requests += res.requests
+            r.retried_entries += res.retried_entries
+            r.add_time("render", res.render_seconds)
+            if res.error:
+                errors.append(res.error)
+        self._journal(tables, lock)  # what was delivered is recorded, errors or not
+        if errors:
+            raise TerminalError(f"publishing failed in a worker process: {errors[0]}",
+                                fix="Fix the cause and run again; what was delivered is recorded")
 
     def _dry_run(self, tables: state_store.StateTables, model: Any, shape: planning.ModelShape,
                  renderer: Renderer, ops: list[str]) -> None:
         project, sync, r, opts = self.project, self.sync, self.result, self.options
+        renderer.event_ids = True  # the dry run's output shows them
         first_run = not state_store.exists(project, tables.state)
         state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
         source = f"({planning.plan_select(project, model, state_sql, shape, opts.full_refresh)})"
