@@ -113,15 +113,20 @@ def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelSh
     if not ops:
         return
     reader: ChangeReader | None = None
-    for names, rows in project.stream(changes_sql(source_sql, ops, seq_range), batch_size):
+    for names, rows in project.stream(changes_sql(project, source_sql, ops, shape, seq_range), batch_size):
         if reader is None:
             reader = ChangeReader(names, shape)
         yield reader(rows)
 
 
-def changes_sql(source_sql: str, ops: list[str], seq_range: tuple[int, int] | None = None) -> str:
+def changes_sql(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape,
+                seq_range: tuple[int, int] | None = None) -> str:
     op_list = ", ".join(f"'{op}'" for op in ops)
-    sql = f"select * from {source_sql} as p where p._eb_op in ({op_list})"
+    # _eb_row (the new values as JSON, for the state) is only read for `changed` rows, to
+    # find the changed columns; for the others it would double what crosses the wire.
+    cols = ", ".join(f"p.{c}" for c in shape.quoted(project, shape.columns))
+    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, p._eb_old_row, case when p._eb_op = 'changed' then "
+           f"p._eb_row end as _eb_row, {cols} from {source_sql} as p where p._eb_op in ({op_list})")
     if seq_range is not None:
         sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
     return sql
@@ -138,20 +143,26 @@ class ChangeReader:
         self.col_idx = [(c, pos[c.lower()]) for c in shape.columns]
         self.i_seq, self.i_op, self.i_hash = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"]
         self.i_old, self.i_new = pos["_eb_old_row"], pos["_eb_row"]
+        # changes_sql selects the model's columns last, in order: one slice per row.
+        idx = [i for _, i in self.col_idx]
+        self.col_slice = idx[0] if idx and idx == list(range(idx[0], idx[0] + len(idx))) \
+            and idx[-1] == len(names) - 1 else None
 
     def __call__(self, rows: list[tuple]) -> list[Change]:
         batch = []
         columns = self.shape.columns
         i_op, i_old, i_new, i_seq, i_hash = self.i_op, self.i_old, self.i_new, self.i_seq, self.i_hash
+        key_idx, col_idx, start = self.key_idx, self.col_idx, self.col_slice
         for r in rows:
             op = r[i_op]
-            old_row = _loads(r[i_old])
-            key = {k: r[i] for k, i in self.key_idx}
+            old = r[i_old]
+            old_row = None if old is None else _loads(old)
+            key = {k: r[i] for k, i in key_idx}
             if op == "removed":
                 row = old_row or {}
                 changed: list[str] = []
             else:
-                row = {c: r[i] for c, i in self.col_idx}
+                row = dict(zip(columns, r[start:])) if start is not None else {c: r[i] for c, i in col_idx}
                 changed = []
                 if op == "changed" and old_row is not None:
                     new = _loads(r[i_new]) or {}

@@ -305,7 +305,7 @@ class Publisher:
                                            "(aws_profile), SSO, or run where an instance role is available"
                                        ) from None
             except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
-                    bx.ConnectionClosedError) as e:
+                    bx.ConnectionClosedError, bx.SSLError) as e:
                 # The first request gives up sooner: an endpoint that cannot be reached at
                 # all should fail the run quickly (exit 2), with nothing published.
                 if attempt < (min(3, self.max_attempts) if preflight else self.max_attempts):

@@ -397,13 +397,14 @@ class _Macro:
         self._macro: Any = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from dbt_common.exceptions.macros import MacroReturn
-
         if self._macro is None:
+            from dbt_common.exceptions.macros import MacroReturn
+
             self._macro = self._generator.get_macro()
+            self._return = MacroReturn
         try:
             return self._macro(*args, **kwargs)
-        except MacroReturn as e:
+        except self._return as e:
             return e.value
 
 

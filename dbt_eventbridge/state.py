@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from dbt_eventbridge.errors import TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
@@ -86,17 +86,6 @@ def read_registry(project: DbtProject, tables: StateTables) -> tuple[str, list[s
     return str(rows[0][0]), json.loads(rows[0][1])
 
 
-def _insert_ints(project: DbtProject, relation: Any, values: Iterable[int]) -> None:
-    chunk: list[str] = []
-    for v in values:
-        chunk.append(f"({int(v)})")
-        if len(chunk) >= _INSERT_CHUNK:
-            project.execute(f"insert into {relation} (_eb_seq) values {', '.join(chunk)}")
-            chunk = []
-    if chunk:
-        project.execute(f"insert into {relation} (_eb_seq) values {', '.join(chunk)}")
-
-
 def create_plan(project: DbtProject, tables: StateTables, plan_sql: str, send_ops: list[str],
                 hash_version: str, hash_columns: list[str]) -> None:
     """The plan and its journal, atomically; rows that will never be sent are acked at once."""
@@ -120,11 +109,42 @@ def create_plan(project: DbtProject, tables: StateTables, plan_sql: str, send_op
                         f"where _eb_op not in ({ops})")
 
 
+def seq_runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, distinct seqs as (first, last) runs: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    runs: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if runs and s == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], s)
+        else:
+            runs.append((s, s))
+    return runs
+
+
 def journal(project: DbtProject, tables: StateTables, seqs: list[int]) -> None:
     """Record accepted plan rows; committed at once, so they survive a crash of this run."""
-    if seqs:
-        with project.transaction():
-            _insert_ints(project, tables.acks, seqs)
+    if not seqs:
+        return
+    max_rows = int(project.call("ack_insert_max_rows"))
+    with project.transaction():
+        for group in _statements(seq_runs(seqs), max_rows):
+            project.execute(project.render_macro("ack_insert_sql", acks=tables.acks, runs=group))
+
+
+def _statements(runs: list[tuple[int, int]], max_rows: int) -> Iterator[list[list[int]]]:
+    """Runs grouped per statement: at most _INSERT_CHUNK runs and max_rows seqs each."""
+    group: list[list[int]] = []
+    rows = 0
+    for lo, hi in runs:
+        while lo <= hi:
+            take = min(hi - lo + 1, max_rows - rows)
+            group.append([lo, lo + take - 1])
+            rows += take
+            lo += take
+            if rows >= max_rows or len(group) >= _INSERT_CHUNK:
+                yield group
+                group, rows = [], 0
+    if group:
+        yield group
 
 
 def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: CrashPoints | None = None) -> None:

@@ -442,7 +442,7 @@ class _SyncRun:
 
     def _dispatch(self, pool: WorkerPool, tables: state_store.StateTables, shape: planning.ModelShape,
                   ops: list[str], lo: int, size: int) -> None:
-        sql = planning.changes_sql(str(tables.plan), ops, (lo, lo + size))
+        sql = planning.changes_sql(self.project, str(tables.plan), ops, shape, (lo, lo + size))
         rows: list[tuple] = []
         names: list[str] = []
         with _timed(self.result, "stream"):

@@ -152,6 +152,32 @@ from {{ done }} as d where d._eb_op <> 'removed'
 {% for k in keys %}{{ a }}.{{ k }} = {{ b }}.{{ k }}{{ " and " if not loop.last }}{% endfor %}
 {%- endmacro %}
 
+{#- Journal acks: `runs` is a list of [first, last] _eb_seq ranges (acks arrive mostly in
+    runs); one row per _eb_seq is inserted. Where the warehouse can expand ranges itself,
+    a run costs one tuple of SQL instead of one per row. -#}
+{% macro ack_insert_sql(acks, runs) -%}
+  {{ return(adapter.dispatch('ack_insert_sql', 'dbt_eventbridge')(acks, runs)) }}
+{%- endmacro %}
+{% macro default__ack_insert_sql(acks, runs) -%}
+insert into {{ acks }} (_eb_seq) values
+{%- for r in runs %}{% for s in range(r[0], r[1] + 1) %} ({{ s }}){{ "," if not loop.last }}{% endfor %}{{ "," if not loop.last }}{% endfor %}
+{%- endmacro %}
+{#- How many _eb_seq one ack_insert_sql may cover: the default spells out every value. -#}
+{% macro ack_insert_max_rows() -%}
+  {{ return(adapter.dispatch('ack_insert_max_rows', 'dbt_eventbridge')()) }}
+{%- endmacro %}
+{% macro default__ack_insert_max_rows() -%}{{ return(1000) }}{%- endmacro %}
+{% macro duckdb__ack_insert_max_rows() -%}{{ return(10000000) }}{%- endmacro %}
+{% macro postgres__ack_insert_max_rows() -%}{{ return(10000000) }}{%- endmacro %}
+{% macro duckdb__ack_insert_sql(acks, runs) -%}
+insert into {{ acks }} (_eb_seq)
+select unnest(generate_series(r.lo, r.hi)) from (values {% for r in runs %}({{ r[0] }}, {{ r[1] }}){{ ", " if not loop.last }}{% endfor %}) as r(lo, hi)
+{%- endmacro %}
+{% macro postgres__ack_insert_sql(acks, runs) -%}
+insert into {{ acks }} (_eb_seq)
+select generate_series(r.lo, r.hi) from (values {% for r in runs %}({{ r[0] }}::bigint, {{ r[1] }}::bigint){{ ", " if not loop.last }}{% endfor %}) as r(lo, hi)
+{%- endmacro %}
+
 {#- Publishing reads the plan in _eb_seq ranges: an index keeps that from rescanning. -#}
 {% macro plan_index_sql(plan) -%}
   {{ return(adapter.dispatch('plan_index_sql', 'dbt_eventbridge')(plan)) }}
