@@ -266,12 +266,16 @@ class _Compiled:
         self.template = env.from_string(source, globals=dict(globals_))
         self._base = dict(self.template.globals)
         self._env = env
+        self._globals_keys = set(self._base)
 
     def render(self, ctx: Mapping[str, Any]) -> str:
         c = self._base.copy()
         c.update(ctx)
         t = self.template
-        return "".join(t.root_render_func(t.new_context(c, shared=True)))
+        # What Template.new_context(c, shared=True) does, minus re-listing the globals each time.
+        context = self._env.context_class(self._env, c, t.name, t.blocks)
+        context.globals_keys = self._globals_keys
+        return "".join(t.root_render_func(context))
 
 
 # Names whose value is the same for every row of an op: a text using only these is rendered once per op.

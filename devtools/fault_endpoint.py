@@ -343,6 +343,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: clients opening more connections at once wait
+    # a SYN retry (1 s), which looks like less concurrency than the client has.
+    request_queue_size = 128
 
     def __init__(self, endpoint: FaultEndpoint) -> None:
         self.endpoint = endpoint
