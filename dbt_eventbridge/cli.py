@@ -72,18 +72,56 @@ def _options(project_dir: str, profiles_dir: str | None, target: str | None, pro
 
 
 class _Printer:
-    def __init__(self, quiet: bool) -> None:
+    """Messages of a run, and a one-line progress display on a terminal."""
+
+    PROGRESS_INTERVAL = 0.25
+
+    def __init__(self, quiet: bool, progress: bool | None = None) -> None:
         self.quiet = quiet
+        # Progress only on a terminal: CI logs and pipes get the summary lines alone.
+        self.progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
+        self._shown = 0
+        self._last = 0.0
+
+    def _clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * self._shown + "\r")
+            sys.stderr.flush()
+            self._shown = 0
 
     def __call__(self, level: str, message: str) -> None:
+        import time
+
         if level == "debug":
             return
+        if level in ("progress", "progress_done"):
+            if not self.progress:
+                return
+            now = time.monotonic()
+            if level == "progress" and now - self._last < self.PROGRESS_INTERVAL:
+                return
+            self._last = now
+            width = max(20, shutil_width() - 1)
+            line = message[:width]
+            sys.stderr.write("\r" + line + " " * max(0, self._shown - len(line)))
+            sys.stderr.flush()
+            self._shown = len(line)
+            if level == "progress_done":
+                self._clear()
+            return
+        self._clear()
         if level in ("error", "warn"):
             click.echo(f"{'Error' if level == 'error' else 'Warning'}: {message}", err=True)
         elif level == "summary_error":  # the line has its own label (ERROR, SKIPPED, BLOCKED)
             click.echo(message, err=True)
         elif not self.quiet:
             click.echo(f"  sample entry: {message}" if level == "sample" else message)
+
+
+def shutil_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 20)).columns
 
 
 def _internal_error(e: Exception) -> None:

@@ -53,7 +53,18 @@ class StateTables:
 
 
 def exists(project: DbtProject, relation: Any) -> bool:
-    return project.adapter.get_relation(relation.database, relation.schema, relation.identifier) is not None
+    # Not adapter.get_relation: dbt's relation cache is filled when the adapter opens and
+    # does not see the tables we create or drop with SQL (e.g. the state made by a replay).
+    try:
+        with project.transaction():
+            found = project.adapter.list_relations_without_caching(relation.without_identifier())
+    except WarehouseError:
+        raise
+    except Exception as e:
+        raise WarehouseError(f"could not list the tables of {relation.without_identifier()}: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__}") from None
+    name = str(relation.identifier).lower()
+    return any(str(r.identifier).lower() == name for r in found)
 
 
 def drop(project: DbtProject, relation: Any) -> None:

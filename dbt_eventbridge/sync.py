@@ -230,6 +230,7 @@ class _SyncRun:
         self.log = log
         self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus)
         self.chunk_acked: list[int] = []
+        self._publish_started = time.perf_counter()
         self.journaled = 0
         self.samples: list[Any] = []
         self.crash = CrashPoints.from_env()
@@ -400,6 +401,7 @@ class _SyncRun:
         if not ops or not total:
             return
         assert self.publisher is not None
+        self._publish_started = time.perf_counter()
         size = self.settings.batch_size
         preflight = True
         workers = self.settings.workers
@@ -431,6 +433,7 @@ class _SyncRun:
         finally:
             if pool is not None:
                 pool.close()
+            self._progress(done=True)
 
     def _journal(self, tables: state_store.StateTables, lock: state_store.SyncLock) -> None:
         self.crash.reach("publish.chunk_sent")
@@ -439,6 +442,17 @@ class _SyncRun:
         self.journaled += len(self.chunk_acked)
         self.crash.reach("publish.journaled")
         lock.heartbeat()
+        self._progress()
+
+    def _progress(self, done: bool = False) -> None:
+        r = self.result
+        sent = sum(r.sent.values())
+        elapsed = time.perf_counter() - self._publish_started
+        planned = sum(n for op, n in r.planned.items() if op in self.sync.triggers)
+        share = f" ({(sent + r.rejected) / planned:.0%})" if planned else ""
+        self.log("progress_done" if done else "progress",
+                 f"{self.sync.name}: planned {planned:,} · sent {sent:,}{share} · rejected {r.rejected:,} · "
+                 f"{sent / elapsed if elapsed > 0 else 0:,.0f} events/s")
 
     def _dispatch(self, pool: WorkerPool, tables: state_store.StateTables, shape: planning.ModelShape,
                   ops: list[str], lo: int, size: int) -> None:

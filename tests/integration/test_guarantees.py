@@ -301,6 +301,18 @@ def test_sigkill_at_any_point_loses_nothing(tmp_path, local_aws, endpoint) -> No
     assert killed == len(plans) >= 20
 
 
+@pytest.mark.parametrize("where", ["plan.created", "publish.chunk_sent:3", "commit.statement:1"])
+def test_sigkill_during_the_first_run_loses_nothing(tmp_path, local_aws, endpoint, where) -> None:
+    """The first run also creates the state, in its commit; a replay must do the same, once."""
+    b = _bulk(tmp_path, local_aws, endpoint, rows=1000)
+    env = {"DBT_EVENTBRIDGE_BATCH_SIZE": "100"}
+    r = b.sync(env={**env, "DBT_EVENTBRIDGE_CRASH_AT": where})
+    assert r.rc == -signal.SIGKILL
+    r = b.sync(env=env)
+    assert r.rc == 0, r.stderr
+    _check_round(b, expected_changes({}, b.model()), 100, f"SIGKILL in the first run at {where}")
+
+
 def test_mass_removal_is_stopped_before_publishing(tmp_path, local_aws, endpoint) -> None:
     b = _bulk(tmp_path, local_aws, endpoint, rows=300)
     assert b.sync().rc == 0
@@ -424,3 +436,85 @@ def test_a_second_run_at_the_same_time_publishes_nothing(tmp_path, local_aws, en
     assert proc.returncode == 0, err
     got = b.delivered()
     assert len(got) == len(set(got)) == 200  # every change once: the second run sent nothing
+
+
+# --------------------------------------------------------------------------- --workers
+
+
+def _publishers_alive(project_dir: Path) -> list[int]:
+    """Processes still running a dbt-eventbridge sync of this project (a killed run's workers)."""
+    alive = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(d / "cwd")
+        except OSError:
+            continue
+        if "dbt-eventbridge" in cmd and cwd == str(project_dir):
+            alive.append(int(d.name))
+    return alive
+
+
+def test_workers_deliver_everything_once_under_faults(tmp_path, local_aws, endpoint) -> None:
+    b = _bulk(tmp_path, local_aws, endpoint, rows=3000)
+    # One request at a time per process: more than one in flight proves several processes sent.
+    env = {"DBT_EVENTBRIDGE_BATCH_SIZE": "200", "DBT_EVENTBRIDGE_CONCURRENCY": "1"}
+    endpoint.entry_fault_rate = 0.2
+    endpoint.delay = 0.005
+    r = b.sync("--workers", "3", env=env)
+    if r.rc == 1:  # entries that failed max_attempts times come back on the next run
+        r = b.sync("--workers", "3", env=env)
+    assert r.rc == 0, r.stderr
+    assert endpoint.max_in_flight >= 2
+    _check_round(b, expected_changes({}, b.model()), 0, "--workers 3, 20% entry faults, backfill",
+                 endpoint.faults)
+    before = b.model()
+    mutate(b, 1)
+    r = b.sync("--workers", "3", env=env)
+    if r.rc == 1:
+        r = b.sync("--workers", "3", env=env)
+    assert r.rc == 0, r.stderr
+    _check_round(b, expected_changes(before, b.model()), 0, "--workers 3, 20% entry faults, changes")
+
+
+def test_workers_share_one_request_rate(tmp_path, local_aws, endpoint) -> None:
+    """Three processes under a 40 requests/s quota: together they must settle near it."""
+    b = _bulk(tmp_path, local_aws, endpoint, rows=1500)
+    endpoint.quota_rps = 40
+    r = b.sync("--workers", "3", env={"DBT_EVENTBRIDGE_BATCH_SIZE": "100", "DBT_EVENTBRIDGE_CONCURRENCY": "2"})
+    assert r.rc == 0, r.stderr
+    requests, throttled = endpoint.request_count, endpoint.faults["throttle"]
+    assert throttled < 0.25 * requests, (throttled, requests)
+    _check_round(b, expected_changes({}, b.model()), 0,
+                 f"--workers 3 under a quota of 40 requests/s: {requests} requests, {throttled} throttled",
+                 Counter({"throttle": throttled}))
+
+
+def test_workers_max_requests_per_second_holds_for_all_processes(tmp_path, local_aws, endpoint) -> None:
+    b = _bulk(tmp_path, local_aws, endpoint, rows=1200)
+    env = {"DBT_EVENTBRIDGE_BATCH_SIZE": "100", "DBT_EVENTBRIDGE_MAX_REQUESTS_PER_SECOND": "30"}
+    r = b.sync("--workers", "4", env=env)
+    assert r.rc == 0, r.stderr
+    times = sorted(q.at for q in endpoint.requests)
+    # 120 requests at 30/s: about 4 s; four processes each allowed 30/s would take 1 s
+    assert times[-1] - times[0] >= 3.0, times[-1] - times[0]
+    _check_round(b, expected_changes({}, b.model()), 0, "--workers 4 with max_requests_per_second 30")
+
+
+@pytest.mark.parametrize("where", ["publish.chunk_sent:3", "publish.journaled:4"])
+def test_workers_sigkill_loses_nothing_and_leaves_no_publisher(tmp_path, local_aws, endpoint, where) -> None:
+    batch = 100
+    b = _bulk(tmp_path, local_aws, endpoint, rows=1000)
+    env = {"DBT_EVENTBRIDGE_BATCH_SIZE": str(batch)}
+    r = b.sync("--workers", "2", env={**env, "DBT_EVENTBRIDGE_CRASH_AT": where})
+    assert r.rc == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while _publishers_alive(b.p.dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _publishers_alive(b.p.dir) == []
+    r = b.sync("--workers", "2", env=env)
+    assert r.rc == 0, r.stderr
+    # two chunks can be in flight with workers: that is the bound on duplicates
+    _check_round(b, expected_changes({}, b.model()), 2 * batch, f"--workers 2, SIGKILL at {where}")
