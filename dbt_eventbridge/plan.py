@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -75,8 +76,14 @@ def resolve_shape(sync: SyncConfig, node: ModelNode, columns: list[str]) -> Mode
 
 def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     keys = shape.quoted(project, shape.keys)
-    rows = project.execute(project.render_macro("key_audit_sql", model=model, keys=keys), fetch=True)
-    null_rows, dup_rows, total = (int(v or 0) for v in rows[0])
+    # First one cheap pass (NULL keys, distinct keys); the exact count of rows with a
+    # duplicated key only when there are some, which a tested model never has.
+    rows = project.execute(project.render_macro("key_counts_sql", model=model, keys=keys), fetch=True)
+    null_rows, total, distinct = (int(v or 0) for v in rows[0])
+    dup_rows = 0
+    if distinct < total - null_rows:
+        rows = project.execute(project.render_macro("key_audit_sql", model=model, keys=keys), fetch=True)
+        null_rows, dup_rows, total = (int(v or 0) for v in rows[0])
     audit = KeyAudit(total_rows=total, null_key_rows=null_rows, duplicate_key_rows=dup_rows)
     if dup_rows:
         sql = project.render_macro("duplicate_keys_sql", model=model, keys=keys, limit=SAMPLE_KEYS)
@@ -86,11 +93,32 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
 
 
 def plan_select(project: DbtProject, model: Any, state_sql: Any, shape: ModelShape, full_refresh: bool,
-                compare_columns: list[str] | None = None, rebaseline_all: bool = False) -> str:
+                compare_columns: list[str] | None = None, rebaseline_all: bool = False,
+                has_duplicates: bool = True) -> str:
     return project.render_macro(
         "plan_select_sql", model=model, state=state_sql, keys=shape.quoted(project, shape.keys),
         columns=shape.quoted(project, shape.columns), hash_columns=shape.quoted(project, shape.hash_columns),
-        full_refresh=full_refresh, compare_columns=compare_columns, rebaseline_all=rebaseline_all)
+        full_refresh=full_refresh, compare_columns=compare_columns, rebaseline_all=rebaseline_all,
+        has_duplicates=has_duplicates)
+
+
+def create_temp_plan(project: DbtProject, plan_sql: str) -> str:
+    """A dry run's plan, in a temporary table of this session; returns its name."""
+    name = f"eb_dry_run_{uuid.uuid4().hex[:12]}"
+    project.execute(f"create temporary table {name} as {plan_sql}")
+    index = project.render_macro("plan_index_sql", plan=name)
+    if index:
+        project.execute(index)
+    return name
+
+
+def has_duplicate_keys(project: DbtProject, plan: Any, shape: ModelShape) -> bool:
+    """A plan made without duplicate handling holds a key twice if the model gained a
+    duplicated key after the audit (a concurrent rebuild): then it is planned again."""
+    keys = ", ".join(shape.quoted(project, shape.keys))
+    rows = project.execute(f"select count(*) from (select {keys} from {plan} as p group by {keys} "
+                           "having count(*) > 1) as d", fetch=True)
+    return bool(rows and rows[0][0])
 
 
 def empty_state_select(project: DbtProject, model: Any, shape: ModelShape) -> str:
@@ -108,25 +136,31 @@ def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
 
 
 def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape, batch_size: int,
-            seq_range: tuple[int, int] | None = None) -> Iterator[list[Change]]:
+            seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> Iterator[list[Change]]:
     """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
     if not ops:
         return
     reader: ChangeReader | None = None
-    for names, rows in project.stream(changes_sql(project, source_sql, ops, shape, seq_range), batch_size):
+    sql = changes_sql(project, source_sql, ops, shape, seq_range, old_rows)
+    for names, rows in project.stream(sql, batch_size):
         if reader is None:
             reader = ChangeReader(names, shape)
         yield reader(rows)
 
 
 def changes_sql(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape,
-                seq_range: tuple[int, int] | None = None) -> str:
+                seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> str:
     op_list = ", ".join(f"'{op}'" for op in ops)
-    # _eb_row (the new values as JSON, for the state) is only read for `changed` rows, to
-    # find the changed columns; for the others it would double what crosses the wire.
+    # The JSON columns cross the wire only where they are used: the delivered values of a
+    # removed row are its payload; for changed rows, the old and new values give old_row
+    # and changed_columns, read only when a template uses them.
     cols = ", ".join(f"p.{c}" for c in shape.quoted(project, shape.columns))
-    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, p._eb_old_row, case when p._eb_op = 'changed' then "
-           f"p._eb_row end as _eb_row, {cols} from {source_sql} as p where p._eb_op in ({op_list})")
+    if old_rows:
+        json_cols = "p._eb_old_row, case when p._eb_op = 'changed' then p._eb_row end as _eb_row"
+    else:
+        json_cols = "case when p._eb_op = 'removed' then p._eb_old_row end as _eb_old_row, null as _eb_row"
+    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, {json_cols}, {cols} from {source_sql} as p "
+           f"where p._eb_op in ({op_list})")
     if seq_range is not None:
         sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
     return sql

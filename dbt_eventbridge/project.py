@@ -276,14 +276,40 @@ class DbtProject:
             raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}") from None
         return [tuple(r.values()) for r in table.rows] if fetch else []
 
+    def execute_fast(self, sql: str) -> None:
+        """A statement on the connection's own cursor, inside the current transaction.
+
+        For the per-chunk statements (journal inserts): dbt's execute builds and fires two
+        log events per statement, which costs more than the statement. Nothing is fetched.
+        """
+        if not self._in_transaction:
+            with self.transaction():
+                return self.execute_fast(sql)
+        try:
+            handle = self.adapter.connections.get_thread_connection().handle
+            cursor = handle.cursor()
+            cursor.execute(sql)
+            if self.adapter_type in ("postgres", "redshift"):
+                cursor.close()
+        except Exception as e:
+            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}") from None
+
     def stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
         """Yield (column names, rows) batches; the result is never loaded whole."""
+        if self.adapter_type == "duckdb" and not self._in_transaction:
+            # A read on DuckDB's own cursor needs no transaction (it auto-commits) and no
+            # dbt query events: both cost more than reading a chunk of the plan.
+            yield from self._stream(sql, batch_size)
+            return
         with self.transaction():
             yield from self._stream(sql, batch_size)
 
     def _stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
         try:
-            if self.adapter_type in ("postgres", "redshift"):
+            if self.adapter_type == "duckdb":
+                cursor = self.adapter.connections.get_thread_connection().handle.cursor()
+                cursor.execute(sql)
+            elif self.adapter_type in ("postgres", "redshift"):
                 # psycopg2's default cursor buffers the whole result client-side;
                 # a named (server-side) cursor streams.
                 handle = self.adapter.connections.get_thread_connection().handle

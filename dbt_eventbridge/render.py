@@ -449,6 +449,8 @@ class Renderer:
             used |= t.names
         # Event ids cost a hash per row; they are made when a template uses them (or for a dry run's output).
         self.event_ids = "event_id" in used
+        # The previous values of changed rows are read from the plan only if a template uses them.
+        self.uses_old_rows = bool(used & {"old_row", "changed_columns"})
 
     @staticmethod
     def check(sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],

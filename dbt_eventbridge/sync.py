@@ -286,7 +286,7 @@ class _SyncRun:
         keys = shape.quoted(project, shape.keys)
         ops = [op for op in OPS if op in sync.triggers]
         if opts.dry_run:
-            self._dry_run(tables, model, shape, renderer, ops)
+            self._dry_run(tables, model, shape, renderer, ops, audit.duplicate_key_rows > 0)
             return
         state_store.ensure_schema(project, tables)
         with state_store.SyncLock(project, tables, ttl=self.settings.lock_ttl_seconds,
@@ -302,14 +302,21 @@ class _SyncRun:
             # A first run diffs against an empty state; the state table itself is only
             # created by the first commit (see state.commit).
             state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
-            plan_sql = planning.plan_select(project, model, state_sql, shape, opts.full_refresh,
-                                            compare_columns=compare, rebaseline_all=rebaseline_all)
+            dups = audit.duplicate_key_rows > 0
+
+            def plan_sql(dups: bool) -> str:
+                return planning.plan_select(project, model, state_sql, shape, opts.full_refresh,
+                                            compare_columns=compare, rebaseline_all=rebaseline_all,
+                                            has_duplicates=dups)
+
             if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
                 ops = []
                 r.initial_sync_skipped = True
             self.crash.reach("plan.start")
             with _timed(r, "plan"):
-                state_store.create_plan(project, tables, plan_sql, ops, hash_version, shape.hash_columns)
+                state_store.create_plan(project, tables, plan_sql(dups), ops, hash_version, shape.hash_columns)
+                if not dups and planning.has_duplicate_keys(project, tables.plan, shape):
+                    state_store.create_plan(project, tables, plan_sql(True), ops, hash_version, shape.hash_columns)
             self.crash.reach("plan.created")
             try:
                 with _timed(r, "plan"):
@@ -414,7 +421,7 @@ class _SyncRun:
                     # endpoint before anything else is sent), and everything with --workers 1.
                     self.chunk_acked = []
                     batches = planning.changes(self.project, str(tables.plan), ops, shape, size,
-                                               seq_range=(lo, lo + size))
+                                               seq_range=(lo, lo + size), old_rows=renderer.uses_old_rows)
                     sent = self.publisher.publish(self._entries(batches, renderer), self._on_outcome,
                                                   preflight=preflight)
                     preflight = preflight and not sent
@@ -424,7 +431,7 @@ class _SyncRun:
                         make = self.make_publisher
                         pool = WorkerPool(workers, renderer, lambda: make(rate))
                     continue
-                self._dispatch(pool, tables, shape, ops, lo, size)
+                self._dispatch(pool, tables, shape, ops, lo, size, renderer.uses_old_rows)
                 outstanding.append(lo)
                 if len(outstanding) >= 2:  # read the next chunk while the workers publish this one
                     self._collect(pool, outstanding.popleft(), tables, lock)
@@ -455,8 +462,8 @@ class _SyncRun:
                  f"{sent / elapsed if elapsed > 0 else 0:,.0f} events/s")
 
     def _dispatch(self, pool: WorkerPool, tables: state_store.StateTables, shape: planning.ModelShape,
-                  ops: list[str], lo: int, size: int) -> None:
-        sql = planning.changes_sql(self.project, str(tables.plan), ops, shape, (lo, lo + size))
+                  ops: list[str], lo: int, size: int, old_rows: bool) -> None:
+        sql = planning.changes_sql(self.project, str(tables.plan), ops, shape, (lo, lo + size), old_rows)
         rows: list[tuple] = []
         names: list[str] = []
         with _timed(self.result, "stream"):
@@ -488,19 +495,37 @@ class _SyncRun:
                                 fix="Fix the cause and run again; what was delivered is recorded")
 
     def _dry_run(self, tables: state_store.StateTables, model: Any, shape: planning.ModelShape,
-                 renderer: Renderer, ops: list[str]) -> None:
+                 renderer: Renderer, ops: list[str], dups: bool) -> None:
         project, sync, r, opts = self.project, self.sync, self.result, self.options
         renderer.event_ids = True  # the dry run's output shows them
         first_run = not state_store.exists(project, tables.state)
         state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
-        source = f"({planning.plan_select(project, model, state_sql, shape, opts.full_refresh)})"
-        counts = planning.count_ops(project, source)
-        r.planned = {op: counts.get(op, 0) for op in OPS}
-        if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
-            ops = []
-            r.initial_sync_skipped = True
-        r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
-        for e in self._entries(planning.changes(project, source, ops, shape, self.settings.batch_size), renderer):
+        # The plan goes to a temporary table (gone with the session, nothing is written) and is
+        # read back in seq ranges like a real run's: one diff, and memory bounded by batch_size.
+        with _timed(r, "plan"):
+            temp = planning.create_temp_plan(project, planning.plan_select(project, model, state_sql, shape,
+                                                                          opts.full_refresh, has_duplicates=dups))
+        try:
+            counts = planning.count_ops(project, temp)
+            r.planned = {op: counts.get(op, 0) for op in OPS}
+            if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
+                ops = []
+                r.initial_sync_skipped = True
+            r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
+            self._dry_run_entries(temp, shape, renderer, ops, sum(counts.values()))
+        finally:
+            project.execute(f"drop table if exists {temp}")
+        r.samples = self.samples
+        r.status = "dry_run"
+
+    def _dry_run_entries(self, temp: str, shape: planning.ModelShape, renderer: Renderer, ops: list[str],
+                         total: int) -> None:
+        sync, r, opts = self.sync, self.result, self.options
+        size = self.settings.batch_size
+        batches = (b for lo in range(0, total, size)
+                   for b in planning.changes(self.project, temp, ops, shape, size, seq_range=(lo, lo + size),
+                                             old_rows=renderer.uses_old_rows))
+        for e in self._entries(batches, renderer):
             r.sent[e.op] += 1
             if self.output:
                 self.output.write(json.dumps({"sync": sync.name, "op": e.op, "key": to_json_value(e.key),
@@ -508,8 +533,6 @@ class _SyncRun:
                                              ensure_ascii=False) + "\n")
             if len(self.samples) < opts.samples:
                 self.samples.append(e)
-        r.samples = self.samples
-        r.status = "dry_run"
 
     def _entries(self, batches: Iterator[list[Change]], renderer: Renderer) -> Iterator[Entry]:
         limit = self.settings.max_rejections_reported

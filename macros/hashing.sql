@@ -81,6 +81,15 @@
 {%- endmacro %}
 
 
+{#- The named columns of an alias as JSON text (for aliases that hold more than the row). -#}
+{% macro row_json_columns(alias, columns) -%}
+  {{ return(adapter.dispatch('row_json_columns', 'dbt_eventbridge')(alias, columns)) }}
+{%- endmacro %}
+{% macro duckdb__row_json_columns(alias, columns) -%}
+  cast(to_json({ {%- for c in columns %}'{{ c[1:-1] | replace('""', '"') | replace("'", "''") }}': {{ alias }}.{{ c }}{{ ", " if not loop.last }}{% endfor -%} }) as varchar)
+{%- endmacro %}
+
+
 {#- Session settings that make text forms (and so Postgres' hash) stable. -#}
 {% macro session_setup() -%}
   {{ return(adapter.dispatch('session_setup', 'dbt_eventbridge')()) }}
