@@ -347,6 +347,7 @@ def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
 
 _ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows"})
 _SECRET_SETTINGS = frozenset({"external_id"})
+MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
@@ -365,6 +366,9 @@ class Settings:
     max_request_bytes: int = 1_048_575
     concurrency: int = 8                      # concurrent PutEvents requests per process
     workers: int = 1                          # publishing processes (--workers)
+    # DuckDB only: the memory DuckDB may use in this process; the diff spills to disk
+    # beyond it, so memory stays flat as models grow. "0" keeps the profile's setting.
+    duckdb_memory_limit: str = "128MB"
     max_attempts: int = 6
     batch_size: int = 2000
     max_rejections_reported: int = 10_000
@@ -454,6 +458,11 @@ class Settings:
         if not IDENT_RE.match(settings.state_schema):
             raise ConfigError([Problem(f"state_schema {settings.state_schema!r} is not a plain identifier",
                                        path="vars.eventbridge.state_schema")])
+        if settings.duckdb_memory_limit not in ("0", "") and not MEMORY_RE.match(settings.duckdb_memory_limit):
+            raise ConfigError([Problem(
+                f"duckdb_memory_limit {settings.duckdb_memory_limit!r} is not a size",
+                path="vars.eventbridge.duckdb_memory_limit / DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT",
+                fix="Write for example 128MB or 2GB, or 0 to keep the DuckDB profile's memory_limit")])
         if settings.max_request_bytes > 1_048_575:
             raise ConfigError([Problem(
                 f"max_request_bytes {settings.max_request_bytes} is above EventBridge's limit (below 1 MiB)",

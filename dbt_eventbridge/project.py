@@ -16,7 +16,7 @@ import uuid
 from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from dbt_eventbridge.errors import ProjectError, WarehouseError
 
@@ -105,6 +105,7 @@ class DbtProject:
         self.config: Any = None
         self.adapter: Any = None
         self._macro_ctx: dict[str, Any] | None = None
+        self._cache: dict[str, Any] = {}
         self._in_transaction = False
 
     # -- dbt invocations -------------------------------------------------------------------
@@ -275,6 +276,12 @@ class DbtProject:
         except Exception as e:
             raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}") from None
         return [tuple(r.values()) for r in table.rows] if fetch else []
+
+    def cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A value computed once per project (e.g. a dispatched macro's constant answer)."""
+        if name not in self._cache:
+            self._cache[name] = compute()
+        return self._cache[name]
 
     def execute_fast(self, sql: str) -> None:
         """A statement on the connection's own cursor, inside the current transaction.

@@ -135,7 +135,7 @@ def journal(project: DbtProject, tables: StateTables, seqs: list[int]) -> None:
     """Record accepted plan rows; committed at once, so they survive a crash of this run."""
     if not seqs:
         return
-    max_rows = int(project.call("ack_insert_max_rows"))
+    max_rows = project.cached("ack_insert_max_rows", lambda: int(project.call("ack_insert_max_rows")))
     with project.transaction():
         for group in _statements(seq_runs(seqs), max_rows):
             project.execute_fast(project.render_macro("ack_insert_sql", acks=tables.acks, runs=group))

@@ -155,6 +155,9 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                 setup = project.render_macro("session_setup")
                 for stmt in (s for s in setup.split(";") if s.strip()):
                     project.execute(stmt)
+                limit = loaded.settings.duckdb_memory_limit
+                if project.adapter_type == "duckdb" and limit not in ("0", ""):
+                    project.execute(f"set memory_limit = '{limit}'")
                 for sync, node in todo:
                     sr = _SyncRun(project, loaded.settings, sync, node, last_run, options, publisher, output,
                                   log, make_publisher).run()

@@ -190,9 +190,12 @@ def naive_events_per_second(endpoint_url: str, db_path: Path, sample: int) -> fl
     return len(rows) / (time.perf_counter() - t)
 
 
-def baseline_diff_seconds(db_path: Path, repeats: int) -> float:
+def baseline_diff_seconds(db_path: Path, repeats: int) -> tuple[float, float]:
     """A hand-written FULL OUTER JOIN on the key comparing DuckDB's hash() of the columns,
-    with the changed rows streamed to Python: what the diff is measured against."""
+    with the changed rows streamed to Python: what the diff is measured against.
+
+    Returns (cold, warm) medians. Cold: the first query on a freshly opened database, as
+    the CLI meets it (a new process, DuckDB's buffer empty). Warm: the same query again."""
     import duckdb
 
     cols = "name, email, amount, score, active, created_at, birthday, tier, bucket"
@@ -200,23 +203,20 @@ def baseline_diff_seconds(db_path: Path, repeats: int) -> float:
     sql = (f"select coalesce(n.id, p.id) as id, n.* from main.bench_model n full outer join main.bench_prev p "
            f"on n.id = p.id where n.id is null or p.id is null or hash({hashed.format(a='n')}) <> "
            f"hash({hashed.format(a='p')})")
-    times = []
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        con.execute("set threads = 2")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            cur = con.execute(sql)
-            n = 0
-            while True:
-                rows = cur.fetchmany(2000)
-                if not rows:
-                    break
-                n += len(rows)
-            times.append(time.perf_counter() - t)
-    finally:
-        con.close()
-    return statistics.median(times)
+    cold, warm = [], []
+    for _ in range(repeats):
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            con.execute("set threads = 2")  # as the bench profile's dbt threads
+            for attempt in range(2):
+                t = time.perf_counter()
+                cur = con.execute(sql)
+                while cur.fetchmany(2000):
+                    pass
+                (cold if attempt == 0 else warm).append(time.perf_counter() - t)
+        finally:
+            con.close()
+    return statistics.median(cold), statistics.median(warm)
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -347,30 +347,36 @@ def run_memory_and_diff(b: Bench, stub: Any, db_path: Path, folder: Path, args: 
     con.execute("create table main.bench_prev as select * from main.bench_model")
     con.close()
     b.dbt("run", "-s", "bench_model", extra_vars={"day": 2})
-    snapshot = folder / "before-diff.duckdb"
-    shutil.copy(db_path, snapshot)
+    # The plan, measured as `sync --dry-run` runs it (key audit, diff into a temporary
+    # table, the changes streamed to Python in chunks), which writes nothing: it repeats
+    # on the same data. Then the real sync of the same changes.
     diffs, changes = [], 0
-    for i in range(args.repeats):
-        if i:
-            shutil.copy(snapshot, db_path)
-        run = b.sync("-s", "bench_model", extra_vars={"day": 2})
+    for _ in range(args.repeats):
+        run = b.sync("-s", "bench_model", "--dry-run", extra_vars={"day": 2})
         s = run.sync("bench_diff")
         t = s["timings"]
         diffs.append({k: t.get(k, 0.0) for k in ("audit", "plan", "stream")})
         changes = sum(s["planned"].values())
-    baseline = baseline_diff_seconds(db_path, max(3, args.repeats))
+    cold, warm = baseline_diff_seconds(db_path, max(3, args.repeats))
     ours = statistics.median(sum(d.values()) for d in diffs)
+    real = b.sync("-s", "bench_model", extra_vars={"day": 2})
+    rs = real.sync("bench_diff")
     out["diff"] = {"rows": args.rows, "changes": changes, "seconds": round(ours, 3),
                    "phases": {k: round(statistics.median(d[k] for d in diffs), 3) for k in diffs[0]},
-                   "baseline_seconds": round(baseline, 3), "ratio": round(ours / baseline, 2)}
+                   "baseline_seconds": round(cold, 3), "baseline_warm_seconds": round(warm, 3),
+                   "ratio": round(ours / cold, 2), "ratio_to_warm": round(ours / warm, 2),
+                   "real_sync": {"sent": sum(rs["sent"].values()), "timings": rs["timings"],
+                                 "seconds_after_adapter_open": round(real.result["seconds"]
+                                                                     - real.result["startup_seconds"], 2)}}
     return out
 
 
 def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     t: dict[str, dict[str, Any]] = {}
     d = f["diff"]
-    t["diff within 2x of a FULL OUTER JOIN"] = {"value": f"{d['ratio']}x ({d['seconds']} s vs {d['baseline_seconds']} s)",
-                                               "met": d["ratio"] <= 2.0}
+    t["diff within 2x of a FULL OUTER JOIN"] = {
+        "value": f"{d['ratio']}x ({d['seconds']} s vs {d['baseline_seconds']} s cold; "
+                 f"{d['ratio_to_warm']}x warm)", "met": d["ratio"] <= 2.0}
     nc = f["no_change"]
     t["no-change run < 2 s after adapter open"] = {"value": f"{nc['seconds_after_adapter_open']} s "
                                                             f"(start-up {nc['startup_seconds']} s)",

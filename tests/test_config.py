@@ -724,3 +724,22 @@ def test_all_settings_problems_are_reported_together() -> None:
         Settings.load({"concurrency": "x", "batch_size": 0, "nope": 1}, env={})
     assert len(e.value.problems) == 3
     assert str(e.value).startswith("3 configuration problems:")
+
+
+@pytest.mark.parametrize("value", ["128MB", "2GB", "1.5 GiB", "0", "512kb"])
+def test_duckdb_memory_limit_accepts_sizes_and_zero(value: str) -> None:
+    assert Settings.load({"duckdb_memory_limit": value}, env={}).duckdb_memory_limit == value
+
+
+@pytest.mark.parametrize("value", ["lots", "128", "12 parsecs", "1GB; drop table x"])
+def test_duckdb_memory_limit_rejects_what_is_not_a_size(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        Settings.load({"duckdb_memory_limit": value}, env={})
+    assert "duckdb_memory_limit" in str(e.value) and "128MB" in str(e.value)
+
+
+def test_workers_must_be_a_positive_whole_number() -> None:
+    assert Settings.load({}, env={"DBT_EVENTBRIDGE_WORKERS": "4"}).workers == 4
+    with pytest.raises(ConfigError) as e:
+        Settings.load({"workers": 0}, env={})
+    assert "workers" in str(e.value)
