@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: install
 # Two workers: most of the time goes to dbt parsing in subprocesses, which is CPU-bound.
 test: install
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
+
+# Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. About 10 minutes.
+# More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick
+bench: install
+	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache

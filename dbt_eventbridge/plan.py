@@ -78,8 +78,13 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     keys = shape.quoted(project, shape.keys)
     # First one cheap pass (NULL keys, distinct keys); the exact count of rows with a
     # duplicated key only when there are some, which a tested model never has.
-    rows = project.execute(project.render_macro("key_counts_sql", model=model, keys=keys), fetch=True)
-    null_rows, total, distinct = (int(v or 0) for v in rows[0])
+    rows = project.execute(project.render_macro("key_totals_sql", model=model, keys=keys), fetch=True)
+    null_rows, total = (int(v or 0) for v in rows[0])
+    parts = int(project.call("key_distinct_parts", rows=total - null_rows))
+    distinct = 0
+    for part in range(parts):
+        sql = project.render_macro("key_distinct_sql", model=model, keys=keys, part=part, parts=parts)
+        distinct += int(project.execute(sql, fetch=True)[0][0] or 0)
     dup_rows = 0
     if distinct < total - null_rows:
         rows = project.execute(project.render_macro("key_audit_sql", model=model, keys=keys), fetch=True)

@@ -274,7 +274,7 @@ class DbtProject:
         try:
             _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
         except Exception as e:
-            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}") from None
+            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=_fix_for(e)) from None
         return [tuple(r.values()) for r in table.rows] if fetch else []
 
     def cached(self, name: str, compute: Callable[[], Any]) -> Any:
@@ -299,7 +299,7 @@ class DbtProject:
             if self.adapter_type in ("postgres", "redshift"):
                 cursor.close()
         except Exception as e:
-            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}") from None
+            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=_fix_for(e)) from None
 
     def stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
         """Yield (column names, rows) batches; the result is never loaded whole."""
@@ -336,7 +336,7 @@ class DbtProject:
         except WarehouseError:
             raise
         except Exception as e:
-            raise WarehouseError(f"reading changes from the warehouse failed: {_first_line(e)}") from None
+            raise WarehouseError(f"reading changes from the warehouse failed: {_first_line(e)}", fix=_fix_for(e)) from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -386,6 +386,14 @@ class DbtProject:
         (dbt's quote() does not, so a column named `a"b` would change the SQL)."""
         mark = self.adapter.quote("x")[0]
         return mark + name.replace(mark, mark * 2) + mark
+
+
+def _fix_for(e: BaseException) -> str | None:
+    if "Out of Memory" in str(e):
+        return ("DuckDB needed more memory than duckdb_memory_limit allows; raise it (vars.eventbridge."
+                "duckdb_memory_limit or DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT, e.g. 1GB), or set 0 to use the "
+                "profile's memory_limit")
+    return None
 
 
 def _first_line(e: BaseException) -> str:

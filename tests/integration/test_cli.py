@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,60 @@ def test_assumed_role_and_named_profile(project: Project, tmp_path: Path) -> Non
     assert r.rc == 0, r.stderr
     assert len(project.drain()["crm-events"]) == 4
     assert "s3cr3t-external-id" not in r.stdout + r.stderr + json.dumps(r.results)
+
+
+def _sync_on_a_terminal(project: Project, *args: str) -> str:
+    """Run `dbt-eventbridge sync` with stderr on a pseudo-terminal; returns what it wrote there."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.integration.harness import BIN
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(BIN / "dbt-eventbridge"), "sync", *args, *project.target_args],
+                                cwd=project.dir, env=project.env, stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: the process exited
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=120) == 0, out.decode(errors="replace")
+        return out.decode(errors="replace")
+    finally:
+        os.close(master)
+
+
+def test_progress_is_shown_on_a_terminal_only(project: Project) -> None:
+    project.build(day=1)
+    shown = _sync_on_a_terminal(project, "-s", "customers")
+    assert "customers_to_crm: planned 5 · sent 5 (100%) · rejected 0 ·" in shown
+    assert "events/s" in shown
+    assert re.search(r"\r {20,}\r", shown)  # the line is cleared before the summary
+    project.drain()
+    quiet = _sync_on_a_terminal(project, "-s", "customers", "--full-refresh", "--quiet")
+    assert "events/s" not in quiet
+    project.drain()
+    piped = project.sync("sync", "-s", "customers", "--full-refresh")  # stderr is a pipe, as in CI logs
+    assert piped.rc == 0 and "events/s" not in piped.stderr
+    assert len(project.drain()["crm-events"]) == 5
+
+
+def test_workers_flag_reaches_the_result_file(project: Project) -> None:
+    project.build(day=1)
+    r = project.sync("sync", "-s", "order_lines", "--workers", "2",
+                     extra_env={"DBT_EVENTBRIDGE_BATCH_SIZE": "2"})
+    assert r.rc == 0, r.stderr
+    assert r.results["settings"]["workers"] == 2
+    res = r.sync("order_lines")
+    ev = project.drain()["default"]
+    assert sum(res["sent"].values()) == len(ev) > 2  # several chunks, published by the workers
+    assert {e["source"] for e in ev} == {"com.acme.orders"}
+    r = project.sync("sync", "--workers", "0")
+    assert r.rc == 2 and "workers" in r.stderr
