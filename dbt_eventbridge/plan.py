@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from dbt_eventbridge.config import OPS, SyncConfig
-from dbt_eventbridge.errors import ConfigError, Problem
+from dbt_eventbridge.errors import ConfigError, Problem, WarehouseError
 from dbt_eventbridge.project import DbtProject, ModelNode
 from dbt_eventbridge.render import Change
 
@@ -78,13 +78,21 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     keys = shape.quoted(project, shape.keys)
     # First one cheap pass (NULL keys, distinct keys); the exact count of rows with a
     # duplicated key only when there are some, which a tested model never has.
-    rows = project.execute(project.render_macro("key_totals_sql", model=model, keys=keys), fetch=True)
-    null_rows, total = (int(v or 0) for v in rows[0])
-    parts = int(project.call("key_distinct_parts", rows=total - null_rows))
-    distinct = 0
-    for part in range(parts):
-        sql = project.render_macro("key_distinct_sql", model=model, keys=keys, part=part, parts=parts)
-        distinct += int(project.execute(sql, fetch=True)[0][0] or 0)
+    try:  # one pass: NULL keys, rows and distinct keys together
+        rows = project.execute(project.render_macro("key_counts_sql", model=model, keys=keys), fetch=True)
+        null_rows, total, distinct = (int(v or 0) for v in rows[0])
+    except WarehouseError as e:
+        per_part = int(project.call("key_distinct_rows_per_part"))
+        if "Out of Memory" not in str(e) or not per_part:
+            raise
+        # Many keys on a memory-capped engine (DuckDB): distinct keys counted per hash partition.
+        rows = project.execute(project.render_macro("key_totals_sql", model=model, keys=keys), fetch=True)
+        null_rows, total = (int(v or 0) for v in rows[0])
+        parts = max(1, -(-(total - null_rows) // per_part))
+        distinct = 0
+        for part in range(parts):
+            sql = project.render_macro("key_distinct_sql", model=model, keys=keys, part=part, parts=parts)
+            distinct += int(project.execute(sql, fetch=True)[0][0] or 0)
     dup_rows = 0
     if distinct < total - null_rows:
         rows = project.execute(project.render_macro("key_audit_sql", model=model, keys=keys), fetch=True)
@@ -206,8 +214,7 @@ class ChangeReader:
                 if op == "changed" and old_row is not None:
                     new = _loads(r[i_new]) or {}
                     changed = [c for c in columns if new.get(c) != old_row.get(c)]
-            batch.append(Change(seq=int(r[i_seq]), op=op, key=key, row=row, old_row=old_row,
-                                row_hash=r[i_hash], changed_columns=changed))
+            batch.append(Change(r[i_seq], op, key, row, old_row, r[i_hash], changed))
         return batch
 
     def key_of(self, row: tuple) -> tuple:

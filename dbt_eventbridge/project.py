@@ -274,7 +274,7 @@ class DbtProject:
         try:
             _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
         except Exception as e:
-            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=_fix_for(e)) from None
+            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=memory_fix(e)) from None
         return [tuple(r.values()) for r in table.rows] if fetch else []
 
     def cached(self, name: str, compute: Callable[[], Any]) -> Any:
@@ -299,7 +299,7 @@ class DbtProject:
             if self.adapter_type in ("postgres", "redshift"):
                 cursor.close()
         except Exception as e:
-            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=_fix_for(e)) from None
+            raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=memory_fix(e)) from None
 
     def stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple]]]:
         """Yield (column names, rows) batches; the result is never loaded whole."""
@@ -329,14 +329,14 @@ class DbtProject:
             names = [d[0] for d in cursor.description]
             rows = first
             while rows:
-                yield names, [tuple(r) for r in rows]
+                yield names, rows if isinstance(rows, list) else list(rows)
                 rows = cursor.fetchmany(batch_size)
             if self.adapter_type in ("postgres", "redshift"):
                 cursor.close()  # (the other adapters hand out the connection's own cursor)
         except WarehouseError:
             raise
         except Exception as e:
-            raise WarehouseError(f"reading changes from the warehouse failed: {_first_line(e)}", fix=_fix_for(e)) from None
+            raise WarehouseError(f"reading changes from the warehouse failed: {_first_line(e)}", fix=memory_fix(e)) from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -369,10 +369,14 @@ class DbtProject:
 
     def columns(self, node: ModelNode) -> list[tuple[str, str]] | None:
         """(name, data type) of the built relation, or None when it does not exist."""
-        relation = self.adapter.get_relation(node.database, node.schema, node.alias)
-        if relation is None:
-            return None
-        return [(c.name, c.dtype) for c in self.adapter.get_columns_in_relation(relation)]
+        try:
+            relation = self.adapter.get_relation(node.database, node.schema, node.alias)
+            if relation is None:
+                return None
+            return [(c.name, c.dtype) for c in self.adapter.get_columns_in_relation(relation)]
+        except Exception as e:
+            raise WarehouseError(f"reading the columns of {node.relation_name} failed: {_first_line(e)}",
+                                 fix=memory_fix(e)) from None
 
     def relation(self, node: ModelNode) -> Any:
         return self.adapter.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)
@@ -388,7 +392,7 @@ class DbtProject:
         return mark + name.replace(mark, mark * 2) + mark
 
 
-def _fix_for(e: BaseException) -> str | None:
+def memory_fix(e: BaseException) -> str | None:
     if "Out of Memory" in str(e):
         return ("DuckDB needed more memory than duckdb_memory_limit allows; raise it (vars.eventbridge."
                 "duckdb_memory_limit or DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT, e.g. 1GB), or set 0 to use the "

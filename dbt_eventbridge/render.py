@@ -202,7 +202,7 @@ class RowRejected(Exception):
         self.reason = reason
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """One planned change, as streamed from the plan."""
 

@@ -24,10 +24,10 @@ from typing import IO, Any, Callable, Iterator
 from dbt_eventbridge import plan as planning
 from dbt_eventbridge import state as state_store
 from dbt_eventbridge.config import OPS, Settings, SyncConfig, check_unique_names, parse_syncs
-from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError
+from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.jsonvalues import to_json_value
-from dbt_eventbridge.project import DbtProject, LastRun, ModelNode
+from dbt_eventbridge.project import DbtProject, LastRun, ModelNode, memory_fix
 from dbt_eventbridge.publish import Outcome, Publisher
 from dbt_eventbridge.render import Change, Entry, Renderer, RowRejected
 from dbt_eventbridge.results import RunResult, SyncResult, now
@@ -253,6 +253,9 @@ class _SyncRun:
             self._run(tables)
         except Exception as e:  # one sync's failure, expected or not, must not stop the others
             r.status = "error"
+            if not isinstance(e, EventBridgeSyncError) and "Out of Memory" in str(e):
+                e = WarehouseError(f"the warehouse ran out of memory: {str(e).strip().splitlines()[-1][:300]}",
+                                   fix=memory_fix(e))
             r.message = str(e) if isinstance(e, EventBridgeSyncError) else \
                 f"unexpected error ({e.__class__.__name__}: {e}); nothing was committed for this sync. " \
                 "Please report it with the output of a run with DBT_EVENTBRIDGE_DEBUG=1"

@@ -54,7 +54,20 @@ select
   (select count(*) from {{ model }}) as total_rows
 {%- endmacro %}
 
-{#- The key audit's cheap part: rows with a NULL in a key column, and all rows. -#}
+{#- The key audit in one pass: rows with a NULL in a key column, all rows, and distinct
+    non-NULL keys (equal to the non-NULL rows when no key repeats). -#}
+{% macro key_counts_sql(model, keys) -%}
+select
+  sum(case when {% for k in keys %}{{ k }} is null{{ " or " if not loop.last }}{% endfor %} then 1 else 0 end) as null_key_rows,
+  count(*) as total_rows,
+  (select count(*) from (select distinct {{ keys | join(", ") }} from {{ model }}
+     where {% for k in keys %}{{ k }} is not null{{ " and " if not loop.last }}{% endfor %}) d) as distinct_keys
+from {{ model }}
+{%- endmacro %}
+
+{#- The same in two steps, when the one pass ran out of memory on DuckDB, whose memory is
+    capped (see duckdb_memory_limit): a distinct count of many millions of keys does not fit
+    in it, so the keys are counted per hash partition of `key_distinct_rows_per_part` keys. -#}
 {% macro key_totals_sql(model, keys) -%}
 select
   sum(case when {% for k in keys %}{{ k }} is null{{ " or " if not loop.last }}{% endfor %} then 1 else 0 end) as null_key_rows,
@@ -62,29 +75,17 @@ select
 from {{ model }}
 {%- endmacro %}
 
-{#- Distinct non-NULL keys (equal to the non-NULL rows when no key repeats), of one hash
-    partition of the keys when `parts` > 1: DuckDB runs with capped memory (see
-    duckdb_memory_limit), and a distinct count of many millions of keys does not fit in it. -#}
-{% macro key_distinct_sql(model, keys, part=0, parts=1) -%}
-  {{ return(adapter.dispatch('key_distinct_sql', 'dbt_eventbridge')(model, keys, part, parts)) }}
-{%- endmacro %}
-
-{% macro default__key_distinct_sql(model, keys, part, parts) -%}
-select count(*) from (select distinct {{ keys | join(", ") }} from {{ model }}
-  where {% for k in keys %}{{ k }} is not null{{ " and " if not loop.last }}{% endfor %}) as d
-{%- endmacro %}
-
-{% macro duckdb__key_distinct_sql(model, keys, part, parts) -%}
+{% macro key_distinct_sql(model, keys, part, parts) -%}
 select count(*) from (select distinct {{ keys | join(", ") }} from {{ model }}
   where {% for k in keys %}{{ k }} is not null and {% endfor %}hash({{ keys | join(", ") }}) % {{ parts }} = {{ part }}) as d
 {%- endmacro %}
 
-{#- How many partitions key_distinct_sql should count `rows` keys in. -#}
-{% macro key_distinct_parts(rows) -%}
-  {{ return(adapter.dispatch('key_distinct_parts', 'dbt_eventbridge')(rows)) }}
+{#- 0: no partitioning (the warehouse has the memory). -#}
+{% macro key_distinct_rows_per_part() -%}
+  {{ return(adapter.dispatch('key_distinct_rows_per_part', 'dbt_eventbridge')()) }}
 {%- endmacro %}
-{% macro default__key_distinct_parts(rows) -%}{{ return(1) }}{%- endmacro %}
-{% macro duckdb__key_distinct_parts(rows) -%}{{ return(((rows + 999999) // 1000000) if rows > 1000000 else 1) }}{%- endmacro %}
+{% macro default__key_distinct_rows_per_part() -%}{{ return(0) }}{%- endmacro %}
+{% macro duckdb__key_distinct_rows_per_part() -%}{{ return(1000000) }}{%- endmacro %}
 
 {% macro duplicate_keys_sql(model, keys, limit) -%}
 select {{ keys | join(", ") }}, count(*) as n from {{ model }}

@@ -219,3 +219,14 @@ def test_workers_flag_reaches_the_result_file(project: Project) -> None:
     assert {e["source"] for e in ev} == {"com.acme.orders"}
     r = project.sync("sync", "--workers", "0")
     assert r.rc == 2 and "workers" in r.stderr
+
+
+def test_duckdb_out_of_memory_names_the_setting(project: Project) -> None:
+    project.build(day=1)
+    r = project.sync("sync", "-s", "customers", extra_env={"DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT": "1KB"})
+    assert r.rc == 2
+    assert "duckdb_memory_limit" in r.stderr and "Traceback" not in r.stderr
+    assert project.drain()["crm-events"] == []
+    r = project.sync("sync", "-s", "customers")  # the default limit is plenty for this model
+    assert r.rc == 0, r.stderr
+    assert len(project.drain()["crm-events"]) == 5
