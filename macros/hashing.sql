@@ -85,6 +85,10 @@
 {% macro row_json_columns(alias, columns) -%}
   {{ return(adapter.dispatch('row_json_columns', 'dbt_eventbridge')(alias, columns)) }}
 {%- endmacro %}
+{#- (Only DuckDB's plan uses it; dbt needs a default for every dispatched macro.) -#}
+{% macro default__row_json_columns(alias, columns) -%}
+  (select cast(row_to_json(x) as {{ dbt.type_string() }}) from (select {% for c in columns %}{{ alias }}.{{ c }}{{ ", " if not loop.last }}{% endfor %}) as x)
+{%- endmacro %}
 {% macro duckdb__row_json_columns(alias, columns) -%}
   cast(to_json({ {%- for c in columns %}'{{ c[1:-1] | replace('""', '"') | replace("'", "''") }}': {{ alias }}.{{ c }}{{ ", " if not loop.last }}{% endfor -%} }) as varchar)
 {%- endmacro %}
