@@ -165,8 +165,13 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     The state table is created by its first commit, so a first run that fails leaves
     no state and the next run is a first run again (which matters for initial_sync).
     """
+    # Plan seqs are 1..n and acks are distinct by construction (each accepted entry is
+    # journaled once): n acks adding up to n(n+1)/2 are all of them.
+    n = int(project.execute(f"select count(*) from {tables.plan}", fetch=True)[0][0])
+    acked, total = project.execute(f"select count(*), sum(_eb_seq) from {tables.acks}", fetch=True)[0]
+    all_acked = int(acked) == n and int(total or 0) == n * (n + 1) // 2
     statements = project.call("commit_sql", state=tables.state, state_name=tables.state_name,
-                              plan=tables.plan, acks=tables.acks, keys=keys)
+                              plan=tables.plan, acks=tables.acks, keys=keys, all_acked=all_acked)
     create = None if exists(project, tables.state) else \
         project.render_macro("create_state_sql", state=tables.state, plan=tables.plan, keys=keys)
     with project.transaction():

@@ -187,14 +187,20 @@ left join {{ state }} as old on {{ dbt_eventbridge._match(keys, 'd', 'old') }} a
 
 {#- Statements that merge the acked part of a plan into the state, in one transaction.
     Plan rows without an ack (rejected, or not sent yet) stay as they were, so they come back. -#}
-{% macro commit_sql(state, state_name, plan, acks, keys) -%}
-  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys)) }}
+{#- `all_acked`: every plan row is acknowledged (the usual end of a run); the merge then
+    reads the plan alone instead of joining it with its acks. -#}
+{% macro commit_sql(state, state_name, plan, acks, keys, all_acked=false) -%}
+  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys, all_acked)) }}
 {%- endmacro %}
 
 {#- `state_name` is the state table's quoted identifier alone, to correlate on. -#}
-{% macro default__commit_sql(state, state_name, plan, acks, keys) -%}
+{% macro default__commit_sql(state, state_name, plan, acks, keys, all_acked=false) -%}
 {%- set done -%}
+{%- if all_acked -%}
+(select * from {{ plan }} as p)
+{%- else -%}
 (select * from {{ plan }} as p where exists (select 1 from {{ acks }} as a where a._eb_seq = p._eb_seq))
+{%- endif -%}
 {%- endset -%}
 {%- set cond = [] -%}
 {%- for k in keys %}{% do cond.append("d." ~ k ~ " = " ~ state_name ~ "." ~ k) %}{% endfor -%}

@@ -434,3 +434,13 @@ def test_requests_run_concurrently_up_to_the_setting(serve: Callable[..., FaultE
 
     assert ep.max_in_flight == concurrency
     assert_delivered_exactly_once(ep, out, entries)
+
+
+def test_acks_are_journaled_as_runs() -> None:
+    from dbt_eventbridge.state import _statements, seq_runs
+
+    assert seq_runs([5, 1, 2, 3, 3, 9]) == [(1, 3), (5, 5), (9, 9)]
+    assert seq_runs([]) == []
+    # a long run is split so no statement spells out more than max_rows values
+    assert list(_statements([(1, 2500)], 1000)) == [[[1, 1000]], [[1001, 2000]], [[2001, 2500]]]
+    assert list(_statements([(1, 3), (7, 8)], 10_000_000)) == [[[1, 3], [7, 8]]]

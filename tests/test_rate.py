@@ -61,3 +61,27 @@ def test_grows_five_percent_a_second_up_to_the_cap() -> None:
         c.now += 1
         r.succeeded()
     assert r.rate == 1000
+
+
+def test_shared_rate_paces_several_processes_together() -> None:
+    """--workers: two forked processes drawing from one shared rate of 50 requests/s."""
+    import multiprocessing
+    import time as _time
+
+    r = AdaptiveRate(50, shared=True)
+    ctx = multiprocessing.get_context("fork")
+    stamps = ctx.Queue()
+
+    def draw() -> None:
+        for _ in range(25):
+            r.acquire()
+            stamps.put(_time.monotonic())
+
+    procs = [ctx.Process(target=draw) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = sorted(stamps.get(timeout=10) for _ in range(50))
+    for p in procs:
+        p.join(10)
+    # 50 requests at 50/s span about one second; two independent rates would take half that
+    assert got[-1] - got[0] >= 0.9, got[-1] - got[0]
