@@ -129,7 +129,7 @@ class PutEventsClient:
         return cls(boto_client, credentials)
 
     def put_events(self, Entries: list[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
-        return self.send_body(request_body(e["__json"] if "__json" in e else entry_json(e) for e in Entries))
+        return self.send_body(request_body(entry_json(e) for e in Entries))
 
     def send_body(self, body: bytes) -> dict[str, Any]:
         import botocore.exceptions as bx

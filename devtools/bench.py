@@ -25,7 +25,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,6 @@ class Bench:
     folder: Path
     env: dict[str, str]
     vars: dict[str, Any]
-    figures: dict[str, Any] = field(default_factory=dict)
 
     def dbt(self, *args: str, extra_vars: dict[str, Any] | None = None) -> None:
         v = json.dumps({**self.vars, **(extra_vars or {})})
