@@ -148,8 +148,21 @@ def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class PlanRows:
+    """A batch of plan rows as the cursor returned them; ``changes()`` makes the renderer's input.
+
+    The rows stay tuples until rendering: the same form the --workers processes receive."""
+
+    reader: "ChangeReader"
+    rows: list[tuple]
+
+    def changes(self) -> list[Change]:
+        return self.reader(self.rows)
+
+
 def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape, batch_size: int,
-            seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> Iterator[list[Change]]:
+            seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> Iterator[PlanRows]:
     """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
     if not ops:
         return
@@ -158,7 +171,7 @@ def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelSh
     for names, rows in project.stream(sql, batch_size):
         if reader is None:
             reader = ChangeReader(names, shape)
-        yield reader(rows)
+        yield PlanRows(reader, rows)
 
 
 def changes_sql(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape,

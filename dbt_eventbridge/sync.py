@@ -540,7 +540,7 @@ class _SyncRun:
             if len(self.samples) < opts.samples:
                 self.samples.append(e)
 
-    def _entries(self, batches: Iterator[list[Change]], renderer: Renderer) -> Iterator[Entry]:
+    def _entries(self, batches: Iterator[planning.PlanRows], renderer: Renderer) -> Iterator[Entry]:
         limit = self.settings.max_rejections_reported
 
         def rejected(change: Change, err: RowRejected) -> None:
@@ -549,7 +549,7 @@ class _SyncRun:
         r = self.result
         for batch in _timed_iter(r, "stream", batches):
             t = time.perf_counter()
-            entries = renderer.render_many(batch, rejected)
+            entries = renderer.render_many(batch.changes(), rejected)
             r.add_time("render", time.perf_counter() - t)
             yield from entries
 
