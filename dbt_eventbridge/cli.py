@@ -36,6 +36,29 @@ class _MultiValue(click.Option):
             opt.process = process
 
 
+_log_format_option = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default=None, envvar="DBT_EVENTBRIDGE_LOG_FORMAT",
+    help="text (default) or json: one JSON object per line on stdout, for log collectors.")
+
+
+def _history_common(f: Any) -> Any:
+    """The options of commands that only read or reset the state schema (no selection)."""
+    options = [
+        click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+                     help="The dbt project folder."),
+        click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
+                     help="Folder of profiles.yml (default: DBT_PROFILES_DIR, the project folder, ~/.dbt)."),
+        click.option("--target", "-t", default=None, help="The dbt target to use."),
+        click.option("--profile", default=None, help="The dbt profile to use (default: the project's)."),
+        click.option("--vars", "vars_", default=None, help="dbt vars as YAML, e.g. '{day: 2}'."),
+        click.option("--state-schema", default=None, help="Schema that holds the delivered state and history."),
+        _log_format_option,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def _common(f: Any) -> Any:
     options = [
         click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
@@ -47,6 +70,7 @@ def _common(f: Any) -> Any:
         click.option("--vars", "vars_", default=None, help="dbt vars as YAML, e.g. '{day: 2}'."),
         click.option("--select", "-s", "select", cls=_MultiValue, help="dbt selection syntax, e.g. -s customers+ tag:crm."),
         click.option("--exclude", "exclude", cls=_MultiValue, help="dbt selection syntax of models to leave out."),
+        _log_format_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -54,7 +78,8 @@ def _common(f: Any) -> Any:
 
 
 def _options(project_dir: str, profiles_dir: str | None, target: str | None, profile: str | None,
-             vars_: str | None, select: tuple[str, ...], exclude: tuple[str, ...], **extra: Any) -> Any:
+             vars_: str | None, select: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
+             log_format: str | None = None, state_schema: str | None = None, **extra: Any) -> Any:
     import yaml
 
     from dbt_eventbridge.sync import SyncOptions
@@ -67,6 +92,8 @@ def _options(project_dir: str, profiles_dir: str | None, target: str | None, pro
             raise click.UsageError(f"--vars is not valid YAML: {e}")
         if not isinstance(parsed, dict):
             raise click.UsageError("--vars must be a YAML mapping, e.g. '{day: 2}'")
+    if state_schema:
+        extra.setdefault("settings", {})["state_schema"] = state_schema
     return SyncOptions(project_dir=project_dir, profiles_dir=profiles_dir, target=target, profile=profile,
                        vars=parsed, select=tuple(select), exclude=tuple(exclude), **extra)
 
@@ -76,10 +103,11 @@ class _Printer:
 
     PROGRESS_INTERVAL = 0.25
 
-    def __init__(self, quiet: bool, progress: bool | None = None) -> None:
+    def __init__(self, quiet: bool, progress: bool | None = None, log_format: str | None = "text") -> None:
         self.quiet = quiet
+        self.json = _log_format(log_format) == "json"
         # Progress only on a terminal: CI logs and pipes get the summary lines alone.
-        self.progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
+        self.progress = (not quiet and sys.stderr.isatty() and not self.json) if progress is None else progress
         self._shown = 0
         self._last = 0.0
 
@@ -89,10 +117,15 @@ class _Printer:
             sys.stderr.flush()
             self._shown = 0
 
-    def __call__(self, level: str, message: str) -> None:
+    def __call__(self, level: str, message: str, data: Any = None) -> None:
         import time
 
         if level == "debug":
+            return
+        if self.json:
+            if level in ("progress", "progress_done") or (self.quiet and level in ("info", "summary", "sample")):
+                return
+            _json_line(level, message, data)
             return
         if level in ("progress", "progress_done"):
             if not self.progress:
@@ -118,21 +151,59 @@ class _Printer:
             click.echo(f"  sample entry: {message}" if level == "sample" else message)
 
 
+def _log_format(value: str | None) -> str:
+    import os
+
+    return value or os.environ.get("DBT_EVENTBRIDGE_LOG_FORMAT") or "text"
+
+
+def _json_line(level: str, message: str, data: Any = None) -> None:
+    """One log record, shaped like dbt's JSON logs: {"info": {level, msg, ts}, "data": ...}."""
+    import datetime as dt
+    import json
+
+    label = {"summary_error": "error", "summary": "info", "sample": "debug", "warn": "warn"}.get(level, level)
+    record = {"info": {"name": level, "level": label, "msg": message,
+                       "ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")}}
+    if data is not None:
+        record["data"] = data
+    click.echo(json.dumps(record, default=str, ensure_ascii=False))
+
+
 def shutil_width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 20)).columns
 
 
-def _internal_error(e: Exception) -> None:
+def _internal_error(e: Exception, log_format: str | None = None) -> None:
     import os
     import traceback
 
     if os.environ.get("DBT_EVENTBRIDGE_DEBUG"):
         traceback.print_exc()
-    click.echo(f"Error: unexpected {e.__class__.__name__}: {e}. Nothing more was published or committed. "
-               "Run again with DBT_EVENTBRIDGE_DEBUG=1 to see the traceback, and please report it.", err=True)
-    sys.exit(2)
+    _fail(f"unexpected {e.__class__.__name__}: {e}. Nothing more was published or committed. "
+          "Run again with DBT_EVENTBRIDGE_DEBUG=1 to see the traceback, and please report it.", log_format)
+
+
+def _fail(message: str, log_format: str | None, code: int = 2) -> None:
+    if _log_format(log_format) == "json":
+        _json_line("error", message)
+    else:
+        click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run_library(action: Any, log_format: str | None) -> Any:
+    """Call the library; its errors become one paragraph and exit code 2, never a traceback."""
+    from dbt_eventbridge.errors import EventBridgeSyncError
+
+    try:
+        return action()
+    except EventBridgeSyncError as e:
+        _fail(str(e), log_format)
+    except Exception as e:
+        _internal_error(e, log_format)
 
 
 @click.group()
@@ -151,6 +222,8 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Plan and render; send nothing and leave the state untouched.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="With --dry-run: write every entry as JSON lines to this file.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report of this run to this file.")
 @click.option("--full-refresh", is_flag=True, help="Send every current row again, as 'added'.")
 @click.option("--allow-mass-removal", is_flag=True,
               help="Publish even when a run removes more than max_removal_share of the delivered rows.")
@@ -162,10 +235,9 @@ def main() -> None:
               help="Processes that render and publish, splitting each sync's plan by key (default 1).")
 @click.option("--state-schema", default=None, help="Schema that holds the delivered state.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print errors and warnings.")
-def sync(dry_run: bool, output: str | None, full_refresh: bool, allow_mass_removal: bool, region: str | None, endpoint_url: str | None,
-         aws_profile: str | None, concurrency: int | None, workers: int | None, state_schema: str | None,
-         quiet: bool,
-         **common: Any) -> None:
+def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bool, allow_mass_removal: bool,
+         region: str | None, endpoint_url: str | None, aws_profile: str | None, concurrency: int | None,
+         workers: int | None, state_schema: str | None, quiet: bool, **common: Any) -> None:
     """Diff each synced model against what was delivered and publish the changes.
 
     Exit codes: 0 every change delivered; 1 finished, but rows were rejected or had
@@ -176,18 +248,35 @@ def sync(dry_run: bool, output: str | None, full_refresh: bool, allow_mass_remov
         raise click.UsageError("--output goes with --dry-run")
     from dbt_eventbridge.sync import run_sync
 
+    log_format = common.get("log_format")
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
                     allow_mass_removal=allow_mass_removal,
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "workers": workers, "state_schema": state_schema},
                     **common)
+    printer = _Printer(quiet, log_format=log_format)
     try:
-        result = run_sync(opts, log=_Printer(quiet))
+        result = run_sync(opts, log=printer)
     except Exception as e:  # never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-        _internal_error(e)
-    if not quiet:
+        _internal_error(e, log_format)
+    if report:
+        _write_report(result.to_dict(), report, printer)
+    if printer.json:
+        _json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
+    elif not quiet:
         click.echo(f"Done. exit code {result.exit_code}; details in {result.result_file or 'no result file'}")
     sys.exit(result.exit_code)
+
+
+def _write_report(run: dict[str, Any], path: str, log: Any) -> None:
+    from dbt_eventbridge.report import write_report
+
+    try:
+        written = write_report(run, path)
+    except OSError as e:
+        log("warn", f"could not write the report {path}: {e}")
+        return
+    log("info", f"report written to {written}")
 
 
 @main.command()
@@ -199,27 +288,204 @@ def validate(**common: Any) -> None:
     the sync and the YAML path); 2 the project could not be loaded.
     """
     from dbt_eventbridge.errors import EventBridgeSyncError
+    from dbt_eventbridge.project import PackageMissingError
     from dbt_eventbridge.sync import validate as run_validate
 
-    from dbt_eventbridge.project import PackageMissingError
+    log_format = common.get("log_format")
+    as_json = _log_format(log_format) == "json"
+
+    def problem(text: str) -> None:
+        _json_line("error", text) if as_json else click.echo(f"- {text}", err=True)
 
     try:
         problems, checked = run_validate(_options(**common))
     except PackageMissingError as e:  # a problem validate exists to find, not a failure to run
-        click.echo(f"- {e}", err=True)
-        click.echo("1 problem(s) found.", err=True)
+        problem(str(e))
+        _fail("1 problem(s) found.", log_format, 1) if as_json else click.echo("1 problem(s) found.", err=True)
         sys.exit(1)
     except EventBridgeSyncError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
+        _fail(str(e), log_format)
     except Exception as e:
-        _internal_error(e)
+        _internal_error(e, log_format)
     for p in problems:
-        click.echo(f"- {p}", err=True)
+        problem(str(p))
     if problems:
-        click.echo(f"{len(problems)} problem(s) found in {checked} sync(s).", err=True)
+        summary = f"{len(problems)} problem(s) found in {checked} sync(s)."
+        _json_line("error", summary) if as_json else click.echo(summary, err=True)
         sys.exit(1)
-    click.echo(f"OK: {checked} sync(s) valid.")
+    _json_line("info", f"OK: {checked} sync(s) valid.") if as_json else click.echo(f"OK: {checked} sync(s) valid.")
+
+
+# -- run history and day-two commands --------------------------------------------------------
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+    """A plain text table: (heading, key) per column."""
+    cells = [[_cell(r.get(key)) for _, key in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, _) in enumerate(columns)]
+    click.echo("  ".join(h.ljust(w) for (h, _), w in zip(columns, widths)).rstrip())
+    for c in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip())
+
+
+def _cell(value: Any, limit: int = 80) -> str:
+    import datetime as dt
+
+    if value is None:
+        return "-"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _emit_json(kind: str, rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        _json_line("info", kind, r)
+
+
+@main.command()
+@_history_common
+@click.option("--sync", "sync_name", default=None, help="Only the runs of this sync.")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many rows (one per sync per run).")
+def runs(sync_name: str | None, limit: int, **common: Any) -> None:
+    """List recent runs from the run history, newest first (one line per sync per run)."""
+    from dbt_eventbridge.operations import recent_runs
+
+    log_format = common.get("log_format")
+    rows = _run_library(lambda: recent_runs(_options(**common), limit=limit, sync=sync_name), log_format)
+    if _log_format(log_format) == "json":
+        _emit_json("run", rows)
+        return
+    if not rows:
+        click.echo("No runs recorded yet.")
+        return
+    for r in rows:
+        r["sent"] = f"{r['sent_added'] or 0}/{r['sent_changed'] or 0}/{r['sent_removed'] or 0}"
+    _table(rows, [("RUN ID", "run_id"), ("SYNC", "sync_name"), ("STATUS", "status"), ("EXIT", "exit_code"),
+                  ("STARTED (UTC)", "started_at"), ("SECONDS", "seconds"), ("SENT A/C/R", "sent"),
+                  ("REJECTED", "rejected"), ("MESSAGE", "message")])
+
+
+@main.command()
+@_history_common
+@click.argument("run_id", required=False)
+@click.option("--sync", "sync_name", default=None, help="With --key: the sync whose row to follow.")
+@click.option("--key", default=None, help="With --sync: the row's key: 42, customer_id=42 or '{\"customer_id\": 42}'.")
+@click.option("--failed", is_flag=True, help="Only rejected events.")
+@click.option("--limit", type=int, default=50, show_default=True, help="How many events to show.")
+@click.option("--detail/--no-detail", default=True, help="Show each event's detail (with --key).")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="With RUN_ID: also write the run's HTML report to this file.")
+def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: bool, limit: int, detail: bool,
+            report: str | None, **common: Any) -> None:
+    """Show one run's events and failures (RUN_ID, or its first characters), or the history
+    of one row (--sync S --key K): every entry sent for it, when, and what AWS answered."""
+    from dbt_eventbridge import operations
+
+    log_format = common.get("log_format")
+    as_json = _log_format(log_format) == "json"
+    if (run_id is None) == (key is None) or (key is not None and not sync_name):
+        raise click.UsageError("give a RUN_ID, or --sync S --key K")
+    opts = _options(**common)
+    if key is not None:
+        rows = _run_library(lambda: operations.key_history(opts, sync_name or "", key, limit=limit), log_format)
+        if as_json:
+            _emit_json("event", rows)
+            return
+        if not rows:
+            click.echo(f"No event recorded for key {key} of sync {sync_name} (in the last "
+                       "history_retention_days).")
+            return
+        click.echo(f"{len(rows)} event(s) for key {rows[0]['event_key']} of sync {sync_name}:")
+        for r in rows:
+            answer = f"accepted, EventId {r['aws_event_id']}" if r["error_code"] is None else \
+                f"REJECTED {r['error_code']}: {r['error_message']}"
+            click.echo(f"- {_cell(r['sent_at'])} UTC  run {r['run_id']}  {r['op']}  {r['detail_type'] or '-'}  "
+                       f"{r['size_bytes'] or 0} bytes  attempts {r['attempts']}  {answer}")
+            click.echo(f"    event id {r['event_id'] or '-'}")
+            if detail and r.get("detail"):
+                click.echo(f"    detail {r['detail']}")
+        return
+    d = _run_library(lambda: operations.run_details(opts, run_id or "", limit=limit, failed_only=failed),
+                     log_format)
+    if report:
+        _write_report(d.report, report, _Printer(False, log_format=log_format))
+    if as_json:
+        _json_line("info", "run", {"run_id": d.run_id, "syncs": d.syncs, "counts": d.counts, "events": d.events,
+                                   "more_events": d.more_events})
+        return
+    click.echo(f"Run {d.run_id}")
+    _table(d.syncs, [("SYNC", "sync_name"), ("MODEL", "model"), ("STATUS", "status"), ("EXIT", "exit_code"),
+                     ("STARTED (UTC)", "started_at"), ("SECONDS", "seconds"), ("REJECTED", "rejected"),
+                     ("MESSAGE", "message")])
+    for s in d.syncs:
+        if s["message"] and len(str(s["message"])) > 80:
+            click.echo(f"\n{s['sync_name']}: {s['message']}")
+    if d.counts:
+        click.echo("\nEvents:")
+        for c in d.counts:
+            c["answer"] = "accepted" if c["error_code"] is None else f"rejected: {c['error_code']}"
+        _table(d.counts, [("SYNC", "sync_name"), ("OP", "op"), ("ANSWER", "answer"), ("EVENTS", "events"),
+                          ("ATTEMPTS", "attempts")])
+    if d.events:
+        click.echo("\nRejected events:" if failed else "\nEvents (rejected first):")
+        for e in d.events:
+            answer = f"EventId {e['aws_event_id']}" if e["error_code"] is None else \
+                f"REJECTED {e['error_code']}: {e['error_message']}"
+            click.echo(f"- {e['sync_name']}  {e['op']}  key {e['event_key']}  {answer}")
+    if d.more_events:
+        click.echo(f"... and {d.more_events} more (--limit)")
+
+
+def _confirm(yes: bool, question: str, log_format: str | None) -> None:
+    if yes:
+        return
+    if not sys.stdin or not sys.stdin.isatty():
+        _fail(f"{question} This needs a confirmation: run it again with --yes (no terminal to ask on).",
+              log_format, 1)
+    if not click.confirm(question, default=False):
+        _fail("cancelled; nothing was changed.", log_format, 1)
+
+
+@main.command()
+@_history_common
+@click.option("--sync", "sync_name", required=True, help="The sync whose delivered state to forget.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def reset(sync_name: str, yes: bool, **common: Any) -> None:
+    """Forget what was delivered for one sync: its next run sends every current row again."""
+    from dbt_eventbridge.operations import reset_sync
+
+    log_format = common.get("log_format")
+    _confirm(yes, f"Forget the delivered state of sync {sync_name}? Its next run sends every row again.",
+             log_format)
+    n = _run_library(lambda: reset_sync(_options(**common), sync_name), log_format)
+    message = (f"Reset {sync_name}: forgot {n} delivered row(s); the next sync sends every current row as "
+               "added." if n else f"{sync_name} has no delivered state; nothing to reset.")
+    _json_line("info", message, {"sync": sync_name, "forgotten": n}) if _log_format(log_format) == "json" \
+        else click.echo(message)
+
+
+@main.command()
+@_history_common
+@click.option("--sync", "sync_name", required=True, help="The sync to re-baseline.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
+    """Take the model as it is now as delivered, sending nothing: the next run sends only later changes."""
+    from dbt_eventbridge.sync import run_sync
+
+    log_format = common.get("log_format")
+    _confirm(yes, f"Record the current rows of sync {sync_name} as delivered, without sending them?", log_format)
+    printer = _Printer(False, log_format=log_format)
+    opts = _options(syncs=(sync_name,), rebaseline=True, **common)
+    try:
+        result = run_sync(opts, log=printer)
+    except Exception as e:
+        _internal_error(e, log_format)
+    if printer.json:
+        _json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
+    sys.exit(result.exit_code)
 
 
 if __name__ == "__main__":

@@ -345,7 +345,10 @@ def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
     return problems
 
 
-_ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows"})
+_ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows",
+                           "history_retention_days"})
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off"})
 _SECRET_SETTINGS = frozenset({"external_id"})
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -377,6 +380,10 @@ class Settings:
     removal_guard_min_rows: int = 10
     lock_ttl_seconds: int = 600
     lock_wait_seconds: int = 0
+    # Run history in the state schema (_eb_runs, _eb_events): every run and every event.
+    history_retention_days: int = 30          # 0 keeps it forever
+    history_detail: bool = True               # False: events are recorded without their detail (personal data)
+    alerts: list[Any] = field(default_factory=list)  # see dbt_eventbridge.alerts
 
     @classmethod
     def load(cls, project_vars: Any, env: Mapping[str, str] | None = None,
@@ -409,7 +416,15 @@ class Settings:
         for name, value in list(values.items()):
             want = str(types[name])
             where = f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"
-            if want == "float":
+            if name == "alerts":
+                continue  # validated by dbt_eventbridge.alerts.parse_alerts
+            if want == "bool":
+                if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+                    values[name] = value.strip().lower() in _TRUE
+                elif not isinstance(value, bool):
+                    problems.append(Problem(f"setting '{name}' must be true or false, got {value!r}", path=where,
+                                            fix="Write true or false"))
+            elif want == "float":
                 try:
                     if isinstance(value, bool):
                         raise ValueError

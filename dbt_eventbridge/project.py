@@ -283,7 +283,7 @@ class DbtProject:
             self._cache[name] = compute()
         return self._cache[name]
 
-    def execute_fast(self, sql: str) -> None:
+    def execute_fast(self, sql: str, params: Any = None) -> None:
         """A statement on the connection's own cursor, inside the current transaction.
 
         For the per-chunk statements (journal inserts): dbt's execute builds and fires two
@@ -291,11 +291,14 @@ class DbtProject:
         """
         if not self._in_transaction:
             with self.transaction():
-                return self.execute_fast(sql)
+                return self.execute_fast(sql, params)
         try:
             handle = self.adapter.connections.get_thread_connection().handle
             cursor = handle.cursor()
-            cursor.execute(sql)
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
             if self.adapter_type in ("postgres", "redshift"):
                 cursor.close()
         except Exception as e:

@@ -40,10 +40,12 @@ class Outcome:
     rejected: list[tuple[Entry, str, str]] = field(default_factory=list)  # entry, code, message
     requests: int = 0
     retried_entries: int = 0
+    attempts: dict[int, int] = field(default_factory=dict)  # seq -> requests it took, when more than 1
 
     def merge(self, other: "Outcome") -> None:
         self.accepted += other.accepted
         self.rejected += other.rejected
+        self.attempts.update(other.attempts)
         self.requests += other.requests
         self.retried_entries += other.retried_entries
 
@@ -337,6 +339,7 @@ class Publisher:
                     self._backoff(attempt)
                     continue
                 out.rejected += [(x, code or f"HTTP{status}", msg) for x in pending]
+                out.attempts.update((x.seq, attempt) for x in pending)
                 return out
             except bx.NoCredentialsError:
                 raise CredentialsError("no AWS credentials were found",
@@ -357,11 +360,14 @@ class Publisher:
                                         fix="Check endpoint_url / the region and the network; nothing was "
                                             "published") from None
                 out.rejected += [(x, "ConnectionError", str(e)) for x in pending]
+                out.attempts.update((x.seq, attempt) for x in pending)
                 return out
             retry: list[Entry] = []
             for entry, result in zip(pending, resp.get("Entries", [])):
                 if result.get("EventId"):
                     out.accepted.append((entry, result["EventId"]))
+                    if attempt > 1:
+                        out.attempts[entry.seq] = attempt
                     continue
                 code = result.get("ErrorCode") or "Unknown"
                 msg = result.get("ErrorMessage") or ""
@@ -372,6 +378,7 @@ class Publisher:
                     if code in RETRYABLE_ENTRY_CODES:
                         msg = f"{msg} (still failing after {attempt} attempts)".strip()
                     out.rejected.append((entry, code, msg))
+                    out.attempts[entry.seq] = attempt
             if any(r.get("ErrorCode") == "ThrottlingException" for r in resp.get("Entries", [])):
                 self.rate.throttled()
             else:

@@ -42,6 +42,10 @@ class SyncResult:
     # Seconds per phase: audit, plan, stream (reading the plan), render, publish (the
     # whole publish loop, stream and render included), journal, commit.
     timings: dict[str, float] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    # One point per published chunk: [seconds since publishing started, sent, rejected].
+    timeline: list[list[float]] = field(default_factory=list)
     samples: list[Any] = field(default_factory=list, repr=False, compare=False)  # dry run: entries shown
 
     @property

@@ -26,6 +26,7 @@ from dbt_eventbridge import state as state_store
 from dbt_eventbridge.config import OPS, Settings, SyncConfig, check_unique_names, parse_syncs
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
+from dbt_eventbridge.history import EventRow, History, outcome_events, render_rejected_event
 from dbt_eventbridge.jsonvalues import to_json_value
 from dbt_eventbridge.project import DbtProject, LastRun, ModelNode, memory_fix
 from dbt_eventbridge.publish import Outcome, Publisher
@@ -56,6 +57,8 @@ class SyncOptions:
     allow_mass_removal: bool = False
     settings: dict[str, Any] = field(default_factory=dict)  # overrides of vars.eventbridge
     samples: int = 3
+    syncs: tuple[str, ...] = ()   # only these sync names (reset, rebaseline, --sync)
+    rebaseline: bool = False      # record the model as delivered without sending anything
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _Loaded:
     settings: Settings
     syncs: list[tuple[SyncConfig, ModelNode]]
     problems: list[Problem]
+    alerts: list[Any] = field(default_factory=list)  # alerts.AlertConfig
 
 
 def load(options: SyncOptions, *, lenient: bool = False) -> _Loaded:
@@ -87,16 +91,96 @@ def load(options: SyncOptions, *, lenient: bool = False) -> _Loaded:
             problems += probs
             syncs += [(s, node) for s in parsed]
     problems += check_unique_names(all_syncs)
+    from dbt_eventbridge.alerts import check_alert_syncs, parse_alerts
+
+    alerts, alert_problems = parse_alerts(settings.alerts)
+    alert_problems += check_alert_syncs(alerts, [s.name for s in all_syncs])
+    if alert_problems and not lenient:
+        raise ConfigError(alert_problems)  # a run whose failures nobody would hear of must not start
+    problems += alert_problems
+    if options.syncs:
+        wanted = {s.lower() for s in options.syncs}
+        unknown = sorted(wanted - {s.name.lower() for s in all_syncs})
+        if unknown:
+            names = ", ".join(sorted(s.name for s in all_syncs)) or "none"
+            raise ConfigError([Problem(f"no sync is named {', '.join(unknown)} (syncs: {names})",
+                                        fix="Use a sync name as `dbt-eventbridge runs` or the summary lines show it")])
+        syncs = [(s, n) for s, n in syncs if s.name.lower() in wanted]
+        problems = [p for p in problems if p.sync is None or p.sync.lower() in wanted]
     if not lenient:
         bad = {(p.model, p.sync) for p in problems}
         syncs = [(s, n) for s, n in syncs if (s.model_name, s.name) not in bad]
-    return _Loaded(project, settings, syncs, problems)
+    return _Loaded(project, settings, syncs, problems, alerts)
+
+
+def _best_effort(log: Log, what: str, action: Callable[[], Any]) -> None:
+    """Bookkeeping that must not fail the syncs it describes (history, pruning)."""
+    try:
+        action()
+    except EventBridgeSyncError as e:
+        log("warn", f"could not {what}: {e}")
+
+
+def _send_alerts(loaded: _Loaded, result: RunResult, history: History | None, log: Log) -> None:
+    """Evaluate the alerts on this run; their status is kept in the warehouse (or, when
+    the warehouse cannot be reached, in the target folder) so each change is sent once."""
+    import datetime as dt
+
+    from dbt_eventbridge import alerts as alerting
+    from dbt_eventbridge.history import WarehouseAlertStore, parse_time
+
+    now_dt = dt.datetime.now(dt.timezone.utc)
+    statuses: list[alerting.SyncStatus] = []
+    try:
+        for sr in result.syncs:
+            last = first = None
+            if history is not None:
+                last, first = history.last_success(sr.sync), history.first_run(sr.sync)
+            statuses.append(alerting.SyncStatus(
+                sync=sr.sync, model=sr.model, status=sr.status, exit_code=sr.exit_code, message=sr.message,
+                run_id=result.run_id, planned=dict(sr.planned), sent=dict(sr.sent), rejected=sr.rejected,
+                last_success_at=last, finished_at=parse_time(sr.finished_at) or now_dt,
+                rejections=sr.rejections[:alerting.MAX_SAMPLES], first_run_at=first))
+    except EventBridgeSyncError as e:
+        log("warn", f"alerts were not evaluated: the run history could not be read: {e}")
+        return
+    if result.error:
+        statuses.append(alerting.SyncStatus(
+            sync=alerting.RUN_SYNC, model="-", status="error", exit_code=2, message=result.error,
+            run_id=result.run_id, planned={}, sent={}, rejected=0, last_success_at=None, finished_at=now_dt))
+    store: Any = WarehouseAlertStore(history) if history is not None else \
+        _FileAlertStore(loaded.project.target_path / "eventbridge_alert_status.json")
+    settings = loaded.settings
+    alerting.notify(loaded.alerts, statuses, store, now=now_dt,
+                    make_client=alerting.client_factory(settings.region, settings.aws_profile), log=log)
+
+
+class _FileAlertStore:
+    """Alert status when the warehouse is out of reach (the run itself failed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[tuple[str, str, str], str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {tuple(k.split("\x1f")): v for k, v in data.items()}  # type: ignore[misc]
+
+    def save(self, changes: dict[tuple[str, str, str], str]) -> None:
+        state = self.load()
+        state.update(changes)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"\x1f".join(k): v for k, v in state.items()}))
 
 
 def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) -> RunResult:
     """Run the selected syncs. Never raises for problems a user can cause: they are in the result."""
     result = RunResult(run_id=str(uuid.uuid4()), started_at=now(), dry_run=options.dry_run)
     project: DbtProject | None = None
+    loaded: _Loaded | None = None
+    history: History | None = None
     t_start = time.perf_counter()
     try:
         loaded = load(options)
@@ -147,7 +231,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                              max_attempts=settings.max_attempts,
                              max_requests_per_second=settings.max_requests_per_second or None, rate=rate)
 
-        if todo and not options.dry_run:
+        if todo and not options.dry_run and not options.rebaseline:
             publisher = make_publisher()
         output = open(options.output, "w", encoding="utf-8") if options.output and options.dry_run else None
         try:
@@ -158,10 +242,19 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                 limit = loaded.settings.duckdb_memory_limit
                 if project.adapter_type == "duckdb" and limit not in ("0", ""):
                     project.execute(f"set memory_limit = '{limit}'")
+                if not options.dry_run:  # a dry run writes nothing, history included
+                    history = History(project, settings.state_schema, run_id=result.run_id,
+                                      detail=settings.history_detail, retention_days=settings.history_retention_days)
+                    for sr in result.syncs:  # syncs whose config is broken are runs too
+                        _best_effort(log, f"record the run of {sr.sync} in the history",
+                                     lambda sr=sr: history.sync_finished(sr, result.dbt_invocation_id))
                 for sync, node in todo:
                     sr = _SyncRun(project, loaded.settings, sync, node, last_run, options, publisher, output,
-                                  log, make_publisher).run()
+                                  log, make_publisher, history).run()
                     result.syncs.append(sr)
+                    if history is not None:
+                        _best_effort(log, f"record the run of {sr.sync} in the history",
+                                     lambda sr=sr: history.sync_finished(sr, result.dbt_invocation_id))
                     if sr.status == "skipped":
                         result.warnings.append(f"{sr.sync}: {sr.message}")
                     log("summary_error" if sr.status in ("error", "skipped", "blocked") else "summary",
@@ -173,12 +266,18 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                                     f"{rej['code']}: {rej['reason']}")
                     if sr.rejected > 5:
                         log("warn", f"{sr.sync}: {sr.rejected - 5} more rejected row(s) in the result file")
+                if history is not None:
+                    _best_effort(log, "prune the run history", history.prune)
+                    if loaded.alerts:
+                        _send_alerts(loaded, result, history, log)
         finally:
             if output:
                 output.close()
     except EventBridgeSyncError as e:
         result.error = str(e)
         log("error", result.error)
+        if loaded is not None and loaded.alerts and not options.dry_run:
+            _send_alerts(loaded, result, None, log)
     result.finished_at = now()
     result.seconds = time.perf_counter() - t_start
     # Written on every run, failed ones included, so the file never shows an older run.
@@ -220,8 +319,12 @@ class _SyncRun:
 
     def __init__(self, project: DbtProject, settings: Settings, sync: SyncConfig, node: ModelNode,
                  last_run: LastRun, options: SyncOptions, publisher: Publisher | None, output: IO[str] | None,
-                 log: Log, make_publisher: Callable[..., Publisher] | None = None) -> None:
+                 log: Log, make_publisher: Callable[..., Publisher] | None = None,
+                 history: History | None = None) -> None:
         self.make_publisher = make_publisher
+        self.history = history
+        self.chunk_events: list[EventRow] = []
+        self._reported = (0, 0)  # sent, rejected at the last timeline point
         self.project = project
         self.settings = settings
         self.sync = sync
@@ -231,7 +334,7 @@ class _SyncRun:
         self.publisher = publisher
         self.output = output
         self.log = log
-        self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus)
+        self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus, started_at=now())
         self.chunk_acked: list[int] = []
         self._publish_started = time.perf_counter()
         self.journaled = 0
@@ -263,6 +366,7 @@ class _SyncRun:
                 traceback.print_exc()
         finally:
             r.seconds = time.perf_counter() - t0
+            r.finished_at = now()
         return r
 
     def _run(self, tables: state_store.StateTables) -> None:
@@ -279,6 +383,8 @@ class _SyncRun:
             raise ConfigError(problems)
         renderer = Renderer(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
                             model_columns=names)
+        if self.history is not None:
+            renderer.event_ids = True  # recorded in the run history
         model = project.relation(self.node)
         with _timed(r, "audit"):
             audit = planning.audit_keys(project, model, shape)
@@ -298,6 +404,10 @@ class _SyncRun:
         with state_store.SyncLock(project, tables, ttl=self.settings.lock_ttl_seconds,
                                   wait=self.settings.lock_wait_seconds) as lock:
             self.crash.reach("locked")
+            if self.history is not None:
+                self.history.mark_interrupted(sync.name)
+                self.history.sync_started(sync.name, sync.model_name, sync.event_bus, r.started_at or now(),
+                                          self.last_run.invocation_id)
             if state_store.pending_replay(project, tables):
                 r.recovered = state_store.replay(project, tables, keys, self.crash)
                 self.log("warn", f"{sync.name}: completed a run that was interrupted: {r.recovered} row(s) it "
@@ -318,6 +428,8 @@ class _SyncRun:
             if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
                 ops = []
                 r.initial_sync_skipped = True
+            if opts.rebaseline:
+                ops = []  # every change is recorded as delivered, none is sent
             self.crash.reach("plan.start")
             with _timed(r, "plan"):
                 state_store.create_plan(project, tables, plan_sql(dups), ops, hash_version, shape.hash_columns)
@@ -435,7 +547,8 @@ class _SyncRun:
                     if workers > 1 and not preflight and lo + size < total and self.make_publisher:
                         rate = shared_rate(self.settings.max_requests_per_second or None)
                         make = self.make_publisher
-                        pool = WorkerPool(workers, renderer, lambda: make(rate))
+                        pool = WorkerPool(workers, renderer, lambda: make(rate),
+                                  history_detail=None if self.history is None else self.history.detail)
                     continue
                 self._dispatch(pool, tables, shape, ops, lo, size, renderer.uses_old_rows)
                 outstanding.append(lo)
@@ -450,8 +563,16 @@ class _SyncRun:
 
     def _journal(self, tables: state_store.StateTables, lock: state_store.SyncLock) -> None:
         self.crash.reach("publish.chunk_sent")
-        with _timed(self.result, "journal"):
+        r = self.result
+        with _timed(r, "journal"), self.project.transaction():
             state_store.journal(self.project, tables, self.chunk_acked)
+            if self.history is not None and self.chunk_events:
+                self.history.add_events(self.sync.name, self.chunk_events)
+        self.chunk_events = []
+        sent = sum(r.sent.values())
+        r.timeline.append([round(time.perf_counter() - self._publish_started, 3), sent - self._reported[0],
+                           r.rejected - self._reported[1]])
+        self._reported = (sent, r.rejected)
         self.journaled += len(self.chunk_acked)
         self.crash.reach("publish.journaled")
         lock.heartbeat()
@@ -493,6 +614,7 @@ class _SyncRun:
             r.requests += res.requests
             r.retried_entries += res.retried_entries
             r.add_time("render", res.render_seconds)
+            self.chunk_events += res.events
             if res.error:
                 errors.append(res.error)
         self._journal(tables, lock)  # what was delivered is recorded, errors or not
@@ -545,6 +667,8 @@ class _SyncRun:
 
         def rejected(change: Change, err: RowRejected) -> None:
             self.result.add_rejection(change.key, change.op, err.code, err.reason, limit)
+            if self.history is not None:
+                self.chunk_events.append(render_rejected_event(change.key, change.op, err.code, err.reason))
 
         r = self.result
         for batch in _timed_iter(r, "stream", batches):
@@ -562,6 +686,8 @@ class _SyncRun:
             r.add_rejection(entry.key, entry.op, code, msg, self.settings.max_rejections_reported)
         r.requests += out.requests
         r.retried_entries += out.retried_entries
+        if self.history is not None:
+            self.chunk_events += outcome_events(out, self.history.detail)
 
 
 def validate(options: SyncOptions) -> tuple[list[Problem], int]:

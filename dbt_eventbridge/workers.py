@@ -41,6 +41,7 @@ class ChunkResult:
     retried_entries: int = 0
     render_seconds: float = 0.0
     error: str | None = None
+    events: list[tuple] = field(default_factory=list)  # history.EventRow, when history is kept
 
 
 def _die_with_parent() -> None:
@@ -55,7 +56,9 @@ def _die_with_parent() -> None:
 
 
 def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: Renderer,
-            make_publisher: Callable[[], Publisher]) -> None:
+            make_publisher: Callable[[], Publisher], history_detail: bool | None) -> None:
+    from dbt_eventbridge.history import outcome_events, render_rejected_event
+
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     for conn in others:
@@ -78,6 +81,8 @@ def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: R
 
             def rejected(change: Any, err: RowRejected) -> None:
                 out.rejected.append((change.key, change.op, err.code, err.reason))
+                if history_detail is not None:
+                    out.events.append(render_rejected_event(change.key, change.op, err.code, err.reason))
 
             entries = renderer.render_many(reader(rows), rejected)
             out.render_seconds = time.perf_counter() - t
@@ -90,6 +95,8 @@ def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: R
                     out.rejected.append((entry.key, entry.op, code, message))
                 out.requests += o.requests
                 out.retried_entries += o.retried_entries
+                if history_detail is not None:
+                    out.events += outcome_events(o, history_detail)
 
             publisher.publish(entries, on_outcome, preflight=False)
         except Exception as e:  # reported to the parent, which fails the sync as it would in-process
@@ -101,7 +108,8 @@ def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: R
 class WorkerPool:
     """N forked publishing processes fed chunk by chunk."""
 
-    def __init__(self, n: int, renderer: Renderer, make_publisher: Callable[[], Publisher]) -> None:
+    def __init__(self, n: int, renderer: Renderer, make_publisher: Callable[[], Publisher],
+                 history_detail: bool | None = None) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
@@ -113,7 +121,7 @@ class WorkerPool:
         self._procs = []
         for i, (r, _) in enumerate(pipes):
             others = [w for w in self._conns] + [rr for j, (rr, _) in enumerate(pipes) if j != i]
-            p = ctx.Process(target=_worker, args=(i, r, self.results, others, renderer, make_publisher),
+            p = ctx.Process(target=_worker, args=(i, r, self.results, others, renderer, make_publisher, history_detail),
                             name=f"eb-worker-{i}", daemon=True)
             p.start()
             self._procs.append(p)

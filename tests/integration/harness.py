@@ -160,13 +160,19 @@ def closed_port() -> int:
     return port
 
 
-def state_tables(db: Path, schema: str = "eventbridge_state") -> dict[str, list[tuple]]:
-    """Every table of the state schema of a DuckDB file, in a stable order (never while a CLI runs)."""
+HISTORY_TABLES = ("_eb_runs", "_eb_events", "_eb_alert_status")
+
+
+def state_tables(db: Path, schema: str = "eventbridge_state", history: bool = False) -> dict[str, list[tuple]]:
+    """Every table of the state schema of a DuckDB file, in a stable order (never while a CLI runs).
+
+    The run history is left out unless asked for: it records failed runs too, while the
+    delivered state must not change when a run fails."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         names = [r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_schema = ? order by 1",
-            [schema]).fetchall()]
+            [schema]).fetchall() if history or r[0] not in HISTORY_TABLES]
         return {n: con.execute(f'select * from {schema}."{n}" order by all').fetchall() for n in names}
     finally:
         con.close()

@@ -1,0 +1,186 @@
+"""Day-two operations over the state schema: read the run history, reset a sync.
+
+    from dbt_eventbridge.operations import recent_runs, key_history
+    runs = recent_runs(SyncOptions(project_dir="analytics"), limit=10)
+
+Each function opens the project's warehouse connection like a sync does, and never sends
+anything. (Re-baselining is a sync that sends nothing: ``run_sync`` with ``rebaseline``.)
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from dbt_eventbridge import state as state_store
+from dbt_eventbridge.errors import ConfigError, Problem, TerminalError
+from dbt_eventbridge.history import History, key_json, parse_time
+from dbt_eventbridge.sync import SyncOptions, load
+
+
+@contextmanager
+def open_history(options: SyncOptions) -> Iterator[History]:
+    loaded = load(options, lenient=True)
+    project = loaded.project
+    with project.connection("dbt_eventbridge_history"):
+        history = History(project, loaded.settings.state_schema)
+        if not history.exists():
+            raise TerminalError(f"there is no run history in {history.runs.without_identifier()} yet",
+                                fix="Run `dbt-eventbridge sync` first (dry runs are not recorded); check "
+                                    "--target and state_schema if you expected one")
+        yield history
+
+
+def recent_runs(options: SyncOptions, *, limit: int = 20, sync: str | None = None) -> list[dict[str, Any]]:
+    with open_history(options) as h:
+        return h.recent_runs(limit, sync)
+
+
+@dataclass
+class RunDetails:
+    run_id: str
+    syncs: list[dict[str, Any]]
+    counts: list[dict[str, Any]]        # per sync, op and error code
+    events: list[dict[str, Any]]        # failed ones first, then the others, up to the limit
+    more_events: int = 0
+    report: dict[str, Any] = field(default_factory=dict)  # the run as the HTML report reads it
+
+
+def _one_run_id(h: History, run_id: str) -> str:
+    found = h.find_run_ids(run_id)
+    if not found:
+        raise TerminalError(f"no run {run_id!r} in the run history",
+                            fix="List the recent runs with `dbt-eventbridge runs`; runs older than "
+                                "history_retention_days are pruned")
+    if len(found) > 1:
+        raise TerminalError(f"{run_id!r} matches {len(found)} runs ({', '.join(found[:5])})",
+                            fix="Give more characters of the run id")
+    return found[0]
+
+
+def run_details(options: SyncOptions, run_id: str, *, limit: int = 50, failed_only: bool = False) -> RunDetails:
+    with open_history(options) as h:
+        rid = _one_run_id(h, run_id)
+        syncs = h.run_rows(rid)
+        counts = h.event_counts(rid)
+        failed = h.run_events(rid, failed_only=True, limit=limit)
+        events = failed if failed_only else failed + [
+            e for e in h.run_events(rid, limit=limit + len(failed)) if e["error_code"] is None][:max(0, limit - len(failed))]
+        total = sum(int(c["events"]) for c in counts if not failed_only or c["error_code"] is not None)
+        details = RunDetails(rid, syncs, counts, events, max(0, total - len(events)))
+        details.report = _report_dict(h, rid, syncs, counts)
+        return details
+
+
+def _report_dict(h: History, run_id: str, syncs: list[dict[str, Any]], counts: list[dict[str, Any]]
+                 ) -> dict[str, Any]:
+    """A recorded run in the shape of the result file, for the HTML report."""
+    out_syncs = []
+    for s in syncs:
+        name = str(s["sync_name"])
+        rejections = [{"key": json.loads(e["event_key"]), "op": e["op"], "code": e["error_code"],
+                       "reason": e["error_message"]}
+                      for e in h.run_events(run_id, failed_only=True, limit=1000) if e["sync_name"] == name]
+        out_syncs.append({
+            "sync": name, "model": s["model"], "status": s["status"], "event_bus": s["event_bus"],
+            "planned": {op: int(s[f"planned_{op}"] or 0) for op in ("added", "changed", "removed")},
+            "sent": {op: int(s[f"sent_{op}"] or 0) for op in ("added", "changed", "removed")},
+            "rejected": int(s["rejected"] or 0), "not_triggered": int(s["not_triggered"] or 0),
+            "invalid_keys": {"null_key_rows": 0, "duplicate_key_rows": int(s["invalid_keys"] or 0),
+                             "duplicate_samples": []},
+            "rejections": rejections, "rejections_truncated": max(0, int(s["rejected"] or 0) - len(rejections)),
+            "requests": int(s["requests"] or 0), "retried_entries": int(s["retried_entries"] or 0),
+            "message": s["message"], "seconds": float(s["seconds"] or 0), "exit_code": int(s["exit_code"] or 0),
+            "timings": {}, "timeline": _timeline(h.timeline(run_id, name))})
+    started = min((parse_time(s["started_at"]) for s in syncs if s["started_at"]), default=None)
+    finished = max((parse_time(s["finished_at"]) for s in syncs if s["finished_at"]), default=None)
+    return {"run_id": run_id, "started_at": started.isoformat() if started else None,
+            "finished_at": finished.isoformat() if finished else None,
+            "dbt_invocation_id": next((s["dbt_invocation_id"] for s in syncs if s["dbt_invocation_id"]), None),
+            "dry_run": False, "error": None, "warnings": [],
+            "exit_code": max((int(s["exit_code"] or 0) for s in syncs), default=0),
+            "seconds": (finished - started).total_seconds() if started and finished else 0.0,
+            "syncs": out_syncs}
+
+
+def _timeline(rows: list[dict[str, Any]]) -> list[list[float]]:
+    """Events per second of the run, from the recorded send times."""
+    times = [(parse_time(r["sent_at"]), r["error_code"]) for r in rows]
+    times = [(t, c) for t, c in times if t is not None]
+    if not times:
+        return []
+    start = times[0][0]
+    buckets: dict[int, list[int]] = {}
+    for t, code in times:
+        b = buckets.setdefault(int((t - start).total_seconds()) + 1, [0, 0])
+        b[1 if code else 0] += 1
+    return [[float(sec), sent, rejected] for sec, (sent, rejected) in sorted(buckets.items())]
+
+
+def key_candidates(names: list[str], key: str) -> list[str]:
+    """What `--key` may mean, as stored keys: a JSON object, `a=1,b=x`, or the value of a
+    one-column key (42 matches both the number and the text)."""
+    text = key.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise ConfigError([Problem(f"--key {key!r} is not valid JSON: {e}",
+                                       fix='Write it as {"customer_id": 42}, customer_id=42 or 42')]) from None
+        return [key_json(value)]
+    if "=" in text:
+        parts = [p.split("=", 1) for p in text.split(",") if p.strip()]
+        options: list[dict[str, Any]] = [{}]
+        for k, v in parts:
+            options = [{**o, k.strip(): val} for o in options for val in _values(v.strip())]
+        return [key_json(o) for o in options]
+    if len(names) != 1:
+        raise ConfigError([Problem(f"this sync's key has {len(names)} columns ({', '.join(names) or 'unknown'}), "
+                                   f"so --key {key!r} is ambiguous",
+                                   fix="Name every column: --key " + ",".join(f"{n}=..." for n in names))])
+    return [key_json({names[0]: v}) for v in _values(text)]
+
+
+def _values(text: str) -> list[Any]:
+    out: list[Any] = [text]
+    try:
+        out.insert(0, int(text))
+    except ValueError:
+        try:
+            out.insert(0, float(text))
+        except ValueError:
+            pass
+    return out
+
+
+def key_history(options: SyncOptions, sync: str, key: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    with open_history(options) as h:
+        names = h.key_names(sync)
+        if not names:
+            raise TerminalError(f"the run history has no event of sync {sync!r}",
+                                fix="Check the sync name (`dbt-eventbridge runs` lists them)")
+        return h.key_history(sync, key_candidates(names, key), limit)
+
+
+def reset_sync(options: SyncOptions, sync: str) -> int:
+    """Forget what was delivered for one sync: its next run sends every current row as added.
+
+    Returns the number of delivered rows forgotten. The state table is emptied, not
+    dropped, so the next run is not a first run (initial_sync: skip does not apply)."""
+    loaded = load(SyncOptions(**{**options.__dict__, "syncs": (sync,)}), lenient=True)
+    project, settings = loaded.project, loaded.settings
+    name = next((s.name for s, _ in loaded.syncs), sync)
+    with project.connection("dbt_eventbridge_reset"):
+        tables = state_store.StateTables.for_sync(project, settings.state_schema, name)
+        if not state_store.exists(project, tables.state):
+            return 0
+        with state_store.SyncLock(project, tables, ttl=settings.lock_ttl_seconds, wait=settings.lock_wait_seconds):
+            n = state_store.delivered_count(project, tables)
+            with project.transaction():
+                project.execute(f"delete from {tables.state}")
+                # An interrupted run's plan would be replayed into the state: forget it too.
+                project.execute(f"drop table if exists {tables.plan}")
+                project.execute(f"drop table if exists {tables.acks}")
+        return n
