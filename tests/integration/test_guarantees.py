@@ -462,6 +462,10 @@ def test_workers_deliver_everything_once_under_faults(tmp_path, local_aws, endpo
     # One request at a time per process: more than one in flight proves several processes sent.
     env = {"DBT_EVENTBRIDGE_BATCH_SIZE": "200", "DBT_EVENTBRIDGE_CONCURRENCY": "1"}
     endpoint.entry_fault_rate = 0.2
+    # Internal failures only: throttled entries shrink the shared request rate until one
+    # request at a time is left, and then nothing overlaps (test_workers_share_one_request_rate
+    # covers throttling).
+    endpoint.entry_fault_codes = ("InternalFailure",)
     endpoint.delay = 0.02  # long enough that the processes' requests overlap even on a busy machine
     r = b.sync("--workers", "3", env=env)
     if r.rc == 1:  # entries that failed max_attempts times come back on the next run
