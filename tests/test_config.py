@@ -743,3 +743,16 @@ def test_workers_must_be_a_positive_whole_number() -> None:
     with pytest.raises(ConfigError) as e:
         Settings.load({"workers": 0}, env={})
     assert "workers" in str(e.value)
+
+
+def test_history_settings_defaults_env_and_errors() -> None:
+    s = Settings.load({}, env={})
+    assert (s.history_retention_days, s.history_detail, s.alerts) == (30, True, [])
+    s = Settings.load({"history_retention_days": 0, "history_detail": True},
+                      env={"DBT_EVENTBRIDGE_HISTORY_DETAIL": "false"})
+    assert (s.history_retention_days, s.history_detail) == (0, False)
+    with pytest.raises(ConfigError) as e:
+        Settings.load({"history_detail": "sometimes", "history_retention_days": -1}, env={})
+    text = str(e.value)
+    assert "history_detail' must be true or false, got 'sometimes'" in text
+    assert "history_retention_days' must be a whole number (0 or more), got -1" in text

@@ -265,6 +265,7 @@ def test_no_browser_skips_locally_but_fails_on_ci(monkeypatch: pytest.MonkeyPatc
         _browser_or_skip()
 
 
+@pytest.mark.browser
 def test_report_in_a_real_browser(tmp_path: Path) -> None:
     browser = _browser_or_skip()
     html_path = write_report(realistic_run(), tmp_path / "report.html")

@@ -267,3 +267,21 @@ def test_alert_on_failure_and_recovery_on_a_local_webhook(project: Project) -> N
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_broken_alert_config_is_found_by_validate_and_stops_the_run(project: Project) -> None:
+    config = project.dir / "dbt_project.yml"
+    config.write_text(config.read_text().replace("  eventbridge:\n    region: us-east-1\n", (
+        "  eventbridge:\n    region: us-east-1\n    alerts:\n      - name: team-hook\n        type: webhook\n"
+        "        url_env: https://hooks.example.com/secret-token\n"
+        "      - name: other-hook\n        type: webhook\n        url_env: OTHER_HOOK\n"
+        "        syncs: [customers_to_crmm]\n"), 1))
+    project.build(day=1)
+    v = project.sync("validate")
+    assert v.rc == 1
+    assert "vars.eventbridge.alerts[0].url_env" in v.stderr and "2 problem(s)" in v.stderr
+    assert "vars.eventbridge.alerts[1].syncs" in v.stderr and "customers_to_crm" in v.stderr
+    assert "secret-token" not in v.stderr + v.stdout  # a pasted URL is a secret: never echoed
+    r = project.sync("sync", "-s", "customers")
+    assert r.rc == 2 and "alerts[0]" in r.stderr
+    assert project.drain() == {"crm-events": [], "default": []}
