@@ -478,7 +478,8 @@ def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
     log_format = common.get("log_format")
     _confirm(yes, f"Record the current rows of sync {sync_name} as delivered, without sending them?", log_format)
     printer = _Printer(False, log_format=log_format)
-    opts = _options(syncs=(sync_name,), rebaseline=True, **common)
+    # Nothing is sent, so the mass-removal guard has nothing to protect: removals are taken as delivered.
+    opts = _options(syncs=(sync_name,), rebaseline=True, allow_mass_removal=True, **common)
     try:
         result = run_sync(opts, log=printer)
     except Exception as e:

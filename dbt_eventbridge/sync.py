@@ -26,7 +26,7 @@ from dbt_eventbridge import state as state_store
 from dbt_eventbridge.config import OPS, Settings, SyncConfig, check_unique_names, parse_syncs
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
-from dbt_eventbridge.history import EventRow, History, outcome_events, render_rejected_event
+from dbt_eventbridge.history import EventBuffer, History
 from dbt_eventbridge.jsonvalues import to_json_value
 from dbt_eventbridge.project import DbtProject, LastRun, ModelNode, memory_fix
 from dbt_eventbridge.publish import Outcome, Publisher
@@ -323,7 +323,7 @@ class _SyncRun:
                  history: History | None = None) -> None:
         self.make_publisher = make_publisher
         self.history = history
-        self.chunk_events: list[EventRow] = []
+        self.chunk_events = EventBuffer()
         self._reported = (0, 0)  # sent, rejected at the last timeline point
         self.project = project
         self.settings = settings
@@ -566,9 +566,9 @@ class _SyncRun:
         r = self.result
         with _timed(r, "journal"), self.project.transaction():
             state_store.journal(self.project, tables, self.chunk_acked)
-            if self.history is not None and self.chunk_events:
+            if self.history is not None and len(self.chunk_events):
                 self.history.add_events(self.sync.name, self.chunk_events)
-        self.chunk_events = []
+        self.chunk_events = EventBuffer()
         sent = sum(r.sent.values())
         r.timeline.append([round(time.perf_counter() - self._publish_started, 3), sent - self._reported[0],
                            r.rejected - self._reported[1]])
@@ -614,7 +614,7 @@ class _SyncRun:
             r.requests += res.requests
             r.retried_entries += res.retried_entries
             r.add_time("render", res.render_seconds)
-            self.chunk_events += res.events
+            self.chunk_events.extend(res.events)
             if res.error:
                 errors.append(res.error)
         self._journal(tables, lock)  # what was delivered is recorded, errors or not
@@ -668,7 +668,7 @@ class _SyncRun:
         def rejected(change: Change, err: RowRejected) -> None:
             self.result.add_rejection(change.key, change.op, err.code, err.reason, limit)
             if self.history is not None:
-                self.chunk_events.append(render_rejected_event(change.key, change.op, err.code, err.reason))
+                self.chunk_events.add_unrendered(change.key, change.op, err.code, err.reason)
 
         r = self.result
         for batch in _timed_iter(r, "stream", batches):
@@ -687,7 +687,7 @@ class _SyncRun:
         r.requests += out.requests
         r.retried_entries += out.retried_entries
         if self.history is not None:
-            self.chunk_events += outcome_events(out, self.history.detail)
+            self.chunk_events.add_outcome(out, self.history.detail)
 
 
 def validate(options: SyncOptions) -> tuple[list[Problem], int]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dbt_eventbridge.errors import RetryableError, TerminalError
+from dbt_eventbridge.history import EventBuffer
 from dbt_eventbridge.plan import ChangeReader
 from dbt_eventbridge.publish import AdaptiveRate, Outcome, Publisher
 from dbt_eventbridge.render import Renderer, RowRejected
@@ -41,7 +42,7 @@ class ChunkResult:
     retried_entries: int = 0
     render_seconds: float = 0.0
     error: str | None = None
-    events: list[tuple] = field(default_factory=list)  # history.EventRow, when history is kept
+    events: EventBuffer = field(default_factory=EventBuffer)  # for the run history
 
 
 def _die_with_parent() -> None:
@@ -57,7 +58,6 @@ def _die_with_parent() -> None:
 
 def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: Renderer,
             make_publisher: Callable[[], Publisher], history_detail: bool | None) -> None:
-    from dbt_eventbridge.history import outcome_events, render_rejected_event
 
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
@@ -82,7 +82,7 @@ def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: R
             def rejected(change: Any, err: RowRejected) -> None:
                 out.rejected.append((change.key, change.op, err.code, err.reason))
                 if history_detail is not None:
-                    out.events.append(render_rejected_event(change.key, change.op, err.code, err.reason))
+                    out.events.add_unrendered(change.key, change.op, err.code, err.reason)
 
             entries = renderer.render_many(reader(rows), rejected)
             out.render_seconds = time.perf_counter() - t
@@ -96,7 +96,7 @@ def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: R
                 out.requests += o.requests
                 out.retried_entries += o.retried_entries
                 if history_detail is not None:
-                    out.events += outcome_events(o, history_detail)
+                    out.events.add_outcome(o, history_detail)
 
             publisher.publish(entries, on_outcome, preflight=False)
         except Exception as e:  # reported to the parent, which fails the sync as it would in-process
