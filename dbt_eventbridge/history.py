@@ -87,6 +87,7 @@ class History:
     retention_days: int = 30
 
     def __post_init__(self) -> None:
+        self._writer: _Writer | None = None
         self.runs = self.project.state_relation(self.schema, RUNS)
         self.events = self.project.state_relation(self.schema, EVENTS)
         self.alerts = self.project.state_relation(self.schema, ALERT_STATUS)
@@ -181,7 +182,19 @@ class History:
         unnest = ", ".join(f"unnest(j.{c})" for c in EVENT_FIELDS)
         sql = (f"insert into {self.events} ({names}) select ?, ?, {unnest} "
                f"from (select from_json(?::json, '{struct}') as j)")
-        self.project.execute_fast(sql, (self.run_id, sync, json.dumps(cols, ensure_ascii=False, default=str)))
+        params = (self.run_id, sync, json.dumps(cols, ensure_ascii=False, default=str))
+        if self._writer is None:
+            self._writer = _Writer.for_duckdb(self.project)
+        if self._writer is not None:
+            self._writer.submit(sql, params)
+        else:
+            self.project.execute_fast(sql, params)
+
+    def flush(self) -> None:
+        """Wait for the events still being written (DuckDB writes them in the background)."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
 
     def _insert_json_postgres(self, sync: str, cols: dict[str, list[Any]]) -> None:
         names = ", ".join(c for c, _ in EVENT_COLUMNS)
@@ -396,3 +409,58 @@ class EventBuffer:
     def extend(self, other: "EventBuffer") -> None:
         for f in EVENT_FIELDS:
             self.cols[f] += other.cols[f]
+
+
+class _Writer:
+    """Writes a sync's events on its own DuckDB connection in a thread, while the main thread
+    renders and publishes the next chunk: DuckDB releases the GIL while it inserts, so the
+    history costs the publish loop only the JSON it is handed (about 1 µs an event instead
+    of 10-25). At most two chunks wait, so memory stays bounded. The events are committed
+    apart from the chunk's acks: they describe what was sent, journaled or not."""
+
+    def __init__(self, connection: Any) -> None:
+        import queue
+        import threading
+
+        self._con = connection
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="eb-history", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_duckdb(cls, project: DbtProject) -> "_Writer | None":
+        try:
+            handle = project.adapter.connections.get_thread_connection().handle
+            con = handle.cursor()._cursor.cursor()  # a second connection to the same database
+        except Exception:  # another dbt-duckdb layout: write in the journal's transaction instead
+            return None
+        return cls(con)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._con.execute(*item)
+            except BaseException as e:  # reported by close()
+                self._error = e
+
+    def submit(self, sql: str, params: Any) -> None:
+        if self._error is not None:
+            self.close()
+        self._queue.put((sql, params))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            self._con.close()
+        except Exception:
+            pass
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise WarehouseError(f"recording the run history failed: {str(e).strip().splitlines()[0]}")

@@ -229,7 +229,10 @@ class Entry:
 
 def key_text(key: Mapping[str, Any]) -> str:
     """A key as compact JSON in key-column order: in event ids and in the run history."""
-    return dumps(to_json_value(dict(key)))
+    for v in key.values():
+        if type(v) is not int and type(v) is not str:  # bool, numbers, dates: made JSON-safe first
+            return dumps(to_json_value(dict(key)))
+    return dumps(key)
 
 
 def event_id(sync: str, op: str, key: Mapping[str, Any], row_hash: Any, text: str | None = None) -> str:

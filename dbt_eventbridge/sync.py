@@ -383,8 +383,6 @@ class _SyncRun:
             raise ConfigError(problems)
         renderer = Renderer(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
                             model_columns=names)
-        if self.history is not None:
-            renderer.event_ids = True  # recorded in the run history
         model = project.relation(self.node)
         with _timed(r, "audit"):
             audit = planning.audit_keys(project, model, shape)
@@ -560,6 +558,8 @@ class _SyncRun:
             if pool is not None:
                 pool.close()
             self._progress(done=True)
+            if self.history is not None:
+                self.history.flush()
 
     def _journal(self, tables: state_store.StateTables, lock: state_store.SyncLock) -> None:
         self.crash.reach("publish.chunk_sent")

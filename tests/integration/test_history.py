@@ -96,7 +96,8 @@ def test_what_was_sent_for_one_key_and_what_aws_answered(project: Project) -> No
     assert row["finished_at"] >= row["started_at"]
     events = [x for x in history(project.db, "_eb_events") if x["run_id"] == second.results["run_id"]]
     assert len([x for x in events if x["sync_name"] == "customers_to_crm"]) == len(day2)
-    assert all(x["event_id"] and x["size_bytes"] > 0 and x["attempts"] == 1 for x in events)
+    assert all(x["size_bytes"] > 0 and x["attempts"] == 1 and x["aws_event_id"] for x in events)
+    assert all(x["event_id"] is None for x in events)  # recorded only where a template uses it
 
 
 def test_rejected_rows_are_explained_with_their_key(tmp_path, local_aws, endpoint) -> None:
@@ -115,6 +116,8 @@ def test_rejected_rows_are_explained_with_their_key(tmp_path, local_aws, endpoin
     assert {x["error_code"] for x in events if x["event_key"] == '{"id":42}'} == {"AccessDeniedException"}
     accepted = [x for x in events if x["error_code"] is None]
     assert len(accepted) == 59 and all(x["aws_event_id"] for x in accepted)
+    # This template sends event_id: the history has the same id the consumer got.
+    assert {json.loads(e["Detail"])["event_id"] for e in endpoint.accepted} == {x["event_id"] for x in accepted}
     assert max(x["attempts"] for x in accepted) > 1
     assert sum(x["attempts"] for x in events) >= 60 + r.sync("bulk")["retried_entries"] // 2
     # The report of that run, from the history.
