@@ -58,7 +58,14 @@ def main() -> int:
             run([str(BIN / "dbt-eventbridge"), "sync", "--profiles-dir", "."], env, check=True)
             events = [e for q in queues.values() for e in local.drain(q)]
             show(events, f"day {day}")
+        # The run history: what was sent for one row, and what AWS answered.
+        run([str(BIN / "dbt-eventbridge"), "runs", "--profiles-dir", ".", "--limit", "6"], env)
+        run([str(BIN / "dbt-eventbridge"), "inspect", "--profiles-dir", ".", "--sync", "customers_to_crm",
+             "--key", "1"], env)
+        run([str(BIN / "dbt-eventbridge"), "sync", "--profiles-dir", ".", "--report",
+             str(target / "eventbridge_report.html"), "--quiet"], env)
         print("\nThe sync's result file: integration_project/target/eventbridge_sync_results.json")
+        print("The HTML report of the last run: integration_project/target/eventbridge_report.html")
         print("Exit code 1 above is expected: the sample data has rows with NULL and duplicated keys and two "
               "web events whose payload is not a JSON object; they are reported, not sent.")
     return 0

@@ -288,3 +288,27 @@ def test_a_broken_alert_config_is_found_by_validate_and_stops_the_run(project: P
     r = project.sync("sync", "-s", "customers")
     assert r.rc == 2 and "alerts[0]" in r.stderr
     assert project.drain() == {"crm-events": [], "default": []}
+
+
+def test_the_history_as_dbt_sources(project: Project) -> None:
+    """A team's model and dbt test over the package's `eventbridge_history` sources."""
+    project.build(day=1)
+    assert project.sync("sync", "-s", "customers").rc == 0
+    (project.dir / "models" / "sync_health.sql").write_text(
+        "select r.sync_name, count(distinct r.run_id) as runs, count(e.event_key) as events, "
+        "sum(case when e.error_code is null then 1 else 0 end) as accepted\n"
+        "from {{ source('eventbridge_history', 'runs') }} as r\n"
+        "left join {{ source('eventbridge_history', 'events') }} as e\n"
+        "  on e.run_id = r.run_id and e.sync_name = r.sync_name\n"
+        "group by 1\n")
+    (project.dir / "models" / "sync_health.yml").write_text(
+        "version: 2\nmodels:\n  - name: sync_health\n    columns:\n      - name: sync_name\n"
+        "        data_tests: [unique, not_null]\n")
+    p = project.run([str(BIN / "dbt"), "build", "-s", "sync_health", *project.target_args])
+    assert p.returncode == 0, p.stdout + p.stderr
+    con = duckdb.connect(str(project.db), read_only=True)
+    try:
+        rows = dict((r[0], r[1:]) for r in con.execute("select * from main.sync_health").fetchall())
+    finally:
+        con.close()
+    assert rows == {"customers_to_crm": (1, 5, 5), "customer_profiles": (1, 5, 5)}
