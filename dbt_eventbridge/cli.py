@@ -41,9 +41,9 @@ _log_format_option = click.option(
     help="text (default) or json: one JSON object per line on stdout, for log collectors.")
 
 
-def _history_common(f: Any) -> Any:
-    """The options of commands that only read or reset the state schema (no selection)."""
-    options = [
+def _project_options() -> list[Any]:
+    """Where the dbt project and its connection are: the options every command takes."""
+    return [
         click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
                      help="The dbt project folder."),
         click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
@@ -51,30 +51,27 @@ def _history_common(f: Any) -> Any:
         click.option("--target", "-t", default=None, help="The dbt target to use."),
         click.option("--profile", default=None, help="The dbt profile to use (default: the project's)."),
         click.option("--vars", "vars_", default=None, help="dbt vars as YAML, e.g. '{day: 2}'."),
-        click.option("--state-schema", default=None, help="Schema that holds the delivered state and history."),
-        _log_format_option,
     ]
+
+
+def _apply(f: Any, options: list[Any]) -> Any:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _history_common(f: Any) -> Any:
+    """The options of commands that only read or reset the state schema (no selection)."""
+    return _apply(f, _project_options() + [
+        click.option("--state-schema", default=None, help="Schema that holds the delivered state and history."),
+        _log_format_option])
 
 
 def _common(f: Any) -> Any:
-    options = [
-        click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
-                     help="The dbt project folder."),
-        click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
-                     help="Folder of profiles.yml (default: DBT_PROFILES_DIR, the project folder, ~/.dbt)."),
-        click.option("--target", "-t", default=None, help="The dbt target to use."),
-        click.option("--profile", default=None, help="The dbt profile to use (default: the project's)."),
-        click.option("--vars", "vars_", default=None, help="dbt vars as YAML, e.g. '{day: 2}'."),
+    return _apply(f, _project_options() + [
         click.option("--select", "-s", "select", cls=_MultiValue, help="dbt selection syntax, e.g. -s customers+ tag:crm."),
         click.option("--exclude", "exclude", cls=_MultiValue, help="dbt selection syntax of models to leave out."),
-        _log_format_option,
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+        _log_format_option])
 
 
 def _options(project_dir: str, profiles_dir: str | None, target: str | None, profile: str | None,
@@ -242,7 +239,8 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
 
     Exit codes: 0 every change delivered; 1 finished, but rows were rejected or had
     invalid keys (the rest was delivered); 2 could not run (config, connection,
-    credentials): nothing published and no state written for the failing syncs.
+    credentials): a failing sync published nothing, or (if it failed midway) only what
+    its state now records; the next run sends the rest.
     """
     if output and not dry_run:
         raise click.UsageError("--output goes with --dry-run")

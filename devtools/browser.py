@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from devtools.postgres import _is_root
+from devtools.postgres import _is_root, apt_install
 
 CANDIDATES = ("chromium", "chromium-browser", "chromium-headless-shell", "google-chrome")
 APT_PACKAGE = "chromium"
@@ -44,23 +44,11 @@ def find_chromium() -> str | None:
     return None
 
 
-def _apt_install(*packages: str) -> None:
-    """Same recipe as ``devtools.postgres._apt_install_postgres``, for any package."""
-    apt = shutil.which("apt-get")
-    if not (apt and _is_root()):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", *packages]):
-        res = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"{shlex.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-
-
 def ensure_chromium(install: bool = True) -> str:
     """A browser path, installing Debian's chromium when missing and allowed (root + apt-get)."""
     path = find_chromium()
     if path is None and install and _is_root() and shutil.which("apt-get"):
-        _apt_install(APT_PACKAGE)
+        apt_install(APT_PACKAGE)
         path = find_chromium()
     if path is None:
         raise RuntimeError(

@@ -136,11 +136,16 @@ def _is_root() -> bool:
 
 def _apt_install_postgres() -> None:
     """Install the distro's server; note Debian's package may also start its own 5432 cluster."""
+    apt_install("postgresql")
+
+
+def apt_install(*packages: str) -> None:
+    """apt-get install, non-interactive, as root only (as on CI); nothing otherwise."""
     apt = shutil.which("apt-get")
     if not (apt and _is_root()):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "postgresql"]):
+    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", *packages]):
         res = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"{shlex.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
