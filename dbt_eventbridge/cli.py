@@ -327,13 +327,14 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
 
 def _cell(value: Any, limit: int = 80) -> str:
     import datetime as dt
+    from decimal import Decimal
 
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, float):
-        return f"{value:.2f}"
+    if isinstance(value, (float, Decimal)) and not float(value).is_integer():
+        return f"{float(value):.2f}"  # warehouses return seconds as float or decimal
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -402,7 +403,8 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
                 f"REJECTED {r['error_code']}: {r['error_message']}"
             click.echo(f"- {_cell(r['sent_at'])} UTC  run {r['run_id']}  {r['op']}  {r['detail_type'] or '-'}  "
                        f"{r['size_bytes'] or 0} bytes  attempts {r['attempts']}  {answer}")
-            click.echo(f"    event id {r['event_id'] or '-'}")
+            if r["event_id"]:
+                click.echo(f"    event id {r['event_id']}")
             if detail and r.get("detail"):
                 click.echo(f"    detail {r['detail']}")
         return

@@ -85,7 +85,10 @@ def _nice_ticks(top: float, count: int = 5) -> list[float]:
 def _fmt_tick(v: float) -> str:
     if v >= 10_000:
         return f"{v / 1000:,.0f}k"
-    return f"{v:,.0f}" if v == int(v) else f"{v:,.1f}"
+    if v == int(v):
+        return f"{v:,.0f}"
+    # Sub-second runs have ticks like 0.002: as many decimals as the value needs, up to 4.
+    return f"{v:.4f}".rstrip("0")
 
 
 def _rates(timeline: list[list[float]]) -> list[tuple[float, float, float, int]]:
