@@ -312,3 +312,11 @@ def test_the_history_as_dbt_sources(project: Project) -> None:
     finally:
         con.close()
     assert rows == {"customers_to_crm": (1, 5, 5), "customer_profiles": (1, 5, 5)}
+    # Freshness of the whole source, as the README shows it (every table has its loaded_at_field).
+    config = project.dir / "dbt_project.yml"
+    config.write_text(config.read_text() + "\nsources:\n  dbt_eventbridge:\n    eventbridge_history:\n"
+                      "      +freshness:\n        error_after: {count: 26, period: hour}\n")
+    p = project.run([str(BIN / "dbt"), "source", "freshness", "-s", "source:eventbridge_history.runs",
+                     "source:eventbridge_history.events", *project.target_args])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "PASS freshness of eventbridge_history.runs" in p.stdout
