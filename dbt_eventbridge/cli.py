@@ -408,8 +408,8 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
             if detail and r.get("detail"):
                 click.echo(f"    detail {r['detail']}")
         return
-    d = _run_library(lambda: operations.run_details(opts, run_id or "", limit=limit, failed_only=failed),
-                     log_format)
+    d = _run_library(lambda: operations.run_details(opts, run_id or "", limit=limit, failed_only=failed,
+                                                    report=bool(report)), log_format)
     if report:
         _write_report(d.report, report, _Printer(False, log_format=log_format))
     if as_json:

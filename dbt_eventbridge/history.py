@@ -145,19 +145,13 @@ class History:
                                  f"and sync_name = {self._literal(sync)}")
             self.project.execute(f"insert into {self.runs} ({', '.join(names)}) values ({values})")
 
-    def mark_interrupted(self, sync: str) -> int:
+    def mark_interrupted(self, sync: str) -> None:
         """Rows of earlier runs of this sync left 'running' by a run that died."""
         self.ensure()
-        sync = sync.lower()
-        n = self.project.execute(f"select count(*) from {self.runs} where sync_name = {self._literal(sync)} "
-                                 f"and status = 'running' and run_id <> {self._literal(self.run_id)}", fetch=True)
-        count = int(n[0][0]) if n else 0
-        if count:
-            self.project.execute(
-                f"update {self.runs} set status = 'interrupted', exit_code = 2, message = 'the run was stopped "
-                f"before it finished; the next run recorded what it had delivered' where sync_name = "
-                f"{self._literal(sync)} and status = 'running' and run_id <> {self._literal(self.run_id)}")
-        return count
+        self.project.execute(
+            f"update {self.runs} set status = 'interrupted', exit_code = 2, message = 'the run was stopped "
+            f"before it finished; the next run recorded what it had delivered' where sync_name = "
+            f"{self._literal(sync.lower())} and status = 'running' and run_id <> {self._literal(self.run_id)}")
 
     def add_events(self, sync: str, events: "EventBuffer") -> None:
         """Record a chunk's events (call inside the chunk's journal transaction)."""
@@ -278,12 +272,13 @@ class History:
             f"error_message, attempts, sent_at from {self.events} where run_id = {self._literal(run_id)}{failed} "
             f"order by sent_at, sync_name, event_key limit {int(limit)}")
 
-    def timeline(self, run_id: str, sync: str) -> list[dict[str, Any]]:
-        """Events per second of one sync in one run, accepted and rejected."""
+    def timeline(self, run_id: str) -> list[dict[str, Any]]:
+        """Events per second of each sync of one run, accepted and rejected, counted in the warehouse."""
+        second = self.project.render_macro("history_second", column="sent_at")
         return self.query(
-            "select sent_at, error_code from "
-            f"{self.events} where run_id = {self._literal(run_id)} and sync_name = {self._literal(sync)} "
-            "order by sent_at")
+            f"select sync_name, {second} as second, sum(case when error_code is null then 1 else 0 end) as sent, "
+            f"sum(case when error_code is null then 0 else 1 end) as rejected from {self.events} "
+            f"where run_id = {self._literal(run_id)} group by sync_name, {second} order by sync_name, second")
 
     def key_names(self, sync: str) -> list[str]:
         rows = self.project.execute(f"select event_key from {self.events} where sync_name = "

@@ -19,6 +19,8 @@ from dbt_eventbridge.errors import ConfigError, Problem, TerminalError
 from dbt_eventbridge.history import History, key_json, parse_time
 from dbt_eventbridge.sync import SyncOptions, load
 
+MAX_REPORTED_REJECTIONS = 1000  # per sync, in a report made from the history (as report.py shows)
+
 
 @contextmanager
 def open_history(options: SyncOptions) -> Iterator[History]:
@@ -60,7 +62,9 @@ def _one_run_id(h: History, run_id: str) -> str:
     return found[0]
 
 
-def run_details(options: SyncOptions, run_id: str, *, limit: int = 50, failed_only: bool = False) -> RunDetails:
+def run_details(options: SyncOptions, run_id: str, *, limit: int = 50, failed_only: bool = False,
+                report: bool = False) -> RunDetails:
+    """One run's syncs, events per answer and events; ``report``: also the HTML report's data."""
     with open_history(options) as h:
         rid = _one_run_id(h, run_id)
         syncs = h.run_rows(rid)
@@ -70,19 +74,21 @@ def run_details(options: SyncOptions, run_id: str, *, limit: int = 50, failed_on
             e for e in h.run_events(rid, limit=limit + len(failed)) if e["error_code"] is None][:max(0, limit - len(failed))]
         total = sum(int(c["events"]) for c in counts if not failed_only or c["error_code"] is not None)
         details = RunDetails(rid, syncs, counts, events, max(0, total - len(events)))
-        details.report = _report_dict(h, rid, syncs, counts)
+        if report:
+            details.report = _report_dict(h, rid, syncs)
         return details
 
 
-def _report_dict(h: History, run_id: str, syncs: list[dict[str, Any]], counts: list[dict[str, Any]]
-                 ) -> dict[str, Any]:
+def _report_dict(h: History, run_id: str, syncs: list[dict[str, Any]]) -> dict[str, Any]:
     """A recorded run in the shape of the result file, for the HTML report."""
+    failed = h.run_events(run_id, failed_only=True, limit=MAX_REPORTED_REJECTIONS * max(1, len(syncs)))
+    seconds = h.timeline(run_id)
     out_syncs = []
     for s in syncs:
         name = str(s["sync_name"])
         rejections = [{"key": json.loads(e["event_key"]), "op": e["op"], "code": e["error_code"],
                        "reason": e["error_message"]}
-                      for e in h.run_events(run_id, failed_only=True, limit=1000) if e["sync_name"] == name]
+                      for e in failed if e["sync_name"] == name][:MAX_REPORTED_REJECTIONS]
         out_syncs.append({
             "sync": name, "model": s["model"], "status": s["status"], "event_bus": s["event_bus"],
             "planned": {op: int(s[f"planned_{op}"] or 0) for op in ("added", "changed", "removed")},
@@ -93,7 +99,7 @@ def _report_dict(h: History, run_id: str, syncs: list[dict[str, Any]], counts: l
             "rejections": rejections, "rejections_truncated": max(0, int(s["rejected"] or 0) - len(rejections)),
             "requests": int(s["requests"] or 0), "retried_entries": int(s["retried_entries"] or 0),
             "message": s["message"], "seconds": float(s["seconds"] or 0), "exit_code": int(s["exit_code"] or 0),
-            "timings": {}, "timeline": _timeline(h.timeline(run_id, name))})
+            "timings": {}, "timeline": _timeline([r for r in seconds if r["sync_name"] == name])})
     started = min((parse_time(s["started_at"]) for s in syncs if s["started_at"]), default=None)
     finished = max((parse_time(s["finished_at"]) for s in syncs if s["finished_at"]), default=None)
     return {"run_id": run_id, "started_at": started.isoformat() if started else None,
@@ -106,17 +112,13 @@ def _report_dict(h: History, run_id: str, syncs: list[dict[str, Any]], counts: l
 
 
 def _timeline(rows: list[dict[str, Any]]) -> list[list[float]]:
-    """Events per second of the run, from the recorded send times."""
-    times = [(parse_time(r["sent_at"]), r["error_code"]) for r in rows]
-    times = [(t, c) for t, c in times if t is not None]
-    if not times:
+    """The report's points (seconds since the first, sent, rejected) from events per second."""
+    points = [(parse_time(r["second"]), int(r["sent"] or 0), int(r["rejected"] or 0)) for r in rows]
+    points = [p for p in points if p[0] is not None]
+    if not points:
         return []
-    start = times[0][0]
-    buckets: dict[int, list[int]] = {}
-    for t, code in times:
-        b = buckets.setdefault(int((t - start).total_seconds()) + 1, [0, 0])
-        b[1 if code else 0] += 1
-    return [[float(sec), sent, rejected] for sec, (sent, rejected) in sorted(buckets.items())]
+    start = points[0][0]
+    return [[(t - start).total_seconds() + 1.0, sent, rejected] for t, sent, rejected in points]  # type: ignore[operator]
 
 
 def key_candidates(names: list[str], key: str) -> list[str]:

@@ -27,6 +27,9 @@ create table if not exists {{ relation }} (
   {%- endif -%}
 {%- endmacro %}
 
+{#- A timestamp truncated to its second: the report's events/s, counted in the warehouse. -#}
+{% macro history_second(column) -%}{{ dbt.date_trunc('second', column) }}{%- endmacro %}
+
 {#- Details go up to 256 KB: an unbounded text type where the warehouse has one. -#}
 {% macro history_text_type() -%}
   {{ return(adapter.dispatch('history_text_type', 'dbt_eventbridge')()) }}
