@@ -231,10 +231,13 @@ def main() -> None:
 @click.option("--workers", type=int, default=None,
               help="Processes that render and publish, splitting each sync's plan by key (default 1).")
 @click.option("--state-schema", default=None, help="Schema that holds the delivered state.")
+@click.option("--sync", "sync_names", multiple=True,
+              help="Only this sync (a model may have several); repeat for more. Combines with --select.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print errors and warnings.")
 def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bool, allow_mass_removal: bool,
          region: str | None, endpoint_url: str | None, aws_profile: str | None, concurrency: int | None,
-         workers: int | None, state_schema: str | None, quiet: bool, **common: Any) -> None:
+         workers: int | None, state_schema: str | None, sync_names: tuple[str, ...], quiet: bool,
+         **common: Any) -> None:
     """Diff each synced model against what was delivered and publish the changes.
 
     Exit codes: 0 every change delivered; 1 finished, but rows were rejected or had
@@ -248,7 +251,7 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
 
     log_format = common.get("log_format")
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
-                    allow_mass_removal=allow_mass_removal,
+                    allow_mass_removal=allow_mass_removal, syncs=tuple(sync_names),
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "workers": workers, "state_schema": state_schema},
                     **common)

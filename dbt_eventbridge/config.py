@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+
+import jinja2.meta
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -24,6 +26,9 @@ BUS_ARN_RE = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/.\
 SYNC_KEYS = ("name", "primary_key", "event_bus", "source", "detail_type", "triggers", "detail",
              "initial_sync", "resources", "time", "enabled", "track_columns", "ignore_columns")
 TRIGGER_KEYS = ("source", "detail_type", "detail")
+# What a template sees per row (render.py): a template that uses them is rendered per event.
+TEMPLATE_NAMES = frozenset({"row", "old_row", "op", "changed_columns", "key", "event_id", "sync"})
+RESERVED_PREFIX = "_eb_"
 DETAIL_KEYS = ("template", "template_file", "column", "columns")
 
 
@@ -69,8 +74,8 @@ class SyncConfig:
     model_unique_id: str
     model_name: str
     primary_key: tuple[str, ...]
-    source: str
-    detail_type: str
+    source: str | None          # None when every published trigger has its own
+    detail_type: str | None     # likewise
     event_bus: str = DEFAULT_BUS
     triggers: Mapping[str, TriggerSpec] = field(default_factory=dict)
     detail: DetailSpec = field(default_factory=DetailSpec)
@@ -87,11 +92,15 @@ class SyncConfig:
 
     def source_for(self, op: str) -> str:
         t = self.triggers.get(op)
-        return t.source if t and t.source is not None else self.source
+        value = t.source if t and t.source is not None else self.source
+        assert value is not None, "parse_syncs requires a source for every published trigger"
+        return value
 
     def detail_type_for(self, op: str) -> str:
         t = self.triggers.get(op)
-        return t.detail_type if t and t.detail_type is not None else self.detail_type
+        value = t.detail_type if t and t.detail_type is not None else self.detail_type
+        assert value is not None, "parse_syncs requires a detail_type for every published trigger"
+        return value
 
     def detail_for(self, op: str) -> DetailSpec:
         t = self.triggers.get(op)
@@ -118,6 +127,35 @@ class SyncConfig:
         return cols
 
 
+class ColumnResolver:
+    """One rule for every name a config gives: the relation's column of exactly that name,
+    else the one column that matches ignoring case (warehouses fold unquoted names: a
+    Snowflake relation has CUSTOMER_ID for customer_id). Nothing else: no match, or two
+    columns that differ only in case, is a configuration problem, never a NULL sent."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = list(columns)
+        self._exact = set(columns)
+        self._lower: dict[str, list[str]] = {}
+        for c in columns:
+            self._lower.setdefault(c.lower(), []).append(c)
+
+    def find(self, name: str) -> str | None:
+        if name in self._exact:
+            return name
+        found = self._lower.get(name.lower(), [])
+        return found[0] if len(found) == 1 else None
+
+    def ambiguous(self, name: str) -> bool:
+        return name not in self._exact and len(self._lower.get(name.lower(), [])) > 1
+
+    def why_not(self, name: str) -> str:
+        found = self._lower.get(name.lower(), [])
+        if len(found) > 1:
+            return f"'{name}' matches several columns that differ only in case ({', '.join(found)})"
+        return f"'{name}' is not a column of the relation (columns: {', '.join(self.columns)})"
+
+
 class _Collector:
     """Collects problems for one model's meta, with YAML paths."""
 
@@ -139,12 +177,12 @@ class _Collector:
             if key not in valid:
                 self.add(f"{path}.{key}", f"unknown key '{key}'", _suggest(str(key), valid))
 
-    def string(self, path: str, value: Any, *, required: bool = False, max_len: int | None = None
-               ) -> str | None:
+    def string(self, path: str, value: Any, *, required: bool = False, max_len: int | None = None,
+               why: str = "") -> str | None:
         if value is None:
             if required:
-                self.add(path, f"'{path.rsplit('.', 1)[-1]}' is required",
-                         "Add it to the sync's eventbridge config")
+                self.add(path, f"'{path.rsplit('.', 1)[-1]}' is required" + (f" ({why})" if why else ""),
+                         "Add it to the sync's eventbridge config, or to each of those triggers")
             return None
         if not isinstance(value, str) or not value.strip():
             self.add(path, f"expected a non-empty string, got {type(value).__name__} {value!r}",
@@ -186,9 +224,22 @@ def _parse_detail(c: _Collector, path: str, raw: Any) -> DetailSpec | None:
             return None
         return DetailSpec(**{key: s})
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            c.add(f"{path}.columns", f"column(s) {', '.join(twice)} listed twice", "List each column once")
+            return None
         return DetailSpec(columns=tuple((v, v) for v in value))
     if isinstance(value, Mapping) and value and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        outs: dict[str, list[str]] = {}
+        for k, v in value.items():
+            outs.setdefault(v, []).append(k)
+        clash = {v: ks for v, ks in outs.items() if len(ks) > 1}
+        if clash:
+            v, ks = next(iter(clash.items()))
+            c.add(f"{path}.columns", f"columns {', '.join(ks)} are all mapped to the detail key '{v}', so all but "
+                  "one would be lost", "Give each column its own detail key")
+            return None
         return DetailSpec(columns=tuple(value.items()))
     c.add(f"{path}.columns", f"expected a list of columns or a mapping column -> detail key, got {value!r}",
           "Write for example `columns: [first_name, email]` or `columns: {first_name: customer_first_name}`")
@@ -272,21 +323,32 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
             c.add(f"{sub}.name", f"sync name {name!r} must be letters, digits and underscores "
                   "(at most 63, not starting with a digit)", "It names the state table, so keep it simple")
             name = None
+        elif name.lower().startswith(RESERVED_PREFIX):
+            c.add(f"{sub}.name", f"sync name {name!r} starts with '{RESERVED_PREFIX}', which dbt-eventbridge "
+                  "reserves for its own tables", "Choose a name without that prefix")
+            name = None
         before = len(c.problems)
         c.unknown_keys(sub, raw, SYNC_KEYS)
         pk = c.column_list(f"{sub}.primary_key", raw.get("primary_key")) if "primary_key" in raw else None
         if "primary_key" not in raw:
             c.add(f"{sub}.primary_key", "'primary_key' is required",
                   "Name the column (or list of columns) that identifies a row, e.g. primary_key: customer_id")
-        source = c.string(f"{sub}.source", raw.get("source"), required=True)
+        triggers = _parse_triggers(c, f"{sub}.triggers", raw.get("triggers"))
+        # The reference document's model: each trigger may have its own source and detail-type;
+        # the sync's own are needed only for published triggers that have none.
+        needs_source = [op for op, t in (triggers or {}).items() if t.source is None]
+        needs_type = [op for op, t in (triggers or {}).items() if t.detail_type is None]
+        source = c.string(f"{sub}.source", raw.get("source"), required=bool(needs_source) and triggers is not None,
+                          why=f"for trigger(s) {', '.join(needs_source)}, which have no source of their own")
         _check_source(c, f"{sub}.source", source)
-        detail_type = c.string(f"{sub}.detail_type", raw.get("detail_type"), required=True, max_len=128)
+        detail_type = c.string(f"{sub}.detail_type", raw.get("detail_type"),
+                               required=bool(needs_type) and triggers is not None, max_len=128,
+                               why=f"for trigger(s) {', '.join(needs_type)}, which have no detail_type of their own")
         bus = raw.get("event_bus", DEFAULT_BUS)
         if not isinstance(bus, str) or not (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)):
             c.add(f"{sub}.event_bus", f"{bus!r} is neither an event bus name nor an event bus ARN",
                   "Use a name like 'crm-events' or an ARN like "
                   "'arn:aws:events:us-east-1:123456789012:event-bus/crm-events'")
-        triggers = _parse_triggers(c, f"{sub}.triggers", raw.get("triggers"))
         for op, t in (triggers or {}).items():
             _check_source(c, f"{sub}.triggers.{op}.source", t.source)
         detail = _parse_detail(c, f"{sub}.detail", raw["detail"]) if "detail" in raw else DetailSpec()
@@ -312,8 +374,9 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
                   "Keep the one that is shorter to write")
         # With `lenient`, a sync with problems is still returned when its parts could be
         # read, so that `validate` can check its templates and columns too.
-        if (len(c.problems) > before and not lenient) or name is None or pk is None or source is None \
-                or detail_type is None or triggers is None or detail is None:
+        if (len(c.problems) > before and not lenient) or name is None or pk is None \
+                or (source is None and needs_source) or (detail_type is None and needs_type) \
+                or triggers is None or detail is None:
             continue
         syncs.append(SyncConfig(
             name=name, model_unique_id=model_unique_id, model_name=model_name, primary_key=pk,
@@ -478,6 +541,15 @@ class Settings:
                 f"duckdb_memory_limit {settings.duckdb_memory_limit!r} is not a size",
                 path="vars.eventbridge.duckdb_memory_limit / DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT",
                 fix="Write for example 128MB or 2GB, or 0 to keep the DuckDB profile's memory_limit")])
+        if settings.endpoint_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(settings.endpoint_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError([Problem(
+                    f"could not reach EventBridge: endpoint_url {settings.endpoint_url!r} is not an http(s) URL",
+                    path="vars.eventbridge.endpoint_url / DBT_EVENTBRIDGE_ENDPOINT_URL / --endpoint-url",
+                    fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")])
         if settings.max_request_bytes > 1_048_575:
             raise ConfigError([Problem(
                 f"max_request_bytes {settings.max_request_bytes} is above EventBridge's limit (below 1 MiB)",
@@ -490,3 +562,50 @@ class Settings:
         if out.get("external_id"):
             out["external_id"] = "***"
         return out
+
+
+def near_miss_keys(meta: Mapping[str, Any], model: str, file: str | None) -> list[Problem]:
+    """Meta keys that look like ``eventbridge`` but are not: that model would silently not sync."""
+    problems = []
+    for key in meta:
+        if not isinstance(key, str) or key == "eventbridge":
+            continue
+        flat = re.sub(r"[^a-z0-9]", "", key.lower())
+        if flat == "eventbridge" or difflib.SequenceMatcher(None, key.lower(), "eventbridge").ratio() >= 0.8:
+            where = f"{model}.config.meta.{key}"
+            problems.append(Problem(
+                f"the meta key '{key}' looks like 'eventbridge', which dbt-eventbridge reads; as written, this "
+                "model is not synced", model, None, f"{file}: {where}" if file else where,
+                "Rename the key to eventbridge (under config: meta:)"))
+    return problems
+
+
+def parse_time_templates(raw: Any, model: str, file: str | None, path: str = "") -> list[Problem]:
+    """Templates that dbt rendered when it parsed the project, found in the YAML as written.
+
+    dbt renders Jinja in schema.yml at parse time; a per-row name there (``{{ op }}``)
+    is undefined then and renders empty, so every event would get the same text. Only
+    ``{% raw %}`` keeps a template for us; var() and env_var() may be meant for parse time."""
+    import jinja2
+
+    problems: list[Problem] = []
+    if isinstance(raw, Mapping):
+        for k, v in raw.items():
+            problems += parse_time_templates(v, model, file, f"{path}.{k}")
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            problems += parse_time_templates(v, model, file, f"{path}[{i}]")
+    elif isinstance(raw, str) and ("{{" in raw or "{%" in raw):
+        try:
+            names = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(raw))
+        except jinja2.TemplateSyntaxError:
+            return []
+        used = sorted(names & TEMPLATE_NAMES)
+        if used:
+            where = f"{model}.config.meta.eventbridge{path}"
+            problems.append(Problem(
+                f"dbt rendered this template when it parsed the project, before any row existed "
+                f"({', '.join(used)} rendered empty), so every event would get the same text: {raw[:80]!r}",
+                model, None, f"{file}: {where}" if file else where,
+                "Wrap the template in {% raw %}...{% endraw %} in the YAML, or move it to a template_file"))
+    return problems

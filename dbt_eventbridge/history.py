@@ -100,18 +100,14 @@ class History:
         """Create the schema and tables if missing (once per run)."""
         if self._ready:
             return
-        try:
-            with self.project.transaction():
-                self.project.adapter.create_schema(self.runs.without_identifier())
-        except WarehouseError:
-            raise
-        except Exception as e:
-            raise WarehouseError(f"could not create the schema {self.runs.without_identifier()}: "
-                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
-        for relation, columns in ((self.runs, RUN_COLUMNS), (self.events, EVENT_COLUMNS),
-                                  (self.alerts, ALERT_COLUMNS)):
-            self.project.execute(self.project.render_macro("history_table_sql", relation=relation,
-                                                           columns=[list(c) for c in columns]))
+        from dbt_eventbridge.state import Ownership
+
+        owned = Ownership(self.project, self.schema)
+        owned.ensure()
+        for relation, columns, kind in ((self.runs, RUN_COLUMNS, "runs"), (self.events, EVENT_COLUMNS, "events"),
+                                        (self.alerts, ALERT_COLUMNS, "alert_status")):
+            owned.ensure_table(relation, kind, self.project.render_macro(
+                "history_table_sql", relation=relation, columns=[list(c) for c in columns]), [c for c, _ in columns])
         self._ready = True
 
     def sync_started(self, sync: str, model: str, event_bus: str | None, started_at: str,
@@ -231,9 +227,9 @@ class History:
     # -- reading (the runs and inspect commands, alerts) ----------------------------------
 
     def exists(self) -> bool:
-        from dbt_eventbridge.state import exists
+        from dbt_eventbridge.state import Ownership
 
-        return exists(self.project, self.runs)
+        return Ownership(self.project, self.schema).check(self.runs)
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Rows as dicts (column names from the statement's own select list)."""

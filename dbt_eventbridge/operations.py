@@ -180,15 +180,9 @@ def reset_sync(options: SyncOptions, sync: str) -> int:
     loaded = load(SyncOptions(**{**options.__dict__, "syncs": (sync,)}), lenient=True)
     project, settings = loaded.project, loaded.settings
     name = next((s.name for s, _ in loaded.syncs), sync)
-    with project.connection("dbt_eventbridge_reset"):
+    with project.connection("dbt_eventbridge_reset", wait_seconds=settings.lock_wait_seconds):
         tables = state_store.StateTables.for_sync(project, settings.state_schema, name)
-        if not state_store.exists(project, tables.state):
-            return 0
+        state_store.ensure_schema(project, tables)
         with state_store.SyncLock(project, tables, ttl=settings.lock_ttl_seconds, wait=settings.lock_wait_seconds):
-            n = state_store.delivered_count(project, tables)
-            with project.transaction():
-                project.execute(f"delete from {tables.state}")
-                # An interrupted run's plan would be replayed into the state: forget it too.
-                project.execute(f"drop table if exists {tables.plan}")
-                project.execute(f"drop table if exists {tables.acks}")
-        return n
+            state_store.migrate_legacy(project, tables)
+            return state_store.reset(project, tables)

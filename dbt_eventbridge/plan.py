@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from dbt_eventbridge.config import OPS, SyncConfig
-from dbt_eventbridge.errors import ConfigError, Problem, WarehouseError
+from dbt_eventbridge.config import OPS, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.errors import ConfigError, Problem, TerminalError, WarehouseError
+from dbt_eventbridge.layout import LEGACY_ROW, Layout, ModelColumns, Shape, old, phys
 from dbt_eventbridge.project import DbtProject, ModelNode
 from dbt_eventbridge.render import Change
 
@@ -35,44 +38,203 @@ class ModelShape:
     columns: list[str]          # real names, relation order
     keys: list[str]             # real names of the primary key columns
     hash_columns: list[str]     # real names, sorted: what a "change" is measured on
+    dtypes: dict[str, str] = field(default_factory=dict)   # real name -> the warehouse's type
 
     def quoted(self, project: DbtProject, names: list[str]) -> list[str]:
         return [project.quote(n) for n in names]
 
+    def model_columns(self, hash_version: str) -> ModelColumns:
+        return ModelColumns(tuple((c, self.dtypes.get(c, "")) for c in self.columns), tuple(self.keys),
+                            tuple(self.hash_columns), hash_version)
 
-def resolve_shape(sync: SyncConfig, node: ModelNode, columns: list[str]) -> ModelShape:
-    """Match configured column names to the relation (case-insensitively, as warehouses fold case)."""
-    by_lower = {c.lower(): c for c in columns}
-    problems = []
 
-    def real(name: str, what: str, path: str) -> str | None:
-        found = by_lower.get(name.lower())
+def resolve_sync(sync: SyncConfig, node: ModelNode, columns: list[str]) -> tuple[SyncConfig, list[Problem]]:
+    """The sync with every column it names replaced by the relation's own name, and the
+    problems of names that resolve to nothing (or to two columns)."""
+    r = ColumnResolver(columns)
+    problems: list[Problem] = []
+
+    def real(name: str, where: str) -> str:
+        found = r.find(name)
         if found is None:
-            problems.append(Problem(
-                f"{what} '{name}' is not a column of {node.relation_name} (columns: {', '.join(columns)})",
-                sync.model_name, sync.name, f"{sync.yaml_path}.{path}",
-                "Fix the name, or add the column to the model and run dbt again"))
+            problems.append(Problem(f"{where}: {r.why_not(name)}", sync.model_name, sync.name,
+                                    f"{sync.yaml_path}.{where}",
+                                    "Write the column's name as the relation has it, or add the column to the model "
+                                    "and run dbt again"))
+            return name
         return found
 
-    keys = [real(k, "primary key column", "primary_key") for k in sync.primary_key]
-    reserved = [c for c in columns if c.lower().startswith(RESERVED_PREFIX)]
+    def detail(spec: DetailSpec, where: str) -> DetailSpec:
+        if spec.column is not None:
+            return dataclasses.replace(spec, column=real(spec.column, f"{where}.column"))
+        if spec.columns is not None:
+            return dataclasses.replace(spec, columns=tuple((real(c, f"{where}.columns"), out)
+                                                            for c, out in spec.columns))
+        return spec
+
+    triggers = {op: dataclasses.replace(t, detail=detail(t.detail, f"triggers.{op}.detail") if t.detail else None)
+                for op, t in sync.triggers.items()}
+    resolved = dataclasses.replace(
+        sync,
+        primary_key=tuple(real(k, "primary_key") for k in sync.primary_key),
+        track_columns=tuple(real(c, "track_columns") for c in sync.track_columns)
+        if sync.track_columns is not None else None,
+        ignore_columns=tuple(real(c, "ignore_columns") for c in sync.ignore_columns),
+        time=real(sync.time, "time") if sync.time else None,
+        detail=detail(sync.detail, "detail"),
+        triggers=triggers)
+    return resolved, problems
+
+
+def resolve_shape(sync: SyncConfig, node: ModelNode, columns: list[tuple[str, str]]
+                  ) -> tuple[SyncConfig, ModelShape]:
+    """Match the sync's column names to the relation; raises ConfigError listing every problem."""
+    names = [c for c, _ in columns]
+    resolved, problems = resolve_sync(sync, node, names)
+    reserved = [c for c in names if c.lower().startswith(RESERVED_PREFIX)]
     if reserved:
         problems.append(Problem(f"column(s) {', '.join(reserved)} use the prefix '{RESERVED_PREFIX}', which "
                                 "dbt-eventbridge reserves", sync.model_name, sync.name, sync.yaml_path,
                                 "Rename them in the model"))
-    for col, where in sorted(sync.named_columns().items()):
-        if where != "primary_key":
-            real(col, "column", where)
-    if sync.track_columns:
-        tracked = {by_lower[c.lower()] for c in sync.track_columns if c.lower() in by_lower}
-        tracked |= {k for k in keys if k}
+    keys = list(resolved.primary_key)
+    if len(set(keys)) < len(keys):
+        problems.append(Problem(f"primary_key names a column twice ({', '.join(sync.primary_key)})",
+                                sync.model_name, sync.name, f"{sync.yaml_path}.primary_key",
+                                "List each key column once"))
+    if resolved.track_columns is not None:
+        tracked = set(resolved.track_columns) | set(keys)
     else:
-        ignored = {c.lower() for c in sync.ignore_columns}
-        tracked = {c for c in columns if c.lower() not in ignored}
+        tracked = {c for c in names if c not in set(resolved.ignore_columns)} | set(keys)
+    if names and tracked <= set(keys) and len(names) > len(set(keys)):
+        which = "track_columns names only key columns" if resolved.track_columns is not None \
+            else "ignore_columns leaves only the key columns"
+        problems.append(Problem(f"{which}, so no change to a row could ever be seen", sync.model_name, sync.name,
+                                f"{sync.yaml_path}.{'track_columns' if resolved.track_columns is not None else 'ignore_columns'}",
+                                "Track at least one column besides the key (or list fewer columns in ignore_columns)"))
     if problems:
         raise ConfigError(problems)
-    return ModelShape(columns=columns, keys=[k for k in keys if k], hash_columns=sorted(tracked))
+    return resolved, ModelShape(columns=names, keys=keys, hash_columns=sorted(tracked), dtypes=dict(columns))
 
+
+# -- the plan's shape: which columns to diff, how to compare older rows ---------------------
+
+class KeyChangedError(TerminalError):
+    """The key columns (or their types) are not the ones the delivered state was keyed by."""
+
+
+@dataclass
+class PlanSpec:
+    """How this run diffs: against which state, and the layout its commit will write."""
+
+    layout: Layout                      # what the commit writes (the pending layout)
+    previous: Layout | None             # the committed layout
+    with_state: bool                    # diff against the state table (else every row is added)
+    stored_fps: list[int]               # older fingerprints comparable with the current one
+    shapes: list[dict[str, Any]]        # older value shapes and how to compare them (plan_select_sql)
+    notes: list[str] = field(default_factory=list)  # what changed, for the log
+
+    @property
+    def restart(self) -> bool:
+        return self.layout.restart
+
+
+def key_change(previous: Layout, model: ModelColumns) -> str | None:
+    """How the model's key differs from the key the state's rows were stored by, or None."""
+    want = [(k, dict(model.columns).get(k)) for k in model.keys]
+    for s in previous.shapes.values():
+        have = [(k, s.column(k).dtype if s.column(k) else None) for k in s.keys]
+        if [k for k, _ in have] != [k for k, _ in want]:
+            return (f"the primary key is now ({', '.join(k for k, _ in want)}), but the delivered rows are keyed "
+                    f"by ({', '.join(s.keys)})")
+        changed = [f"{k} {a} -> {b}" for (k, a), (_, b) in zip(have, want) if a != b]
+        if changed:
+            return f"the type of key column(s) changed ({'; '.join(changed)})"
+    return None
+
+
+def plan_spec(shape: ModelShape, hash_version: str, previous: Layout | None, state_exists: bool, *,
+              start_over: bool, sync: SyncConfig) -> PlanSpec:
+    """The layout this run writes and how older rows are compared.
+
+    ``start_over``: --full-refresh or a re-baseline: a changed key is no obstacle, the state
+    is rebuilt in the new shape."""
+    model = shape.model_columns(hash_version)
+    if previous is None or not state_exists:
+        fresh = Layout.fresh(model)
+        if previous is not None:  # ids stay unique for ever, even across a reset
+            fresh = previous.restarted(model)
+        return PlanSpec(fresh, previous, False, [], [])
+    why = key_change(previous, model)
+    if why:
+        if not start_over:
+            raise KeyChangedError(
+                f"{why} since the last delivered run, so delivered rows cannot be matched to the model's rows; "
+                "nothing was sent", model=sync.model_name, sync=sync.name,
+                fix=f"Run `dbt-eventbridge sync --full-refresh --sync {sync.name}` to send every row again as "
+                    f"added, or `dbt-eventbridge rebaseline --sync {sync.name}` to take the model as delivered "
+                    f"without sending, or `dbt-eventbridge reset --sync {sync.name}` (the next run sends every row "
+                    "as added); each rebuilds the state in the new shape. Or change the key back")
+        layout = previous.restarted(model)
+        layout.restart = True
+        return PlanSpec(layout, previous, False, [], [], [f"{why}; the state is rebuilt in the new shape"])
+    layout = previous.evolve(model)
+    current = layout.shape
+    notes: list[str] = []
+    older = [s for s in sorted(previous.shapes.values(), key=lambda s: s.id) if s.id != current.id]
+    stored_fps = [s.id for s in older if s.same_hash(current)]
+    shapes = [_compare(s, current, model, notes) for s in older]
+    if layout is not previous:
+        old_cols = {c.name: c.dtype for c in previous.shape.columns if c.name != LEGACY_ROW}
+        new_cols = dict(model.columns)
+        added = sorted(set(new_cols) - set(old_cols))
+        gone = sorted(set(old_cols) - set(new_cols))
+        retyped = sorted(c for c in set(new_cols) & set(old_cols) if new_cols[c] != old_cols[c])
+        parts = [f"{label} {', '.join(cols)}" for label, cols in
+                 (("added", added), ("dropped", gone), ("type changed", retyped)) if cols]
+        if previous.shape.tracked != current.tracked:
+            parts.append("tracked columns changed")
+        if previous.shape.hash_version != current.hash_version:
+            parts.append(f"fingerprint {previous.shape.hash_version} -> {current.hash_version}")
+        notes.insert(0, "schema changed since the last delivered run (" + "; ".join(parts or ["column order"])
+                     + "): rows whose values changed in the columns both have are sent as changed, the others "
+                       "re-baselined without sending")
+    return PlanSpec(layout, previous, True, stored_fps, shapes, notes)
+
+
+def _compare(s: Shape, current: Shape, model: ModelColumns, notes: list[str]) -> dict[str, Any]:
+    """How rows stored in shape ``s`` are compared with the model (see plan_select_sql)."""
+    names = dict(model.columns)
+    if s.legacy:
+        if s.hash_version == current.hash_version and all(c in names for c in s.tracked):
+            return {"id": s.id, "mode": "legacy", "pairs": [[c, None, False] for c in s.tracked]}
+        notes.append("rows delivered by an earlier version whose fingerprint cannot be compared any more are "
+                     "re-baselined without sending")
+        return {"id": s.id, "mode": "rebaseline", "pairs": []}
+    stored = s.by_name
+    common = [c for c in current.tracked if c in s.tracked and c in stored]
+    return {"id": s.id, "mode": "compare",
+            "pairs": [[c, phys(stored[c].index), stored[c].dtype != names[c]] for c in common]}
+
+
+def plan_select(project: DbtProject, model: Any, state: Any, shape: ModelShape, spec: PlanSpec,
+                full_refresh: bool, has_duplicates: bool = True) -> str:
+    quote = project.quote
+    shapes = [{**o, "pairs": [[quote(m), p, cast] for m, p, cast in o["pairs"]]} for o in spec.shapes]
+    state_keys: list[str] = []
+    old_columns: list[list[str]] = []
+    if spec.with_state and spec.previous is not None:
+        key_index = {c.name: c.index for c in spec.previous.shape.columns}
+        state_keys = [phys(key_index[k]) for k in shape.keys]
+        old_columns = [[phys(c.index), old(c.index)] for c in spec.previous.physical()]
+    return project.render_macro(
+        "plan_select_sql", model=model, state=state if spec.with_state else None,
+        keys=shape.quoted(project, shape.keys), columns=shape.quoted(project, shape.columns),
+        hash_columns=shape.quoted(project, shape.hash_columns), state_keys=state_keys, old_columns=old_columns,
+        current=spec.layout.current, stored_fps=spec.stored_fps, shapes=shapes, full_refresh=full_refresh,
+        has_duplicates=has_duplicates)
+
+
+# -- reading the plan -------------------------------------------------------------------------
 
 def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     keys = shape.quoted(project, shape.keys)
@@ -83,7 +245,7 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
         null_rows, total, distinct = (int(v or 0) for v in rows[0])
     except WarehouseError as e:
         per_part = int(project.call("key_distinct_rows_per_part"))
-        if "Out of Memory" not in str(e) or not per_part:
+        if not project.out_of_memory(e) or not per_part:
             raise
         # Many keys on a memory-capped engine (DuckDB): distinct keys counted per hash partition.
         rows = project.execute(project.render_macro("key_totals_sql", model=model, keys=keys), fetch=True)
@@ -105,16 +267,6 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     return audit
 
 
-def plan_select(project: DbtProject, model: Any, state_sql: Any, shape: ModelShape, full_refresh: bool,
-                compare_columns: list[str] | None = None, rebaseline_all: bool = False,
-                has_duplicates: bool = True) -> str:
-    return project.render_macro(
-        "plan_select_sql", model=model, state=state_sql, keys=shape.quoted(project, shape.keys),
-        columns=shape.quoted(project, shape.columns), hash_columns=shape.quoted(project, shape.hash_columns),
-        full_refresh=full_refresh, compare_columns=compare_columns, rebaseline_all=rebaseline_all,
-        has_duplicates=has_duplicates)
-
-
 def create_temp_plan(project: DbtProject, plan_sql: str) -> str:
     """A dry run's plan, in a temporary table of this session; returns its name."""
     name = f"eb_dry_run_{uuid.uuid4().hex[:12]}"
@@ -134,18 +286,41 @@ def has_duplicate_keys(project: DbtProject, plan: Any, shape: ModelShape) -> boo
     return bool(rows and rows[0][0])
 
 
-def empty_state_select(project: DbtProject, model: Any, shape: ModelShape) -> str:
-    return project.render_macro("empty_state_sql", model=model, keys=shape.quoted(project, shape.keys),
-                                hash_columns=shape.quoted(project, shape.hash_columns),
-                                columns=shape.quoted(project, shape.columns))
-
-
 def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     """Rows per op: added, changed, removed, and rebaseline (recorded, never sent)."""
     rows = project.execute(f"select _eb_op, count(*) from {plan} as p group by _eb_op", fetch=True)
     counts = {op: 0 for op in OPS}
     counts.update({str(op): int(n) for op, n in rows})
     return counts
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """How plan rows become the values templates see (picklable, for --workers).
+
+    New values come under the model's names; the delivered ones (removed rows, old_row)
+    from the state's physical columns, named by the shape each row was delivered in. JSON
+    columns that the driver returns as text are parsed, so a JSON object stays one."""
+
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    json_columns: frozenset[str]
+    # shape id -> ((name, physical index, is JSON), ...); legacy shapes have the JSON text column.
+    shapes: tuple[tuple[int, tuple[tuple[str, int, bool], ...], bool], ...] = ()
+
+    @classmethod
+    def make(cls, shape: ModelShape, layout: Layout | None, json_types: set[str]) -> "RowSpec":
+        def is_json(dtype: str) -> bool:
+            return dtype.strip().lower() in json_types
+
+        shapes = []
+        for s in (layout.shapes.values() if layout else ()):
+            shapes.append((s.id, tuple((c.name, c.index, is_json(c.dtype)) for c in s.columns), s.legacy))
+        return cls(tuple(shape.columns), tuple(shape.keys),
+                   frozenset(c for c in shape.columns if is_json(shape.dtypes.get(c, ""))), tuple(shapes))
+
+    def old_indexes(self) -> list[int]:
+        return sorted({i for _, cols, _ in self.shapes for _, i, _ in cols})
 
 
 @dataclass
@@ -161,82 +336,116 @@ class PlanRows:
         return self.reader(self.rows)
 
 
-def changes(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape, batch_size: int,
+def changes(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec, batch_size: int,
             seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> Iterator[PlanRows]:
     """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
     if not ops:
         return
     reader: ChangeReader | None = None
-    sql = changes_sql(project, source_sql, ops, shape, seq_range, old_rows)
+    sql = changes_sql(project, source_sql, ops, spec, seq_range, old_rows)
     for names, rows in project.stream(sql, batch_size):
         if reader is None:
-            reader = ChangeReader(names, shape)
+            reader = ChangeReader(names, spec)
         yield PlanRows(reader, rows)
 
 
-def changes_sql(project: DbtProject, source_sql: str, ops: list[str], shape: ModelShape,
+def changes_sql(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec,
                 seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> str:
     op_list = ", ".join(f"'{op}'" for op in ops)
-    # The JSON columns cross the wire only where they are used: the delivered values of a
-    # removed row are its payload; for changed rows, the old and new values give old_row
-    # and changed_columns, read only when a template uses them.
-    cols = ", ".join(f"p.{c}" for c in shape.quoted(project, shape.columns))
+    # The delivered values cross the wire only where they are used: they are the payload of
+    # a removed row; for changed rows they give old_row and changed_columns, read only when
+    # a template uses them.
+    cols = [f"p.{c}" for c in (project.quote(n) for n in spec.columns)]
     if old_rows:
-        json_cols = "p._eb_old_row, case when p._eb_op = 'changed' then p._eb_row end as _eb_row"
+        cols += [f"p.{old(i)}" for i in spec.old_indexes()]
     else:
-        json_cols = "case when p._eb_op = 'removed' then p._eb_old_row end as _eb_old_row, null as _eb_row"
-    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, {json_cols}, {cols} from {source_sql} as p "
+        cols += [f"case when p._eb_op = 'removed' then p.{old(i)} end as {old(i)}" for i in spec.old_indexes()]
+    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, p._eb_shape, {', '.join(cols)} from {source_sql} as p "
            f"where p._eb_op in ({op_list})")
     if seq_range is not None:
         sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
     return sql
 
 
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if type(a) is float and type(b) is float and math.isnan(a) and math.isnan(b):
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # values some drivers return do not compare; then they differ
+        return False
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (str, bytes, bytearray)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 class ChangeReader:
     """Plan rows (as the cursor returns them) to Changes; picklable, for --workers."""
 
-    def __init__(self, names: list[str], shape: ModelShape) -> None:
+    def __init__(self, names: list[str], spec: RowSpec) -> None:
         pos = {n.lower(): i for i, n in enumerate(names)}
         self.names = list(names)
-        self.shape = shape
-        self.key_idx = [(k, pos[k.lower()]) for k in shape.keys]
-        self.col_idx = [(c, pos[c.lower()]) for c in shape.columns]
-        self.i_seq, self.i_op, self.i_hash = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"]
-        self.i_old, self.i_new = pos["_eb_old_row"], pos["_eb_row"]
-        # changes_sql selects the model's columns last, in order: one slice per row.
+        self.spec = spec
+        self.key_idx = [(k, pos[k.lower()]) for k in spec.keys]
+        self.col_idx = [(c, pos[c.lower()]) for c in spec.columns]
+        self.json_idx = [(c, pos[c.lower()]) for c in spec.columns if c in spec.json_columns]
+        self.i_seq, self.i_op, self.i_hash, self.i_shape = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"], \
+            pos["_eb_shape"]
+        # per shape: [(name, position, is JSON)], and the JSON text column of a legacy shape
+        self.shapes: dict[int, tuple[list[tuple[str, int, bool]], int | None]] = {}
+        for sid, cols, legacy in spec.shapes:
+            named = [(n, pos[old(i)], j) for n, i, j in cols if n != LEGACY_ROW and old(i) in pos]
+            text = next((pos[old(i)] for n, i, _ in cols if n == LEGACY_ROW and old(i) in pos), None) \
+                if legacy else None
+            self.shapes[sid] = (named, text)
+        # changes_sql selects the model's columns right after the four bookkeeping columns, in order.
         idx = [i for _, i in self.col_idx]
-        self.col_slice = idx[0] if idx and idx == list(range(idx[0], idx[0] + len(idx))) \
-            and idx[-1] == len(names) - 1 else None
+        self.col_slice = (idx[0], idx[0] + len(idx)) if idx and idx == list(range(idx[0], idx[0] + len(idx))) \
+            else None
+
+    def _old(self, r: tuple) -> dict[str, Any] | None:
+        sid = r[self.i_shape]
+        if sid is None:
+            return None
+        found = self.shapes.get(int(sid))
+        if found is None:
+            return None
+        named, text = found
+        if text is not None:  # delivered by version 1: the warehouse's JSON of the row, keys typed
+            row = dict(json.loads(r[text]) if r[text] is not None else {})
+            row.update({n: r[i] for n, i, _ in named})
+            return row
+        return {n: (_json(r[i]) if j else r[i]) for n, i, j in named}
 
     def __call__(self, rows: list[tuple]) -> list[Change]:
         batch = []
-        columns = self.shape.columns
-        i_op, i_old, i_new, i_seq, i_hash = self.i_op, self.i_old, self.i_new, self.i_seq, self.i_hash
-        key_idx, col_idx, start = self.key_idx, self.col_idx, self.col_slice
+        columns = self.spec.columns
+        i_op, i_seq, i_hash = self.i_op, self.i_seq, self.i_hash
+        key_idx, col_idx, sl, json_idx = self.key_idx, self.col_idx, self.col_slice, self.json_idx
         for r in rows:
             op = r[i_op]
-            old = r[i_old]
-            old_row = None if old is None else _loads(old)
-            key = {k: r[i] for k, i in key_idx}
+            old_row = self._old(r)
+            key = {k: r[i] for k, i in key_idx}  # for removed rows too: the plan keeps the delivered key
             if op == "removed":
                 row = old_row or {}
                 changed: list[str] = []
             else:
-                row = dict(zip(columns, r[start:])) if start is not None else {c: r[i] for c, i in col_idx}
+                row = dict(zip(columns, r[sl[0]:sl[1]])) if sl is not None else {c: r[i] for c, i in col_idx}
+                for c, i in json_idx:
+                    row[c] = _json(r[i])
                 changed = []
                 if op == "changed" and old_row is not None:
-                    new = _loads(r[i_new]) or {}
-                    changed = [c for c in columns if new.get(c) != old_row.get(c)]
+                    changed = [c for c in columns if c in old_row and not _same(row[c], old_row[c])]
             batch.append(Change(r[i_seq], op, key, row, old_row, r[i_hash], changed))
         return batch
 
     def key_of(self, row: tuple) -> tuple:
         return tuple(row[i] for _, i in self.key_idx)
-
-
-def _loads(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value
-    return json.loads(value)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from dbt_eventbridge.errors import ProjectError, WarehouseError
+from dbt_eventbridge.errors import ProjectError, TerminalError, WarehouseError
 
 PACKAGE = "dbt_eventbridge"
+SYNCABLE = ("model", "seed", "snapshot")
 INSTALL_HINT = (
     "Add the dbt package to the project's packages.yml (`- local: <path to a dbt-eventbridge checkout>`, or "
     "`- git: <its git URL>` with a `revision:`) and run `dbt deps`")
@@ -38,25 +39,59 @@ class ModelNode:
     file: str | None  # the schema file that declared the meta, for error messages
     materialized: str
     enabled: bool = True
+    resource_type: str = "model"
+
+
+FAILED = ("error", "skipped", "fail", "runtime error")
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    status: str
+    invocation_id: str | None
+    command: str | None
+    at: str | None = None
 
 
 @dataclass
 class LastRun:
-    """What ``target/run_results.json`` says about the last dbt invocation."""
+    """What dbt did to each synced node: its last build and the last run of each of its tests,
+    from ``target/run_results.json`` (the last invocation) and from the results the package's
+    on-run-end hook recorded for earlier ones (``_eb_dbt_results``)."""
 
     invocation_id: str | None = None
     command: str | None = None
-    statuses: dict[str, str] = field(default_factory=dict)  # unique_id -> status
-    failed_tests: dict[str, list[str]] = field(default_factory=dict)  # model unique_id -> failing tests
+    statuses: dict[str, str] = field(default_factory=dict)  # unique_id -> status, last invocation
+    builds: dict[str, NodeResult] = field(default_factory=dict)            # node -> its last build
+    tests: dict[str, dict[str, NodeResult]] = field(default_factory=dict)  # node -> test -> last run
+    test_names: dict[str, str] = field(default_factory=dict)
+
+    def record(self, node: str, kind: str, test: str | None, result: NodeResult) -> None:
+        if kind == "build":
+            self.builds[node] = result
+        else:
+            self.tests.setdefault(node, {})[test or ""] = result
+
+    def _when(self, res: NodeResult) -> str:
+        if res.invocation_id and res.invocation_id == self.invocation_id:
+            return f"in the last dbt invocation ({res.command or 'dbt'}, status '{res.status}')"
+        at = f" at {res.at.replace('T', ' ')} UTC" if res.at else ""
+        return f"in an earlier dbt invocation ({res.command or 'dbt'}{at}, status '{res.status}')"
 
     def reason_to_skip(self, unique_id: str) -> str | None:
-        status = self.statuses.get(unique_id)
-        if status in ("error", "skipped", "fail", "runtime error"):
-            return f"it {'was skipped' if status == 'skipped' else 'failed'} in the last dbt invocation " \
-                   f"({self.command or 'dbt'}, status '{status}')"
-        tests = self.failed_tests.get(unique_id)
-        if tests:
-            return f"its tests failed in the last dbt invocation ({', '.join(sorted(tests)[:3])})"
+        build = self.builds.get(unique_id)
+        if build is not None and build.status in FAILED:
+            verb = "was skipped" if build.status == "skipped" else "failed"
+            since = "" if build.invocation_id == self.invocation_id else \
+                ", and no dbt invocation has built it successfully since"
+            return f"it {verb} {self._when(build)}{since}"
+        failed = {t: r for t, r in self.tests.get(unique_id, {}).items() if r.status in ("fail", "error")}
+        if failed:
+            names = sorted(self.test_names.get(t, t) for t in failed)
+            latest = max(failed.values(), key=lambda r: (r.invocation_id == self.invocation_id, r.at or ""))
+            since = "" if latest.invocation_id == self.invocation_id else \
+                ", and no dbt invocation has run them successfully since"
+            return f"its tests failed {self._when(latest)} ({', '.join(names[:3])}){since}"
         return None
 
 
@@ -140,7 +175,8 @@ class DbtProject:
         """Model unique_ids matched by dbt's own selection syntax."""
         from dbt.cli.main import dbtRunner
 
-        args = ["ls", "--quiet", "--resource-type", "model", "--output", "json", "--output-keys", "unique_id",
+        types = [a for t in SYNCABLE for a in ("--resource-type", t)]
+        args = ["ls", "--quiet", *types, "--output", "json", "--output-keys", "unique_id",
                 *self._cli_args()]
         if select:
             args += ["--select", *select]
@@ -154,9 +190,11 @@ class DbtProject:
 
     # -- the manifest and artifacts ----------------------------------------------------------
     def models(self) -> list[ModelNode]:
+        """Every node with a relation a sync can read: models, and seeds and snapshots too (a
+        snapshot is a natural source of change events)."""
         out = []
         for uid, node in self.manifest.nodes.items():
-            if node.resource_type.value != "model":
+            if node.resource_type.value not in SYNCABLE:
                 continue
             meta = dict(node.config.meta or {}) or dict(node.meta or {})
             patch = getattr(node, "patch_path", None)
@@ -164,8 +202,36 @@ class DbtProject:
             out.append(ModelNode(
                 unique_id=uid, name=node.name, relation_name=node.relation_name, database=node.database,
                 schema=node.schema, alias=node.alias or node.name, meta=meta, file=file,
-                materialized=node.config.materialized, enabled=node.config.enabled))
+                materialized=node.config.materialized, enabled=node.config.enabled,
+                resource_type=node.resource_type.value))
         return out
+
+    def yaml_meta(self, node: ModelNode, key: str) -> Any:
+        """The node's ``meta: {key: ...}`` as written in its schema YAML (before dbt rendered
+        its Jinja), or None when it is not declared in a YAML file of this project."""
+        if not node.file or not node.file.endswith((".yml", ".yaml")):
+            return None
+        path = self.project_dir / node.file
+        docs = self._cache.setdefault("yaml_files", {})
+        if path not in docs:
+            import yaml
+
+            try:
+                docs[path] = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                docs[path] = {}
+        doc = docs[path]
+        if not isinstance(doc, dict):
+            return None
+        for section in ("models", "seeds", "snapshots"):
+            for entry in doc.get(section) or []:
+                if not isinstance(entry, dict) or entry.get("name") != node.name:
+                    continue
+                config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+                for meta in (config.get("meta"), entry.get("meta")):
+                    if isinstance(meta, dict) and key in meta:
+                        return meta[key]
+        return None
 
     @property
     def target_path(self) -> Path:
@@ -174,30 +240,56 @@ class DbtProject:
 
     def last_run(self) -> LastRun:
         path = self.target_path / "run_results.json"
+        out = LastRun()
         if not path.exists():
-            return LastRun()
+            return out
         try:
             data = json.loads(path.read_text())
             results = data["results"]
-            out = LastRun(invocation_id=data.get("metadata", {}).get("invocation_id"),
-                          command=(data.get("args") or {}).get("which"))
+            out.invocation_id = data.get("metadata", {}).get("invocation_id")
+            out.command = (data.get("args") or {}).get("which")
+            at = (data.get("metadata") or {}).get("generated_at")
             for r in results:
                 out.statuses[r["unique_id"]] = str(r["status"]).lower()
         except (ValueError, KeyError, TypeError) as e:
             raise ProjectError(f"{path} is not a readable run_results.json ({e.__class__.__name__}: {e})",
                                fix="Delete it, or run dbt again to rewrite it") from None
-        # A failing test marks the models it tests: under `dbt build` those are the models
-        # dbt would have skipped downstream, and we must not publish their content either.
         for uid, status in out.statuses.items():
-            if not uid.startswith("test.") or status not in ("fail", "error"):
-                continue
-            node = self.manifest.nodes.get(uid)
-            if node is None:
-                continue
-            for parent in node.depends_on.nodes:
-                if parent.startswith("model."):
-                    out.failed_tests.setdefault(parent, []).append(node.name)
+            self._record(out, uid, NodeResult(status, out.invocation_id, out.command, at))
         return out
+
+    def _record(self, out: LastRun, uid: str, res: NodeResult) -> None:
+        node = self.manifest.nodes.get(uid)
+        if node is None:
+            return
+        kind = node.resource_type.value
+        if kind in SYNCABLE:
+            out.record(uid, "build", None, res)
+        elif kind == "test":
+            # A failing test marks the nodes it tests: under `dbt build` those are the models
+            # dbt would have skipped downstream, and we must not publish their content either.
+            out.test_names[uid] = node.name
+            for parent in node.depends_on.nodes:
+                if parent.split(".", 1)[0] in SYNCABLE:
+                    out.record(parent, "test", uid, res)
+
+    def merge_recorded(self, out: LastRun, rows: list[tuple]) -> None:
+        """Results of earlier invocations (model_id, node_id, kind, status, invocation_id,
+        command, completed_at); the last invocation's own results (run_results.json) win."""
+        last = dict(out.builds), {k: dict(v) for k, v in out.tests.items()}
+        for model_id, node_id, kind, status, inv, command, at in rows:
+            node = self.manifest.nodes.get(str(node_id))
+            if node is None or str(model_id) not in self.manifest.nodes:
+                continue  # a test or model that no longer exists
+            res = NodeResult(str(status).lower(), inv, command, at)
+            if kind == "build":
+                out.builds[str(model_id)] = res
+            else:
+                out.test_names[str(node_id)] = node.name
+                out.tests.setdefault(str(model_id), {})[str(node_id)] = res
+        out.builds.update(last[0])
+        for model_id, tests in last[1].items():
+            out.tests.setdefault(model_id, {}).update(tests)
 
     # -- the adapter -------------------------------------------------------------------------
     def open_adapter(self) -> None:
@@ -226,16 +318,41 @@ class DbtProject:
         return self.adapter.type()
 
     @contextlib.contextmanager
-    def connection(self, name: str = "dbt_eventbridge") -> Iterator[None]:
-        with self.adapter.connection_named(name):
+    def connection(self, name: str = "dbt_eventbridge", wait_seconds: int = 0) -> Iterator[None]:
+        """The warehouse connection. An embedded database held by another process (DuckDB lets
+        one process write a file) is waited for up to ``wait_seconds`` (lock_wait_seconds)."""
+        import time
+
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            opened = False
             try:
-                self.execute("select 1")
-            except WarehouseError as e:
-                raise WarehouseError(f"could not connect to the warehouse (target '{self.config.target_name}'): "
-                                     f"{e.message.split(': ', 1)[-1]}",
-                                     fix="Check profiles.yml (a relative DuckDB path is relative to the current "
-                                         "folder); `dbt debug` shows the connection details") from None
-            yield
+                with self.adapter.connection_named(name):
+                    self._open(name)
+                    opened = True
+                    yield
+                return
+            except BusyError:
+                if opened or time.monotonic() >= deadline:
+                    raise
+                self.adapter.cleanup_connections()
+                time.sleep(1)
+
+    def _open(self, name: str) -> None:
+        try:
+            self.execute("select 1")
+        except WarehouseError as e:
+            holder = _file_lock_holder(e.message)
+            if holder is not None:
+                raise BusyError(
+                    f"another run is syncing right now: the warehouse file is held by another process ({holder}); "
+                    "DuckDB lets one process write a database file, so this run published nothing",
+                    fix="Wait for it to finish (a `dbt` command holds the file too); lock_wait_seconds makes this "
+                        "run wait instead") from None
+            raise WarehouseError(f"could not connect to the warehouse (target '{self.config.target_name}'): "
+                                 f"{e.message.split(': ', 1)[-1]}",
+                                 fix="Check profiles.yml (a relative DuckDB path is relative to the current "
+                                     "folder); `dbt debug` shows the connection details") from None
 
     def macro_context(self) -> dict[str, Any]:
         """dbt's runtime context (var, env_var, target, the project's macros) for our templates."""
@@ -376,10 +493,26 @@ class DbtProject:
             relation = self.adapter.get_relation(node.database, node.schema, node.alias)
             if relation is None:
                 return None
-            return [(c.name, c.dtype) for c in self.adapter.get_columns_in_relation(relation)]
         except Exception as e:
             raise WarehouseError(f"reading the columns of {node.relation_name} failed: {_first_line(e)}",
                                  fix=memory_fix(e)) from None
+        return self.relation_columns(relation)
+
+    def relation_columns(self, relation: Any) -> list[tuple[str, str]]:
+        """(name, type) of a relation's columns, typed the same way from run to run (a macro per adapter)."""
+        try:
+            with self.transaction():
+                return [(str(n), str(t)) for n, t in self.adapter.execute_macro(
+                    "relation_columns", project=PACKAGE, kwargs={"relation": relation})]
+        except WarehouseError:
+            raise
+        except Exception as e:
+            raise WarehouseError(f"reading the columns of {relation} failed: {_first_line(e)}",
+                                 fix=memory_fix(e)) from None
+
+    @staticmethod
+    def out_of_memory(e: BaseException) -> bool:
+        return memory_fix(e) is not None
 
     def relation(self, node: ModelNode) -> Any:
         return self.adapter.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)
@@ -393,6 +526,20 @@ class DbtProject:
         (dbt's quote() does not, so a column named `a"b` would change the SQL)."""
         mark = self.adapter.quote("x")[0]
         return mark + name.replace(mark, mark * 2) + mark
+
+
+class BusyError(TerminalError):
+    """The warehouse is held by another process (an embedded database file)."""
+
+
+def _file_lock_holder(message: str) -> str | None:
+    """DuckDB's "Could not set lock on file ... Conflicting lock is held in <program> (PID n)"."""
+    import re
+
+    if "Could not set lock on file" not in message:
+        return None
+    found = re.search(r"Conflicting lock is held in (.*?\(PID \d+\))", message)
+    return found.group(1) if found else "another process"
 
 
 def memory_fix(e: BaseException) -> str | None:

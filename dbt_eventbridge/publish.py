@@ -34,6 +34,12 @@ AUTH_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId", "
                         "AccessDenied", "AuthFailure", "InvalidAccessKeyId"})
 
 
+def _not_eventbridge(code: str, status: int) -> bool:
+    """AWS answers errors with a code (JSON ``__type``); only a 413 or a 5xx may come bare."""
+    bare = not code or code.isdigit() or code == "InvalidResponse"
+    return bare and status != 413 and status < 500
+
+
 @dataclass
 class Outcome:
     accepted: list[tuple[Entry, str]] = field(default_factory=list)       # entry, AWS EventId
@@ -310,6 +316,13 @@ class Publisher:
                 code = str(err.get("Code") or "")
                 msg = str(err.get("Message") or e)
                 status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                if _not_eventbridge(code, status):
+                    # An answer no AWS service gives (a web page, a proxy's 404): the endpoint is
+                    # not EventBridge. Rejecting every row would say the rows are bad; they are not.
+                    raise EndpointError(f"could not reach EventBridge: the endpoint answered HTTP {status} "
+                                        f"({' '.join(msg.split())[:120]}), which is not an EventBridge answer",
+                                        fix="Check endpoint_url / the region and any proxy; what was accepted "
+                                            "before is recorded, nothing else was") from None
                 if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException"):
                     if len(pending) == 1:
                         out.rejected.append((pending[0], "EntryTooLarge", f"AWS refused the entry as too large "

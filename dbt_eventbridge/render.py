@@ -26,16 +26,16 @@ import jinja2.meta
 import jinja2.nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from dbt_eventbridge.config import DetailSpec, SyncConfig
+from dbt_eventbridge.config import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.errors import Problem
-from dbt_eventbridge.jsonvalues import dumps, to_json_value, to_text
+from dbt_eventbridge.jsonvalues import MAX_SAFE_INT, dumps, to_json_value, to_text
 from dbt_eventbridge.putevents import entry_json
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d3b8e-4f0c-5a59-9d0e-2b7c1e8a9f10")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 MAX_DETAIL_TYPE = 128
 MAX_RESOURCE = 2048
-_CONTEXT_NAMES = {"row", "old_row", "op", "changed_columns", "sync", "event_id", "key"}
+_CONTEXT_NAMES = TEMPLATE_NAMES
 
 
 class JsonFragment(str):
@@ -65,7 +65,7 @@ def _as_json_value(value: Any) -> str:
     if cls is str:
         return dumps(value)
     if cls is int:
-        return str(value)
+        return str(value) if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else f'"{value}"'
     if value is None:
         return "null"
     if cls is bool:
@@ -129,15 +129,30 @@ def make_json_safe(source: str, env: jinja2.Environment) -> str:
 
 class _Sandbox(SandboxedEnvironment):
     """Rows are dicts: ``row.x`` reads the column first (the sandbox's default tries a
-    Python attribute, fails with an exception, then the item: 3x slower per value)."""
+    Python attribute, fails with an exception, then the item: 3x slower per value).
+
+    ``aliases``: names templates use for a column that the relation spells differently
+    (``row.customer_id`` for Snowflake's CUSTOMER_ID), resolved by the same rule as every
+    other name in the config (plan.ColumnResolver)."""
+
+    aliases: dict[str, str] = {}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict:
             try:
                 return obj[attribute]
             except KeyError:
-                pass
+                real = self.aliases.get(attribute)
+                if real is not None and real in obj:
+                    return obj[real]
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(obj) is dict and type(argument) is str and argument not in obj:
+            real = self.aliases.get(argument)
+            if real is not None and real in obj:
+                return obj[real]
+        return super().getitem(obj, argument)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - jinja's
         # Our own wrappers of dbt's var/env_var and project macros are safe by construction.
@@ -150,7 +165,7 @@ def _finalize(v: Any) -> str:
     return v if isinstance(v, str) else to_text(v)
 
 
-def _environment(text: bool = True) -> jinja2.Environment:
+def _environment(text: bool = True, aliases: Mapping[str, str] | None = None) -> jinja2.Environment:
     # Sandboxed: templates come from the project, but rendering must never reach into
     # Python objects beyond the values and dbt helpers we hand it.
     env = _Sandbox(
@@ -163,6 +178,7 @@ def _environment(text: bool = True) -> jinja2.Environment:
     env.filters["fromjson"] = _fromjson
     env.filters["__eb_in_string"] = _in_json_string
     env.filters["__eb_value"] = _as_json_value
+    env.aliases = dict(aliases or {})
     return env
 
 
@@ -316,7 +332,7 @@ class _Text:
 
 class _Detail:
     def __init__(self, env: jinja2.Environment, spec: DetailSpec, project_dir: Path,
-                 dbt_context: Mapping[str, Any], model_columns: list[str]) -> None:
+                 dbt_context: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
         self.spec = spec
         self.mode = spec.mode
         self.template = None
@@ -329,7 +345,7 @@ class _Detail:
         if spec.template is not None or spec.template_file is not None:
             text = spec.template if spec.template is not None else \
                 (project_dir / spec.template_file).read_text()  # type: ignore[operator]
-            denv = _environment(text=False)
+            denv = _environment(text=False, aliases=aliases)
             self.template = _Compiled(denv, make_json_safe(text, denv), _globals_for(denv, text, dbt_context))
             self.names = _names(denv, text)
             safe = make_json_safe(text, denv)
@@ -337,7 +353,9 @@ class _Detail:
             wrapped = bool(tokens) and tokens[0][0] == "data" and tokens[0][1].startswith("{") \
                 and tokens[-1][0] == "data" and tokens[-1][1].endswith("}")
             self.validate_each = "{%" in text or not wrapped
-        self.columns = list(spec.columns) if spec.columns else [(c, c) for c in model_columns]
+        # None: every column of the row, under its own name. A removed row has the columns it
+        # was delivered with, so its detail is the one that was delivered.
+        self.columns = list(spec.columns) if spec.columns else None
 
     def render(self, change: Change, ctx: Mapping[str, Any]) -> str:
         if self.template is not None:
@@ -360,18 +378,43 @@ class _Detail:
             return text  # compact already: make_json_safe dropped the template's whitespace
         if self.mode == "column":
             raw = change.row.get(self.spec.column)  # type: ignore[arg-type]
-            if isinstance(raw, (str, bytes)):
+            if isinstance(raw, (bytes, bytearray, memoryview)):
+                try:
+                    raw = bytes(raw).decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise RowRejected("InvalidDetail", f"column '{self.spec.column}' holds bytes that are not "
+                                      f"UTF-8 text (at byte {e.start}), so not a JSON object") from None
+            if isinstance(raw, str):
                 try:
                     raw = json.loads(raw)
                 except ValueError as e:
                     raise RowRejected("InvalidDetail", f"column '{self.spec.column}' does not hold valid JSON "
-                                      f"({e.msg}): {str(raw)[:200]!r}") from None
+                                      f"({getattr(e, 'msg', e)}): {raw[:200]!r}") from None
             if not isinstance(raw, dict):
                 raise RowRejected("InvalidDetail", f"column '{self.spec.column}' holds "
                                   f"{'NULL' if raw is None else 'a JSON ' + type(raw).__name__}, not a JSON object")
             return dumps(to_json_value(raw))
         row = change.row
+        if self.columns is None:
+            return dumps({col: to_json_value(v) for col, v in row.items()})
         return dumps({out: to_json_value(row.get(col)) for col, out in self.columns})
+
+
+def _aliases(sync: SyncConfig, project_dir: Path, model_columns: list[str]) -> dict[str, str]:
+    """Names templates use for columns the relation spells otherwise (see _Sandbox)."""
+    resolver = ColumnResolver(model_columns)
+    env = _environment()
+    out: dict[str, str] = {}
+    for _, src in _template_sources(sync, project_dir):
+        try:
+            used = row_columns_used(src, env)
+        except jinja2.TemplateSyntaxError:
+            continue
+        for name in used:
+            real = resolver.find(name)
+            if real is not None and real != name:
+                out[name] = real
+    return out
 
 
 def _globals_for(env: jinja2.Environment, source: str, dbt_context: Mapping[str, Any]) -> dict[str, Any]:
@@ -430,13 +473,62 @@ def _fast(name: str, value: Any) -> Any:
     return value
 
 
+def _template_sources(sync: SyncConfig, project_dir: Path, problems: list[Problem] | None = None
+                      ) -> list[tuple[str, str]]:
+    """(YAML path, template text) of every template of a sync, for its published triggers."""
+    out: list[tuple[str, str]] = []
+    base = sync.yaml_path
+    if sync.source is not None:
+        out.append((f"{base}.source", sync.source))
+    if sync.detail_type is not None:
+        out.append((f"{base}.detail_type", sync.detail_type))
+    out += [(f"{base}.resources[{i}]", r) for i, r in enumerate(sync.resources)]
+    specs = [(f"{base}.detail", sync.detail)]
+    for op, t in sync.triggers.items():
+        if t.source:
+            out.append((f"{base}.triggers.{op}.source", t.source))
+        if t.detail_type:
+            out.append((f"{base}.triggers.{op}.detail_type", t.detail_type))
+        if t.detail:
+            specs.append((f"{base}.triggers.{op}.detail", t.detail))
+    for path, spec in specs:
+        if spec.template_file is not None:
+            f = project_dir / spec.template_file
+            if not f.is_file():
+                if problems is not None:
+                    problems.append(Problem(f"template file '{spec.template_file}' does not exist "
+                                            f"(looked in {project_dir})", sync.model_name, sync.name,
+                                            path + ".template_file",
+                                            "Give the path relative to the dbt project folder"))
+                continue
+            out.append((path + ".template_file", f.read_text()))
+        elif spec.template is not None:
+            out.append((path + ".template", spec.template))
+    return out
+
+
+def unset_env_vars(source: str, env: jinja2.Environment) -> list[str]:
+    """Variables a template reads with ``env_var('NAME')`` (no default) that are not set:
+    dbt's env_var fails on each of them, which would reject every row."""
+    import os
+
+    missing = []
+    for call in env.parse(source).find_all(jinja2.nodes.Call):
+        if isinstance(call.node, jinja2.nodes.Name) and call.node.name == "env_var" and len(call.args) == 1 \
+                and not call.kwargs and isinstance(call.args[0], jinja2.nodes.Const) \
+                and isinstance(call.args[0].value, str) and call.args[0].value not in os.environ:
+            missing.append(call.args[0].value)
+    return missing
+
+
 class Renderer:
     """Turns the changes of one sync into PutEvents entries."""
 
     def __init__(self, sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],
                  model_columns: list[str]) -> None:
         self.sync = sync
-        env = _environment()
+        aliases = _aliases(sync, project_dir, model_columns)
+        env = _environment(aliases=aliases)
         self.env = env
         self._sync_ctx = {"name": sync.name, "model": sync.model_name, "primary_key": list(sync.primary_key),
                           "event_bus": sync.event_bus}
@@ -444,14 +536,15 @@ class Renderer:
         def text(src: str) -> _Text:
             return _Text(env, src, _globals_for(env, src, dbt_context))
 
-        self._source = {op: text(sync.source_for(op)) for op in ("added", "changed", "removed")}
-        self._detail_type = {op: text(sync.detail_type_for(op)) for op in ("added", "changed", "removed")}
+        ops = [op for op in ("added", "changed", "removed") if op in sync.triggers]
+        self._source = {op: text(sync.source_for(op)) for op in ops}
+        self._detail_type = {op: text(sync.detail_type_for(op)) for op in ops}
         details: dict[DetailSpec, _Detail] = {}
         self._detail = {}
-        for op in ("added", "changed", "removed"):
+        for op in ops:
             spec = sync.detail_for(op)
             if spec not in details:
-                details[spec] = _Detail(env, spec, project_dir, dbt_context, model_columns)
+                details[spec] = _Detail(env, spec, project_dir, dbt_context, aliases)
             self._detail[op] = details[spec]
         self._resources = [text(r) for r in sync.resources]
         used = set().union(*(d.names for d in details.values()))
@@ -468,30 +561,8 @@ class Renderer:
         """Compile every template of a sync and check the columns they read; returns problems."""
         env = _environment()
         problems: list[Problem] = []
-        sources: list[tuple[str, str]] = [(f"{sync.yaml_path}.source", sync.source),
-                                          (f"{sync.yaml_path}.detail_type", sync.detail_type)]
-        sources += [(f"{sync.yaml_path}.resources[{i}]", r) for i, r in enumerate(sync.resources)]
-        specs = [(f"{sync.yaml_path}.detail", sync.detail)]
-        for op, t in sync.triggers.items():
-            if t.source:
-                sources.append((f"{sync.yaml_path}.triggers.{op}.source", t.source))
-            if t.detail_type:
-                sources.append((f"{sync.yaml_path}.triggers.{op}.detail_type", t.detail_type))
-            if t.detail:
-                specs.append((f"{sync.yaml_path}.triggers.{op}.detail", t.detail))
-        for path, spec in specs:
-            if spec.template_file is not None:
-                f = project_dir / spec.template_file
-                if not f.is_file():
-                    problems.append(Problem(f"template file '{spec.template_file}' does not exist "
-                                            f"(looked in {project_dir})", sync.model_name, sync.name,
-                                            path + ".template_file",
-                                            "Give the path relative to the dbt project folder"))
-                    continue
-                sources.append((path + ".template_file", f.read_text()))
-            elif spec.template is not None:
-                sources.append((path + ".template", spec.template))
-        for path, src in sources:
+        resolver = ColumnResolver(model_columns) if model_columns is not None else None
+        for path, src in _template_sources(sync, project_dir, problems):
             try:
                 env.parse(src)
             except jinja2.TemplateSyntaxError as e:
@@ -499,13 +570,23 @@ class Renderer:
                                         sync.name, path, "Fix the Jinja syntax; inline templates in YAML must be "
                                         "wrapped in {% raw %}...{% endraw %}"))
                 continue
-            if model_columns is not None:
-                missing = sorted(row_columns_used(src, env) - set(model_columns))
+            for name in unset_env_vars(src, env):
+                problems.append(Problem(f"the template reads env_var('{name}'), which is not set and has no default",
+                                        sync.model_name, sync.name, path,
+                                        f"Set {name} in the environment of the run, or give a default: "
+                                        f"env_var('{name}', '...')"))
+            if resolver is not None:
+                unresolved = [c for c in sorted(row_columns_used(src, env)) if resolver.find(c) is None]
+                missing = [c for c in unresolved if not resolver.ambiguous(c)]
                 if missing:
                     problems.append(Problem(
                         f"the template reads column(s) {', '.join(missing)} that the model does not have "
-                        f"(columns: {', '.join(model_columns)})", sync.model_name, sync.name, path,
+                        f"(columns: {', '.join(model_columns or [])})", sync.model_name, sync.name, path,
                         "Fix the column name or add the column to the model"))
+                for c in unresolved:
+                    if resolver.ambiguous(c):
+                        problems.append(Problem(f"the template reads {resolver.why_not(c)}", sync.model_name,
+                                                sync.name, path, "Write the column's name exactly as the relation has it"))
         return problems
 
     def render(self, change: Change) -> Entry:

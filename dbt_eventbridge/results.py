@@ -37,6 +37,7 @@ class SyncResult:
     initial_sync_skipped: bool = False
     recovered: int = 0           # rows an interrupted earlier run had delivered, recorded by this run
     rebaselined: int = 0         # rows whose fingerprint was updated without sending
+    notes: list[str] = field(default_factory=list)  # what this run noticed (a schema change, a reset)
     message: str | None = None
     seconds: float = 0.0
     # Seconds per phase: audit, plan, stream (reading the plan), render, publish (the

@@ -10,6 +10,7 @@ within a sync the plan is streamed in batches and published concurrently.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -23,7 +24,8 @@ from typing import IO, Any, Callable, Iterator
 
 from dbt_eventbridge import plan as planning
 from dbt_eventbridge import state as state_store
-from dbt_eventbridge.config import OPS, Settings, SyncConfig, check_unique_names, parse_syncs
+from dbt_eventbridge.config import (OPS, Settings, SyncConfig, check_unique_names, near_miss_keys, parse_syncs,
+                                    parse_time_templates)
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.history import EventBuffer, History
@@ -82,13 +84,18 @@ def load(options: SyncOptions, *, lenient: bool = False) -> _Loaded:
     problems: list[Problem] = []
     all_syncs: list[SyncConfig] = []
     for node in project.models():
-        if META_KEY not in node.meta or not node.enabled:
+        if not node.enabled:
+            continue
+        chosen = selected is None or node.unique_id in selected
+        if META_KEY not in node.meta:
+            if chosen:
+                problems += near_miss_keys(node.meta, node.name, node.file)
             continue
         parsed, probs = parse_syncs(node.unique_id, node.name, node.meta[META_KEY], file=node.file,
                                     lenient=lenient)
         all_syncs += parsed
-        if selected is None or node.unique_id in selected:
-            problems += probs
+        if chosen:
+            problems += probs + _parse_time_problems(project, node, parsed)
             syncs += [(s, node) for s in parsed]
     problems += check_unique_names(all_syncs)
     from dbt_eventbridge.alerts import check_alert_syncs, parse_alerts
@@ -111,6 +118,21 @@ def load(options: SyncOptions, *, lenient: bool = False) -> _Loaded:
         bad = {(p.model, p.sync) for p in problems}
         syncs = [(s, n) for s, n in syncs if (s.model_name, s.name) not in bad]
     return _Loaded(project, settings, syncs, problems, alerts)
+
+
+def _parse_time_problems(project: DbtProject, node: ModelNode, syncs: list[SyncConfig]) -> list[Problem]:
+    """Templates dbt consumed at parse time (see config.parse_time_templates), per sync."""
+    raw = project.yaml_meta(node, META_KEY)
+    if raw is None:
+        return []
+    items = [(raw, "")] if isinstance(raw, dict) else [(v, f"[{i}]") for i, v in enumerate(raw)] \
+        if isinstance(raw, list) else []
+    out = []
+    for item, sub in items:
+        name = item.get("name", node.name) if isinstance(item, dict) else None
+        for p in parse_time_templates(item, node.name, node.file, sub):
+            out.append(dataclasses.replace(p, sync=name if isinstance(name, str) else None))
+    return out
 
 
 def _best_effort(log: Log, what: str, action: Callable[[], Any]) -> None:
@@ -192,7 +214,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
         for p in loaded.problems:
             by_sync.setdefault((p.model, p.sync), []).append(p)
         for (model, name), probs in by_sync.items():
-            sr = SyncResult(sync=name or "?", model=model or "?", status="error",
+            sr = SyncResult(sync=name or model or "?", model=model or "?", status="error",
                             message=" ".join(str(p) for p in probs))
             result.syncs.append(sr)
             log("summary_error", sr.summary_line())
@@ -235,13 +257,15 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
             publisher = make_publisher()
         output = open(options.output, "w", encoding="utf-8") if options.output and options.dry_run else None
         try:
-            with project.connection("dbt_eventbridge"):
+            with project.connection("dbt_eventbridge", wait_seconds=settings.lock_wait_seconds):
                 setup = project.render_macro("session_setup")
                 for stmt in (s for s in setup.split(";") if s.strip()):
                     project.execute(stmt)
                 limit = loaded.settings.duckdb_memory_limit
                 if project.adapter_type == "duckdb" and limit not in ("0", ""):
                     project.execute(f"set memory_limit = '{limit}'")
+                # The test gate: results of earlier dbt invocations, as the package's hook recorded them.
+                project.merge_recorded(last_run, state_store.recorded_dbt_results(project, settings.state_schema))
                 if not options.dry_run:  # a dry run writes nothing, history included
                     history = History(project, settings.state_schema, run_id=result.run_id,
                                       detail=settings.history_detail, retention_days=settings.history_retention_days)
@@ -369,20 +393,47 @@ class _SyncRun:
             r.finished_at = now()
         return r
 
-    def _run(self, tables: state_store.StateTables) -> None:
-        project, sync, r, opts = self.project, self.sync, self.result, self.options
+    def _prepare(self) -> tuple[SyncConfig, planning.ModelShape, Renderer]:
+        """The model's columns, the sync's names resolved against them, its templates compiled."""
+        project, sync = self.project, self.sync
+        if self.node.materialized == "ephemeral":
+            raise ConfigError([Problem(f"{self.node.name} is ephemeral: it has no table or view to diff",
+                                       sync.model_name, sync.name, sync.yaml_path,
+                                       "Materialize it as a table, view or incremental model")])
         cols = project.columns(self.node)
         if cols is None:
             raise ConfigError([Problem(f"the relation {self.node.relation_name} does not exist", sync.model_name,
                                        sync.name, None, "Run `dbt run` or `dbt build` for the model first")])
         names = [c for c, _ in cols]
-        shape = planning.resolve_shape(sync, self.node, names)
-        problems = Renderer.check(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
+        resolved, shape = planning.resolve_shape(sync, self.node, cols)
+        problems = Renderer.check(resolved, project_dir=project.project_dir, dbt_context=project.macro_context(),
                                   model_columns=names)
         if problems:
             raise ConfigError(problems)
-        renderer = Renderer(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
+        renderer = Renderer(resolved, project_dir=project.project_dir, dbt_context=project.macro_context(),
                             model_columns=names)
+        return resolved, shape, renderer
+
+    def _row_spec(self, shape: planning.ModelShape, spec: planning.PlanSpec) -> planning.RowSpec:
+        project = self.project
+        json_types = project.cached("json_types", lambda: {str(t).lower() for t in project.call("json_types")})
+        return planning.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
+
+    def _plan_spec(self, tables: state_store.StateTables, shape: planning.ModelShape, previous: Any,
+                   state_exists: bool) -> planning.PlanSpec:
+        opts = self.options
+        spec = planning.plan_spec(shape, self.project.render_macro("hash_version"), previous,
+                                  state_exists and previous is not None,
+                                  start_over=opts.full_refresh or opts.rebaseline, sync=self.sync)
+        for note in spec.notes:
+            self.log("warn", f"{self.sync.name}: {note}")
+            self.result.notes.append(note)
+        return spec
+
+    def _run(self, tables: state_store.StateTables) -> None:
+        project, r, opts = self.project, self.result, self.options
+        self.sync, shape, renderer = self._prepare()
+        sync = self.sync
         model = project.relation(self.node)
         with _timed(r, "audit"):
             audit = planning.audit_keys(project, model, shape)
@@ -395,8 +446,9 @@ class _SyncRun:
                                 if audit.duplicate_samples else ""))
         keys = shape.quoted(project, shape.keys)
         ops = [op for op in OPS if op in sync.triggers]
+        dups = audit.duplicate_key_rows > 0
         if opts.dry_run:
-            self._dry_run(tables, model, shape, renderer, ops, audit.duplicate_key_rows > 0)
+            self._dry_run(tables, model, shape, renderer, ops, dups)
             return
         state_store.ensure_schema(project, tables)
         with state_store.SyncLock(project, tables, ttl=self.settings.lock_ttl_seconds,
@@ -406,44 +458,39 @@ class _SyncRun:
                 self.history.mark_interrupted(sync.name)
                 self.history.sync_started(sync.name, sync.model_name, sync.event_bus, r.started_at or now(),
                                           self.last_run.invocation_id)
+            state_store.migrate_legacy(project, tables, self.log)
             if state_store.pending_replay(project, tables):
                 r.recovered = state_store.replay(project, tables, keys, self.crash)
                 self.log("warn", f"{sync.name}: completed a run that was interrupted: {r.recovered} row(s) it "
                                  "had delivered are now recorded; the rest is planned again")
-            first_run = not state_store.exists(project, tables.state)
-            hash_version = project.render_macro("hash_version")
-            compare, rebaseline_all = self._hash_changes(tables, shape, hash_version, first_run)
-            # A first run diffs against an empty state; the state table itself is only
-            # created by the first commit (see state.commit).
-            state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
-            dups = audit.duplicate_key_rows > 0
-
-            def plan_sql(dups: bool) -> str:
-                return planning.plan_select(project, model, state_sql, shape, opts.full_refresh,
-                                            compare_columns=compare, rebaseline_all=rebaseline_all,
-                                            has_duplicates=dups)
-
-            if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
+            previous, committed = state_store.read_layout(project, tables)
+            spec = self._plan_spec(tables, shape, previous, tables.owned.check(tables.state))
+            if not spec.with_state and committed and previous is None:
+                self.log("warn", f"{sync.name}: its delivered state was reset: every row is sent as added")
+            if not committed and sync.initial_sync == "skip" and not opts.full_refresh:
                 ops = []
                 r.initial_sync_skipped = True
             if opts.rebaseline:
                 ops = []  # every change is recorded as delivered, none is sent
+
+            def plan_sql(dups: bool) -> str:
+                return planning.plan_select(project, model, tables.state, shape, spec, opts.full_refresh, dups)
+
             self.crash.reach("plan.start")
             with _timed(r, "plan"):
-                state_store.create_plan(project, tables, plan_sql(dups), ops, hash_version, shape.hash_columns)
+                state_store.create_plan(project, tables, plan_sql(dups), ops, spec.layout)
                 if not dups and planning.has_duplicate_keys(project, tables.plan, shape):
-                    state_store.create_plan(project, tables, plan_sql(True), ops, hash_version, shape.hash_columns)
+                    state_store.create_plan(project, tables, plan_sql(True), ops, spec.layout)
             self.crash.reach("plan.created")
             try:
                 with _timed(r, "plan"):
                     counts = planning.count_ops(project, tables.plan)
-                r.planned = {op: counts.get(op, 0) for op in OPS}
-                r.rebaselined = counts.get("rebaseline", 0)
-                r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
+                self._counted(counts, ops)
                 if self._mass_removal(tables):
+                    state_store.drop_plan(project, tables)
                     return
                 with _timed(r, "publish"):
-                    self._publish(tables, shape, renderer, ops, sum(counts.values()), lock)
+                    self._publish(tables, self._row_spec(shape, spec), renderer, ops, sum(counts.values()), lock)
             except EventBridgeSyncError:
                 self._abandon(tables, keys)
                 raise
@@ -452,6 +499,15 @@ class _SyncRun:
                 state_store.commit(project, tables, keys, self.crash)
             self.crash.reach("commit.done")
         r.status = "partial" if (r.rejected or r.invalid) else "success"
+
+    def _counted(self, counts: dict[str, int], ops: list[str]) -> None:
+        r = self.result
+        r.planned = {op: counts.get(op, 0) for op in OPS}
+        r.rebaselined = counts.get("rebaseline", 0)
+        r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
+        if r.rebaselined:
+            self.log("info", f"{self.sync.name}: {r.rebaselined} row(s) differ only by the schema change: "
+                             "re-baselined without sending")
 
     def _abandon(self, tables: state_store.StateTables, keys: list[str]) -> None:
         """After a failure: keep what EventBridge accepted, forget the rest of the plan.
@@ -464,37 +520,9 @@ class _SyncRun:
             if self.journaled:
                 state_store.commit(self.project, tables, keys, self.crash)
             else:
-                state_store.drop(self.project, tables.plan)
-                state_store.drop(self.project, tables.acks)
+                state_store.drop_plan(self.project, tables)
         except EventBridgeSyncError:
             pass
-
-    def _hash_changes(self, tables: state_store.StateTables, shape: planning.ModelShape, hash_version: str,
-                      first_run: bool) -> tuple[list[str] | None, bool]:
-        """How to compare with stored hashes made by another hash expression or column set."""
-        reg = None if first_run else state_store.read_registry(self.project, tables)
-        if reg is None:
-            return None, False
-        version, columns = reg
-        name = self.sync.name
-        if version != hash_version:
-            self.log("warn", f"{name}: the fingerprint expression changed ({version} -> {hash_version}); rows "
-                             "present in both are re-baselined without sending (use --full-refresh to resend)")
-            return None, True
-        if columns == shape.hash_columns:
-            return None, False
-        added = sorted(set(shape.hash_columns) - set(columns))
-        gone = sorted(set(columns) - set(shape.hash_columns))
-        if set(columns) <= set(shape.columns):
-            # Stored hashes cover the previous columns, which all still exist: compare on
-            # those, so a new column alone changes nothing, and real changes still send.
-            self.log("info", f"{name}: tracked columns changed (added {added or 'none'}, no longer tracked "
-                             f"{gone or 'none'}); rows whose previously tracked values are unchanged are "
-                             "re-baselined without sending")
-            return shape.quoted(self.project, columns), False
-        self.log("warn", f"{name}: tracked column(s) {gone} no longer exist in the model; rows present in both "
-                         "are re-baselined without sending (use --full-refresh to resend)")
-        return None, True
 
     def _mass_removal(self, tables: state_store.StateTables) -> bool:
         """Stop before publishing when a run would remove too much of what was delivered."""
@@ -505,16 +533,15 @@ class _SyncRun:
         delivered = state_store.delivered_count(self.project, tables)
         if not delivered or removed <= st.max_removal_share * delivered:
             return False
-        state_store.drop(self.project, tables.plan)
-        state_store.drop(self.project, tables.acks)
         r.status = "blocked"
-        r.message = (f"stopped before publishing: this run would remove {removed} of the {delivered} delivered "
+        would = "a real run would stop" if self.options.dry_run else "stopped"
+        r.message = (f"{would} before publishing: this run would remove {removed} of the {delivered} delivered "
                      f"rows ({removed / delivered:.0%}, above max_removal_share {st.max_removal_share:.0%}). "
                      "A truncated or half-built model is the usual cause. Nothing was sent or recorded. If the "
                      "removal is real, run again with --allow-mass-removal")
         return True
 
-    def _publish(self, tables: state_store.StateTables, shape: planning.ModelShape, renderer: Renderer,
+    def _publish(self, tables: state_store.StateTables, spec: planning.RowSpec, renderer: Renderer,
                  ops: list[str], total: int, lock: state_store.SyncLock) -> None:
         """Publish the plan chunk by chunk, journaling acks after each chunk.
 
@@ -536,7 +563,7 @@ class _SyncRun:
                     # In this process: always the first request (it checks credentials and the
                     # endpoint before anything else is sent), and everything with --workers 1.
                     self.chunk_acked = []
-                    batches = planning.changes(self.project, str(tables.plan), ops, shape, size,
+                    batches = planning.changes(self.project, str(tables.plan), ops, spec, size,
                                                seq_range=(lo, lo + size), old_rows=renderer.uses_old_rows)
                     sent = self.publisher.publish(self._entries(batches, renderer), self._on_outcome,
                                                   preflight=preflight)
@@ -548,7 +575,7 @@ class _SyncRun:
                         pool = WorkerPool(workers, renderer, lambda: make(rate),
                                   history_detail=None if self.history is None else self.history.detail)
                     continue
-                self._dispatch(pool, tables, shape, ops, lo, size, renderer.uses_old_rows)
+                self._dispatch(pool, tables, spec, ops, lo, size, renderer.uses_old_rows)
                 outstanding.append(lo)
                 if len(outstanding) >= 2:  # read the next chunk while the workers publish this one
                     self._collect(pool, outstanding.popleft(), tables, lock)
@@ -588,17 +615,17 @@ class _SyncRun:
                  f"{self.sync.name}: planned {planned:,} · sent {sent:,}{share} · rejected {r.rejected:,} · "
                  f"{sent / elapsed if elapsed > 0 else 0:,.0f} events/s")
 
-    def _dispatch(self, pool: WorkerPool, tables: state_store.StateTables, shape: planning.ModelShape,
+    def _dispatch(self, pool: WorkerPool, tables: state_store.StateTables, spec: planning.RowSpec,
                   ops: list[str], lo: int, size: int, old_rows: bool) -> None:
-        sql = planning.changes_sql(self.project, str(tables.plan), ops, shape, (lo, lo + size), old_rows)
+        sql = planning.changes_sql(self.project, str(tables.plan), ops, spec, (lo, lo + size), old_rows)
         rows: list[tuple] = []
         names: list[str] = []
         with _timed(self.result, "stream"):
             for names, batch in self.project.stream(sql, size):
                 rows += batch
-        reader = planning.ChangeReader(names, shape) if names else None
+        reader = planning.ChangeReader(names, spec) if names else None
         parts = WorkerPool.partition(reader, rows, pool.n) if reader else [[] for _ in range(pool.n)]
-        pool.dispatch(lo, names, shape, parts)
+        pool.dispatch(lo, names, spec, parts)
 
     def _collect(self, pool: WorkerPool, chunk: int, tables: state_store.StateTables,
                  lock: state_store.SyncLock) -> None:
@@ -624,34 +651,45 @@ class _SyncRun:
 
     def _dry_run(self, tables: state_store.StateTables, model: Any, shape: planning.ModelShape,
                  renderer: Renderer, ops: list[str], dups: bool) -> None:
+        """The real run's steps and checks, with the plan in a temporary table: nothing is
+        written, nothing is sent, and the exit code is the one the real run would have."""
         project, sync, r, opts = self.project, self.sync, self.result, self.options
         renderer.event_ids = True  # the dry run's output shows them
-        first_run = not state_store.exists(project, tables.state)
-        state_sql = tables.state if not first_run else f"({planning.empty_state_select(project, model, shape)})"
+        owned = tables.owned
+        previous, committed = state_store.read_layout(project, tables)
+        state: Any = tables.state
+        if previous is None and not committed:
+            legacy = state_store.legacy_layout(project, tables)
+            if legacy is not None:  # written by an earlier version: the real run migrates it first
+                previous, state = legacy
+                committed = True
+        state_exists = state is not tables.state or owned.check(tables.state)
+        spec = self._plan_spec(tables, shape, previous, state_exists)
         # The plan goes to a temporary table (gone with the session, nothing is written) and is
         # read back in seq ranges like a real run's: one diff, and memory bounded by batch_size.
         with _timed(r, "plan"):
-            temp = planning.create_temp_plan(project, planning.plan_select(project, model, state_sql, shape,
-                                                                          opts.full_refresh, has_duplicates=dups))
+            temp = planning.create_temp_plan(project, planning.plan_select(project, model, state, shape, spec,
+                                                                          opts.full_refresh, dups))
         try:
             counts = planning.count_ops(project, temp)
-            r.planned = {op: counts.get(op, 0) for op in OPS}
-            if first_run and sync.initial_sync == "skip" and not opts.full_refresh:
+            if not committed and sync.initial_sync == "skip" and not opts.full_refresh:
                 ops = []
                 r.initial_sync_skipped = True
-            r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
-            self._dry_run_entries(temp, shape, renderer, ops, sum(counts.values()))
+            self._counted(counts, ops)
+            blocked = self._mass_removal(tables)
+            self._dry_run_entries(temp, self._row_spec(shape, spec), renderer, ops, sum(counts.values()))
         finally:
             project.execute(f"drop table if exists {temp}")
         r.samples = self.samples
-        r.status = "dry_run"
+        if not blocked:
+            r.status = "dry_run"
 
-    def _dry_run_entries(self, temp: str, shape: planning.ModelShape, renderer: Renderer, ops: list[str],
+    def _dry_run_entries(self, temp: str, spec: planning.RowSpec, renderer: Renderer, ops: list[str],
                          total: int) -> None:
         sync, r, opts = self.sync, self.result, self.options
         size = self.settings.batch_size
         batches = (b for lo in range(0, total, size)
-                   for b in planning.changes(self.project, temp, ops, shape, size, seq_range=(lo, lo + size),
+                   for b in planning.changes(self.project, temp, ops, spec, size, seq_range=(lo, lo + size),
                                              old_rows=renderer.uses_old_rows))
         for e in self._entries(batches, renderer):
             r.sent[e.op] += 1
@@ -699,14 +737,19 @@ def validate(options: SyncOptions) -> tuple[list[Problem], int]:
     problems = list(loaded.problems)
     with project.connection("dbt_eventbridge_validate"):
         for sync, node in loaded.syncs:
+            if node.materialized == "ephemeral":
+                problems.append(Problem(f"{node.name} is ephemeral: it has no table or view to diff", sync.model_name,
+                                        sync.name, sync.yaml_path,
+                                        "Materialize it as a table, view or incremental model"))
+                continue
             cols = project.columns(node)
             if cols is None:
                 problems.append(Problem(f"the relation {node.relation_name} does not exist", sync.model_name,
                                         sync.name, sync.yaml_path, "Run `dbt run` or `dbt build` first"))
             names = [c for c, _ in cols] if cols is not None else None
-            if names is not None:
+            if cols is not None:
                 try:
-                    planning.resolve_shape(sync, node, names)
+                    planning.resolve_shape(sync, node, cols)
                 except ConfigError as e:
                     problems += e.problems
             problems += Renderer.check(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),

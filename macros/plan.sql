@@ -1,43 +1,73 @@
 {#-
   The diff, the state and the commit, as SQL text that the Python side runs.
 
-  State (one table per sync): the key columns, _eb_hash (fingerprint of the delivered
-  values), _eb_row (the delivered values as JSON, for `removed` events and `old_row`) and
-  _eb_delivered_at. It only ever holds what EventBridge accepted.
+  State (one table per sync, see dbt_eventbridge/layout.py): the delivered values in the
+  warehouse's own types, in physical columns _eb_c1.._eb_cN; _eb_hash (fingerprint of the
+  tracked values), _eb_shape (which columns and types the row was delivered with) and
+  _eb_delivered_at. It only ever holds what EventBridge accepted (or what was recorded as
+  delivered without sending: re-baselined rows, triggers that are off).
 
-  Plan (one table per sync and run): every change, numbered by _eb_seq, with the values
-  that will be sent. Acks (one per plan): the _eb_seq of every plan row that needs no
-  more sending: accepted by EventBridge, or never to be sent (trigger off, re-baselined).
-  Acks are journaled as they arrive; committing merges acked plan rows into the state,
-  so the state records what was sent even if the model is rebuilt in between, and a run
-  that was killed is completed by the next one from its plan and acks.
+  Plan (one table per sync and run): every change, numbered by _eb_seq, with the model's
+  values that will be sent (under the model's column names) and, for changed and removed
+  rows, the values as delivered before (_eb_o<i>, a copy of the state's _eb_c<i>), with
+  their shape. Acks (one per plan): the _eb_seq of every plan row that needs no more
+  sending. Committing merges acked plan rows into the state, so the state records what
+  was sent even if the model is rebuilt in between, and a run that was killed is
+  completed by the next one from its plan and acks.
 
   Arguments: relations are rendered relations; `keys`, `columns` (every model column),
-  `hash_columns` are quoted identifiers, `columns`/`hash_columns` sorted by name.
+  `hash_columns` (sorted by name) are quoted identifiers of the model; `state_keys` the
+  state's physical key columns, aligned with `keys`.
 -#}
 
-{#- The state table takes its key types from the plan it is first committed from. -#}
-{% macro create_state_sql(state, plan, keys) -%}
-  {{ return(adapter.dispatch('create_state_sql', 'dbt_eventbridge')(state, plan, keys)) }}
+{#- Which typed columns a relation has: [[name, type], ...]. The type only has to tell two
+    types apart the same way from run to run (a changed type is a schema change). -#}
+{% macro relation_columns(relation) -%}
+  {{ return(adapter.dispatch('relation_columns', 'dbt_eventbridge')(relation)) }}
+{%- endmacro %}
+{% macro default__relation_columns(relation) -%}
+  {%- set out = [] -%}
+  {%- for c in adapter.get_columns_in_relation(relation) %}{% do out.append([c.name, c.data_type]) %}{% endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+{#- DuckDB's own type names (dbt's Column reports every text as character varying(256)). -#}
+{% macro duckdb__relation_columns(relation) -%}
+  {%- set sql -%}
+    select column_name, data_type from information_schema.columns
+    where table_schema = '{{ relation.schema | replace("'", "''") }}' and table_name = '{{ relation.identifier | replace("'", "''") }}'
+    {%- if relation.database %} and table_catalog = '{{ relation.database | replace("'", "''") }}'{% endif %}
+    order by ordinal_position
+  {%- endset -%}
+  {%- set out = [] -%}
+  {%- for r in run_query(sql).rows %}{% do out.append([r[0], r[1]]) %}{% endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+{#- information_schema says ARRAY for every array and USER-DEFINED for every enum:
+    format_type tells int[] from text[]. -#}
+{% macro postgres__relation_columns(relation) -%}
+  {%- set sql -%}
+    select a.attname, format_type(a.atttypid, a.atttypmod)
+    from pg_catalog.pg_attribute a
+    join pg_catalog.pg_class c on c.oid = a.attrelid
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = '{{ relation.schema | replace("'", "''") }}' and c.relname = '{{ relation.identifier | replace("'", "''") }}'
+      and a.attnum > 0 and not a.attisdropped
+    order by a.attnum
+  {%- endset -%}
+  {%- set out = [] -%}
+  {%- for r in run_query(sql).rows %}{% do out.append([r[0], r[1]]) %}{% endfor -%}
+  {{ return(out) }}
 {%- endmacro %}
 
-{% macro default__create_state_sql(state, plan, keys) -%}
-create table {{ state }} as
-select {% for k in keys %}p.{{ k }}, {% endfor %}p._eb_hash, p._eb_row, {{ dbt.current_timestamp() }} as _eb_delivered_at
-from {{ plan }} as p
-where 1 = 0
+{#- Column types whose values the warehouse's driver returns as JSON text: they reach
+    templates and details as JSON values (an object stays an object). -#}
+{% macro json_types() -%}
+  {{ return(adapter.dispatch('json_types', 'dbt_eventbridge')()) }}
 {%- endmacro %}
-
-{#- A query shaped like the state with no rows: what a first run diffs against. -#}
-{% macro empty_state_sql(model, keys, hash_columns, columns) -%}
-select {% for k in keys %}src.{{ k }}, {% endfor -%}
-  {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash,
-  {{ dbt_eventbridge.row_json('src', columns) }} as _eb_row,
-  {{ dbt.current_timestamp() }} as _eb_delivered_at
-from {{ model }} as src
-where 1 = 0
-{%- endmacro %}
-
+{% macro default__json_types() -%}{{ return([]) }}{%- endmacro %}
+{% macro duckdb__json_types() -%}{{ return(['json']) }}{%- endmacro %}
+{% macro snowflake__json_types() -%}{{ return(['variant', 'object', 'array']) }}{%- endmacro %}
+{% macro bigquery__json_types() -%}{{ return(['json']) }}{%- endmacro %}
 
 {#- One scan: rows with a NULL in a key column, and rows whose key is not unique. -#}
 {% macro key_audit_sql(model, keys) -%}
@@ -96,29 +126,54 @@ limit {{ limit }}
 {%- endmacro %}
 
 
-{#- Every change between the model and the state (a relation, or a query in parentheses). -#}
-{#- `compare_columns`: when the tracked columns changed since the state was written, the
-    columns the stored hashes were computed on; rows equal on those are re-baselined (the
-    state takes the new hash, nothing is sent). `rebaseline_all`: the hash expression
-    changed, stored hashes cannot be compared; every present row is re-baselined.
+{#- Every change between the model and the state.
+    `state`: the state relation (or a query in parentheses), or none (a first run, or the
+    state was reset): every row is added. `old_columns`: [[physical, plan name], ...], the
+    state's value columns, copied for changed and removed rows. `current`: the shape new
+    rows are written in.
+
+    A state row has its values in the shape it was delivered in (_eb_shape), and a
+    fingerprint (_eb_hash) made as shape _eb_fp defines it. Rows fingerprinted as `current`
+    defines are compared by fingerprint alone (the usual case: one join on keys and hashes).
+    Rows fingerprinted otherwise (the schema changed since) are always planned, as `changed`
+    when the model differs from them on the tracked columns both have, else as
+    `rebaseline` (the fingerprint is renewed, the delivered values are kept, nothing is sent):
+      `stored_fps`: shapes whose fingerprints are comparable with the current one;
+      `shapes`: the others, by the shape of their values, each {id, mode, pairs}:
+        compare    - fingerprints of the columns both have, computed now on both sides;
+                     pairs are [model column, state column, cast]: `cast` compares a
+                     column whose type changed by its text;
+        legacy     - a format 1 state's stored fingerprint, against the model's columns;
+                     equal rows are rewritten with typed values (`refresh`, not sent);
+        rebaseline - nothing to compare with.
     `has_duplicates`: the key audit found duplicated keys; without them (the usual case)
     the plan skips the duplicate handling, a grouping of the whole model and two anti-joins.
     The join compares keys and hashes only; values (the model's columns, the delivered
-    JSON) are fetched afterwards for the changed rows alone, so the join does not carry
-    every delivered row's JSON. -#}
-{% macro plan_select_sql(model, state, keys, columns, hash_columns, full_refresh=false, compare_columns=none, rebaseline_all=false, has_duplicates=true) -%}
-  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, full_refresh, compare_columns, rebaseline_all, has_duplicates)) }}
+    ones) are fetched afterwards for the changed rows alone. -#}
+{% macro plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps=[], shapes=[], full_refresh=false, has_duplicates=true) -%}
+  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates)) }}
 {%- endmacro %}
 
 {#- DuckDB carries the model's columns through the join (one scan of the model, 35% faster
-    than joining back for the changed rows); its row_json_columns builds the JSON from them. -#}
-{% macro duckdb__plan_select_sql(model, state, keys, columns, hash_columns, full_refresh, compare_columns, rebaseline_all, has_duplicates=true) -%}
-  {{ return(dbt_eventbridge.default__plan_select_sql(model, state, keys, columns, hash_columns, full_refresh, compare_columns, rebaseline_all, has_duplicates, carry=true)) }}
+    than joining back for the changed rows). -#}
+{% macro duckdb__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates) -%}
+  {{ return(dbt_eventbridge.default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, carry=true)) }}
 {%- endmacro %}
 
-{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, full_refresh, compare_columns, rebaseline_all, has_duplicates=true, carry=false) -%}
+{% macro _cmp_exprs(pairs, side, alias) -%}
+  {%- set out = [] -%}
+  {%- for p in pairs -%}
+    {%- set e = alias ~ '.' ~ (p[0] if side == 'm' else p[1]) -%}
+    {%- do out.append(('cast(' ~ e ~ ' as ' ~ dbt.type_string() ~ ')') if p[2] else e) -%}
+  {%- endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+
+{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, carry=false) -%}
 {%- set non_keys = [] -%}
 {%- for c in columns if c not in keys -%}{%- do non_keys.append(c) -%}{%- endfor -%}
+{%- set compared = shapes | selectattr('mode', 'equalto', 'compare') | list -%}
+{%- set older = stored_fps or shapes -%}
 with {% if has_duplicates -%}
 dup as (
   select {{ keys | join(", ") }} from {{ model }}
@@ -130,32 +185,63 @@ m as (
   select {% for k in keys %}src.{{ k }}, {% endfor -%}
     {%- if carry %}{% for c in non_keys %}src.{{ c }}, {% endfor %}{% endif -%}
     {{ dbt_eventbridge.row_hash(hash_columns, 'src') }} as _eb_hash
-    {%- if compare_columns %},
-    {{ dbt_eventbridge.row_hash(compare_columns, 'src') }} as _eb_cmp_hash
-    {%- endif %}
+    {%- for o in shapes if o.mode in ('compare', 'legacy') %},
+    {{ dbt_eventbridge.row_hash(dbt_eventbridge._cmp_exprs(o.pairs, 'm', 'src'), none) }} as _eb_cmp{{ o.id }}
+    {%- endfor %}
   from {{ model }} as src
   where {% for k in keys %}src.{{ k }} is not null{{ " and " if not loop.last or has_duplicates }}{% endfor -%}
     {%- if has_duplicates %}
     not exists (select 1 from dup where {{ dbt_eventbridge._match(keys, 'dup', 'src') }})
     {%- endif %}
 ),
+{%- if state is none %}
+d as (
+  select {% for k in keys %}m.{{ k }}, {% endfor %}'added' as _eb_op, m._eb_hash as _eb_new_hash,
+    cast(null as {{ dbt.type_int() }}) as _eb_old_shape
+    {%- if carry %}{% for c in non_keys %},
+    m.{{ c }}{% endfor %}{% endif %}
+  from m
+)
+{%- set items = ["row_number() over () as _eb_seq", "d._eb_op", "d._eb_new_hash as _eb_hash", "d._eb_old_shape as _eb_shape"] -%}
+{%- for k in keys %}{% do items.append("d." ~ k) %}{% endfor -%}
+{%- for c in non_keys %}{% do items.append(('d.' if carry else 'src.') ~ c) %}{% endfor %}
+select
+  {{ items | join(",\n  ") }}
+from d
+{%- if not carry %}
+left join {{ model }} as src on {{ dbt_eventbridge._match(keys, 'd', 'src') }}
+{%- endif %}
+{%- else %}
 s as (
-  select {% for k in keys %}{{ k }}, {% endfor %}_eb_hash from {{ state }} as st
+  select {% for k in keys %}st.{{ state_keys[loop.index0] }} as {{ k }}, {% endfor %}st._eb_hash, st._eb_shape, st._eb_fp
+    {%- if compared %},
+    case when st._eb_fp = {{ current }} then null else case st._eb_shape
+      {%- for o in compared %}
+      when {{ o.id }} then {{ dbt_eventbridge.row_hash(dbt_eventbridge._cmp_exprs(o.pairs, 's', 'st'), none) }}
+      {%- endfor %}
+    end end as _eb_scmp
+    {%- endif %}
+  from {{ state }} as st
 ),
 d as (
   select {% for k in keys %}coalesce(m.{{ k }}, s.{{ k }}) as {{ k }}, {% endfor %}
     case when m._eb_hash is null then 'removed'
          when s._eb_hash is null {%- if full_refresh %} or 1 = 1{% endif %} then 'added'
-         {%- if rebaseline_all %}
-         else 'rebaseline'
-         {%- elif compare_columns %}
-         when m._eb_cmp_hash = s._eb_hash then 'rebaseline'
-         else 'changed'
-         {%- else %}
-         else 'changed'
-         {%- endif %} end as _eb_op,
+         when s._eb_fp = {{ current }} then 'changed'
+         {%- for f in stored_fps %}
+         when s._eb_fp = {{ f }} then case when m._eb_hash = s._eb_hash then 'rebaseline' else 'changed' end
+         {%- endfor %}
+         {%- for o in shapes %}
+         when s._eb_shape = {{ o.id }} then
+           {%- if o.mode == 'legacy' %} case when m._eb_cmp{{ o.id }} = s._eb_hash then 'refresh' else 'changed' end
+           {%- elif o.mode == 'compare' %} case when m._eb_cmp{{ o.id }} = s._eb_scmp then 'rebaseline' else 'changed' end
+           {%- else %} 'rebaseline'
+           {%- endif %}
+         {%- endfor %}
+         else 'changed' end as _eb_op,
     m._eb_hash as _eb_new_hash,
-    s._eb_hash as _eb_old_hash
+    s._eb_hash as _eb_old_hash,
+    s._eb_shape as _eb_old_shape
     {%- if carry %}{% for c in non_keys %},
     m.{{ c }}{% endfor %}{% endif %}
   from m full outer join s on {{ dbt_eventbridge._match(keys, 'm', 's') }}
@@ -163,56 +249,119 @@ d as (
      or (m._eb_hash is null
          {%- if has_duplicates %} and not exists (select 1 from dup where {{ dbt_eventbridge._match(keys, 'dup', 's') }}){% endif %})
      or m._eb_hash <> s._eb_hash
+     {%- if older %} or s._eb_fp <> {{ current }}{% endif %}
      {%- if full_refresh %} or m._eb_hash is not null{% endif %}
 )
+{%- set items = ["row_number() over () as _eb_seq", "d._eb_op", "coalesce(d._eb_new_hash, d._eb_old_hash) as _eb_hash",
+                   "cast(d._eb_old_shape as " ~ dbt.type_int() ~ ") as _eb_shape"] -%}
+{%- for k in keys %}{% do items.append("d." ~ k) %}{% endfor -%}
+{%- for c in non_keys %}{% do items.append(('d.' if carry else 'src.') ~ c) %}{% endfor -%}
+{%- for p, o in old_columns %}{% do items.append("old." ~ p ~ " as " ~ o) %}{% endfor %}
 select
-  row_number() over () as _eb_seq,
-  d._eb_op,
-  coalesce(d._eb_new_hash, d._eb_old_hash) as _eb_hash,
-  old._eb_row as _eb_old_row,
-  {%- if carry %}
-  case when d._eb_op = 'removed' then null else {{ dbt_eventbridge.row_json_columns('d', columns) }} end as _eb_row,
-  {%- else %}
-  case when d._eb_op = 'removed' then null else {{ dbt_eventbridge.row_json('src', columns) }} end as _eb_row,
-  {%- endif %}
-  {% for k in keys %}d.{{ k }}{{ ", " if not loop.last or non_keys }}{% endfor %}
-  {% for c in non_keys %}{{ 'd' if carry else 'src' }}.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+  {{ items | join(",\n  ") }}
 from d
 {%- if not carry %}
 left join {{ model }} as src on {{ dbt_eventbridge._match(keys, 'd', 'src') }} and d._eb_op <> 'removed'
 {%- endif %}
-left join {{ state }} as old on {{ dbt_eventbridge._match(keys, 'd', 'old') }} and d._eb_op <> 'added'
+left join {{ state }} as old on {% for k in keys %}d.{{ k }} = old.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %} and d._eb_op <> 'added'
+{%- endif %}
 {%- endmacro %}
 
 
 {#- Statements that merge the acked part of a plan into the state, in one transaction.
-    Plan rows without an ack (rejected, or not sent yet) stay as they were, so they come back. -#}
-{#- `all_acked`: every plan row is acknowledged (the usual end of a run); the merge then
-    reads the plan alone instead of joining it with its acks. -#}
-{% macro commit_sql(state, state_name, plan, acks, keys, all_acked=false) -%}
-  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys, all_acked)) }}
-{%- endmacro %}
-
-{#- `state_name` is the state table's quoted identifier alone, to correlate on. -#}
-{% macro default__commit_sql(state, state_name, plan, acks, keys, all_acked=false) -%}
-{%- set done -%}
+    Plan rows without an ack (rejected, or not sent yet) stay as they were, so they come
+    back. `all_acked`: every plan row is acknowledged (the usual end of a run); the merge
+    then reads the plan alone instead of joining it with its acks. `new_columns`:
+    [[model column, physical], ...] of the current shape. A `rebaseline` row keeps the
+    values it was delivered with and takes the new fingerprint; the other ops replace the
+    row with the values of the plan (what was sent). -#}
+{% macro _done(plan, acks, all_acked) -%}
 {%- if all_acked -%}
 (select * from {{ plan }} as p)
 {%- else -%}
 (select * from {{ plan }} as p where exists (select 1 from {{ acks }} as a where a._eb_seq = p._eb_seq))
 {%- endif -%}
-{%- endset -%}
+{%- endmacro %}
+
+{% macro commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false) -%}
+  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked)) }}
+{%- endmacro %}
+
+{#- `state_name` is the state table's quoted identifier alone, to correlate on. -#}
+{% macro default__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false) -%}
+{%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
 {%- set cond = [] -%}
-{%- for k in keys %}{% do cond.append("d." ~ k ~ " = " ~ state_name ~ "." ~ k) %}{% endfor -%}
+{%- for k in keys %}{% do cond.append("d." ~ k ~ " = " ~ state_name ~ "." ~ state_keys[loop.index0]) %}{% endfor -%}
 {%- set delete_sql -%}
-delete from {{ state }} using {{ done }} as d where {{ cond | join(" and ") }}
+delete from {{ state }} using {{ done }} as d where {{ cond | join(" and ") }} and d._eb_op <> 'rebaseline'
 {%- endset -%}
-{%- set insert_sql -%}
-insert into {{ state }} ({{ keys | join(", ") }}, _eb_hash, _eb_row, _eb_delivered_at)
-select {{ keys | join(", ") }}, _eb_hash, _eb_row, {{ dbt.current_timestamp() }}
-from {{ done }} as d where d._eb_op <> 'removed'
+{{ return([delete_sql, dbt_eventbridge._insert_done(state, done, new_columns, current),
+           dbt_eventbridge.renew_fingerprints_sql(state, state_name, done, keys, state_keys, current)]) }}
+{%- endmacro %}
+
+{% macro _insert_done(target, done, new_columns, current) -%}
+insert into {{ target }} ({% for c, p in new_columns %}{{ p }}, {% endfor %}_eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
+select {% for c, p in new_columns %}d.{{ c }}, {% endfor %}d._eb_hash, {{ current }}, {{ current }}, {{ dbt.current_timestamp() }}
+from {{ done }} as d where d._eb_op not in ('removed', 'rebaseline')
+{%- endmacro %}
+
+{#- Re-baselined rows: the new fingerprint, the delivered values kept. -#}
+{% macro renew_fingerprints_sql(target, target_name, done, keys, state_keys, current) -%}
+  {{ return(adapter.dispatch('renew_fingerprints_sql', 'dbt_eventbridge')(target, target_name, done, keys, state_keys, current)) }}
+{%- endmacro %}
+{% macro default__renew_fingerprints_sql(target, target_name, done, keys, state_keys, current) -%}
+update {{ target }} set _eb_hash = d._eb_hash, _eb_fp = {{ current }}
+from {{ done }} as d
+where d._eb_op = 'rebaseline' and {% for k in keys %}d.{{ k }} = {{ target_name }}.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %}
+{%- endmacro %}
+
+{#- A new state table, when the schema changed (or there is no state yet): its columns take
+    their types from the plan (the model's, and the delivered ones), never from type names.
+    Rows not replaced by the acked plan (re-baselined, rejected, keys duplicated in the
+    model) are copied from `state` when it is given: `copy_columns` are their physical
+    columns, `kept_columns` [[physical, plan name], ...] those the new shape does not have. -#}
+{% macro rebuild_state_sql(next, next_name, state, plan, acks, keys, state_keys, new_columns, kept_columns, copy_columns, current, all_acked=false) -%}
+{%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
+{%- set create_sql -%}
+create table {{ next }} as
+select {% for c, p in new_columns %}p.{{ c }} as {{ p }}, {% endfor -%}
+  {%- for p, o in kept_columns %}p.{{ o }} as {{ p }}, {% endfor -%}
+  p._eb_hash, p._eb_shape, p._eb_shape as _eb_fp, {{ dbt.current_timestamp() }} as _eb_delivered_at
+from {{ plan }} as p
+where 1 = 0
 {%- endset -%}
-{{ return([delete_sql, insert_sql]) }}
+{%- set statements = [create_sql] -%}
+{%- if state is not none -%}
+{%- set keep_sql -%}
+insert into {{ next }} ({% for p in copy_columns %}{{ p }}, {% endfor %}_eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
+select {% for p in copy_columns %}st.{{ p }}, {% endfor %}st._eb_hash, st._eb_shape, st._eb_fp, st._eb_delivered_at
+from {{ state }} as st
+where not exists (select 1 from {{ done }} as d where d._eb_op <> 'rebaseline' and {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %})
+{%- endset -%}
+{%- do statements.append(keep_sql) -%}
+{%- endif -%}
+{%- do statements.append(dbt_eventbridge._insert_done(next, done, new_columns, current)) -%}
+{%- if state is not none -%}
+{%- do statements.append(dbt_eventbridge.renew_fingerprints_sql(next, next_name, done, keys, state_keys, current)) -%}
+{%- endif -%}
+{{ return(statements) }}
+{%- endmacro %}
+
+{#- The shapes of the values of the state rows a commit keeps (re-baselined ones included). -#}
+{% macro kept_shapes_sql(state, plan, acks, keys, state_keys, all_acked=false) -%}
+select distinct st._eb_shape from {{ state }} as st
+where not exists (select 1 from {{ dbt_eventbridge._done(plan, acks, all_acked) }} as d
+                  where d._eb_op <> 'rebaseline' and {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro int_type() -%}{{ return(dbt.type_int()) }}{%- endmacro %}
+{% macro now_sql() -%}{{ return(dbt.current_timestamp()) }}{%- endmacro %}
+
+{% macro rename_table_sql(relation, new_name) -%}
+  {{ return(adapter.dispatch('rename_table_sql', 'dbt_eventbridge')(relation, new_name)) }}
+{%- endmacro %}
+{% macro default__rename_table_sql(relation, new_name) -%}
+alter table {{ relation }} rename to {{ new_name }}
 {%- endmacro %}
 
 {% macro _match(keys, a, b) -%}

@@ -238,7 +238,7 @@ def test_event_bus_rejects_other_values(bus: Any) -> None:
 def test_source_is_required() -> None:
     p = only_problem(meta(source=...))
     assert p.path == BASE + ".source"
-    assert p.message == "'source' is required"
+    assert p.message == "'source' is required (for trigger(s) added, changed, removed, which have no source of their own)"
     assert p.fix
 
 

@@ -228,7 +228,7 @@ def test_nan_inside_a_string_literal_is_not_python_none() -> None:
     (30, 30), (-1.25, -1.25), (True, True), (False, False), (None, None), ("30", "30"),
     ("John \"JD\" Doe", "John \"JD\" Doe"), ("{{ 7*7 }}", "{{ 7*7 }}"), (Decimal("12.50"), 12.5),
     (Decimal("100"), 100), (dt.date(2024, 2, 29), "2024-02-29"), ({"a": {"b": None}}, {"a": {"b": None}}),
-    ([1, "two", None], [1, "two", None]), (float("inf"), None), (Decimal("NaN"), None),
+    ([1, "two", None], [1, "two", None]), (float("inf"), "Infinity"), (Decimal("NaN"), "NaN"),
 ])
 def test_values_outside_string_literals_become_json_values(value: Any, expected: Any) -> None:
     d = render_template('{"v": {{ row.v }}}', {"customer_id": 1, "v": value})

@@ -92,7 +92,7 @@ class Project:
         cmd = [str(BIN / "dbt-eventbridge"), *args, *self.target_args]
         if vars_:
             cmd += ["--vars", json.dumps(vars_)]
-        if not args or args[0] not in ("sync", "validate"):
+        if not args or args[0] not in ("sync", "validate", "reset", "rebaseline", "runs", "inspect"):
             cmd.insert(1, "sync")
         p = self.run(cmd, extra_env)
         assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr
@@ -176,3 +176,56 @@ def state_tables(db: Path, schema: str = "eventbridge_state", history: bool = Fa
         return {n: con.execute(f'select * from {schema}."{n}" order by all').fetchall() for n in names}
     finally:
         con.close()
+
+
+def add_model(project: Project, name: str, sql: str, sync: Any = None, *, meta: dict[str, Any] | None = None,
+              columns: list[dict[str, Any]] | None = None) -> None:
+    """A model of the test's own in the project copy (models/extra/<name>.sql and .yml):
+    `sync` is its `config: meta: eventbridge:` value, `meta` the whole meta when given."""
+    folder = project.dir / "models" / "extra"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.sql").write_text(sql)
+    entry: dict[str, Any] = {"name": name, "config": {"meta": meta if meta is not None else {"eventbridge": sync}}}
+    if columns:
+        entry["columns"] = columns
+    (folder / f"{name}.yml").write_text(yaml.safe_dump({"version": 2, "models": [entry]}, sort_keys=False,
+                                                       allow_unicode=True))
+
+
+def dbt(project: Project, *args: str, expect_rc: int = 0, vars_: dict[str, Any] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    """One dbt command on the project copy, as a user types it."""
+    cmd = [str(BIN / "dbt"), args[0], "--quiet", *project.target_args, *args[1:]]
+    if vars_:
+        cmd += ["--vars", json.dumps(vars_)]
+    p = project.run(cmd)
+    assert p.returncode == expect_rc, f"dbt {' '.join(args)}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def sql(project: Project, statement: str) -> list[tuple]:
+    """A statement on the project's warehouse, as another client would run it (never during a DuckDB run)."""
+    if project.engine == "postgres":
+        import psycopg2
+
+        assert project.pg is not None
+        con = psycopg2.connect(**project.pg.connect_kwargs())
+        try:
+            with con, con.cursor() as cur:
+                cur.execute(statement)
+                return cur.fetchall() if cur.description else []
+        finally:
+            con.close()
+    con = duckdb.connect(str(project.db))
+    try:
+        return con.execute(statement).fetchall()
+    finally:
+        con.close()
+
+
+def model_schema(project: Project) -> str:
+    return project.env["DBT_SCHEMA"] if project.engine == "postgres" else "main"
+
+
+def state_schema(project: Project) -> str:
+    return project.env.get("DBT_EVENTBRIDGE_STATE_SCHEMA", "eventbridge_state")

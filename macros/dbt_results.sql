@@ -1,0 +1,76 @@
+{#-
+  What each dbt invocation did to the synced models, kept for dbt-eventbridge's test gate.
+
+  target/run_results.json holds the last invocation only: a `dbt build` whose tests failed,
+  followed by a `dbt run -s other_model`, would leave no trace of the failure. This
+  on-run-end hook (declared in the package's dbt_project.yml, so it runs in every project
+  that installs the package) records, for each model, seed or snapshot that has a sync,
+  the status of its last build and of each of its tests, in
+  <state_schema>._eb_dbt_results: one row per (synced node, node), replaced by later
+  invocations. `dbt-eventbridge sync` reads it and holds a model back until a later
+  invocation built and tested it successfully.
+
+  It writes nothing in projects without syncs, nor for commands that build nothing
+  (compile, docs, ls...). Turn it off with vars: {eventbridge: {record_dbt_results: false}};
+  the gate then reads run_results.json alone.
+-#}
+{% macro record_dbt_results(results) -%}
+  {{ return(adapter.dispatch('record_dbt_results', 'dbt_eventbridge')(results)) }}
+{%- endmacro %}
+
+{% macro default__record_dbt_results(results) -%}
+  {%- if not execute or not results -%}{{ return('') }}{%- endif -%}
+  {%- set settings = var('eventbridge', {}) -%}
+  {%- if settings is not mapping -%}{% set settings = {} %}{%- endif -%}
+  {%- if (settings.get('record_dbt_results', true) | string | lower) in ('false', 'no', 'off', '0') -%}{{ return('') }}{%- endif -%}
+  {%- if invocation_args_dict.get('which') not in ('run', 'build', 'test', 'seed', 'snapshot', 'retry') -%}{{ return('') }}{%- endif -%}
+  {%- set rows = [] -%}
+  {%- for r in results -%}
+    {%- set node = r.node -%}
+    {%- if node.resource_type in ('model', 'seed', 'snapshot') -%}
+      {%- if 'eventbridge' in (node.config.meta or {}) -%}
+        {%- do rows.append([node.unique_id, node.unique_id, 'build', r.status | string]) -%}
+      {%- endif -%}
+    {%- elif node.resource_type == 'test' -%}
+      {%- for parent in node.depends_on.nodes -%}
+        {%- set p = graph.nodes.get(parent) -%}
+        {%- if p and 'eventbridge' in (p.config.meta or {}) -%}
+          {%- do rows.append([parent, node.unique_id, 'test', r.status | string]) -%}
+        {%- endif -%}
+      {%- endfor -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- if not rows -%}{{ return('') }}{%- endif -%}
+  {%- set schema = env_var('DBT_EVENTBRIDGE_STATE_SCHEMA', '') or settings.get('state_schema', 'eventbridge_state') -%}
+  {%- set relation = api.Relation.create(database=target.database, schema=schema, identifier='_eb_dbt_results') -%}
+  {%- set columns = [['model_id', 'string'], ['node_id', 'string'], ['kind', 'string'], ['status', 'string'],
+                     ['invocation_id', 'string'], ['command', 'string'], ['completed_at', 'string']] -%}
+  {%- do adapter.create_schema(relation) -%}
+  {%- set existing = adapter.get_columns_in_relation(relation) -%}
+  {%- if existing -%}
+    {%- set names = existing | map(attribute='name') | map('lower') | sort | list -%}
+    {%- if names != (columns | map('first') | sort | list) -%}
+      {%- do log("dbt-eventbridge: " ~ relation ~ " is not the table it keeps dbt results in; they are not recorded", info=true) -%}
+      {{ return('') }}
+    {%- endif -%}
+  {%- else -%}
+    {%- do run_query(dbt_eventbridge.history_table_sql(relation, columns)) -%}
+  {%- endif -%}
+  {%- set at = run_started_at.strftime('%Y-%m-%dT%H:%M:%S') -%}
+  {%- set pairs = [] -%}
+  {%- for r in rows -%}
+    {%- do pairs.append("(model_id = '" ~ r[0] | replace("'", "''") ~ "' and node_id = '" ~ r[1] | replace("'", "''") ~ "')") -%}
+  {%- endfor -%}
+  {%- for batch in pairs | batch(200) %}
+    {%- do run_query("delete from " ~ relation ~ " where " ~ batch | join(" or ")) -%}
+  {%- endfor -%}
+  {%- for batch in rows | batch(200) -%}
+    {%- set values = [] -%}
+    {%- for r in batch -%}
+      {%- do values.append("('" ~ r | map('replace', "'", "''") | join("', '") ~ "', '" ~ invocation_id ~ "', '"
+                            ~ invocation_args_dict.get('which') ~ "', '" ~ at ~ "')") -%}
+    {%- endfor -%}
+    {%- do run_query("insert into " ~ relation ~ " (model_id, node_id, kind, status, invocation_id, command, completed_at) values " ~ values | join(", ")) -%}
+  {%- endfor -%}
+  {{ return('') }}
+{%- endmacro %}
