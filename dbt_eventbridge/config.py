@@ -146,6 +146,9 @@ class ColumnResolver:
         found = self._lower.get(name.lower(), [])
         return found[0] if len(found) == 1 else None
 
+    def case_matches(self, name: str) -> list[str]:
+        return list(self._lower.get(name.lower(), []))
+
     def ambiguous(self, name: str) -> bool:
         return name not in self._exact and len(self._lower.get(name.lower(), [])) > 1
 
@@ -447,6 +450,9 @@ class Settings:
     history_retention_days: int = 30          # 0 keeps it forever
     history_detail: bool = True               # False: events are recorded without their detail (personal data)
     alerts: list[Any] = field(default_factory=list)  # see dbt_eventbridge.alerts
+    # Read by the package's on-run-end hook (macros/dbt_results.sql), which records every dbt
+    # invocation's results for the synced models so that the test gate sees earlier failures.
+    record_dbt_results: bool = True
 
     @classmethod
     def load(cls, project_vars: Any, env: Mapping[str, str] | None = None,

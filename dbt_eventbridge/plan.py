@@ -57,7 +57,10 @@ def resolve_sync(sync: SyncConfig, node: ModelNode, columns: list[str]) -> tuple
     def real(name: str, where: str) -> str:
         found = r.find(name)
         if found is None:
-            problems.append(Problem(f"{where}: {r.why_not(name)}", sync.model_name, sync.name,
+            what = "primary key column" if where == "primary_key" else "column"
+            why = (f"matches several columns that differ only in case ({', '.join(r.case_matches(name))})"
+                   if r.ambiguous(name) else f"is not a column of {node.relation_name} (columns: {', '.join(columns)})")
+            problems.append(Problem(f"{what} '{name}' {why}", sync.model_name, sync.name,
                                     f"{sync.yaml_path}.{where}",
                                     "Write the column's name as the relation has it, or add the column to the model "
                                     "and run dbt again"))

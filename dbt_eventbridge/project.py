@@ -550,6 +550,11 @@ def memory_fix(e: BaseException) -> str | None:
     return None
 
 
+def first_line(e: BaseException) -> str:
+    """An error in a sentence: its first three non-empty lines."""
+    return _first_line(e)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or e.__class__.__name__
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

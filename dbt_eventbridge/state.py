@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 from dbt_eventbridge.errors import TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.layout import LEGACY_ROW, Layout, Shape, StoredColumn, old, phys
-from dbt_eventbridge.project import DbtProject
+from dbt_eventbridge.project import DbtProject, first_line, memory_fix
 
 _INSERT_CHUNK = 1000
 OBJECTS = "_eb_objects"
@@ -70,8 +70,8 @@ def exists(project: DbtProject, relation: Any) -> bool:
     except WarehouseError:
         raise
     except Exception as e:
-        raise WarehouseError(f"could not list the tables of {relation.without_identifier()}: "
-                             f"{str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__}") from None
+        raise WarehouseError(f"could not list the tables of {relation.without_identifier()}: {first_line(e)}",
+                             fix=memory_fix(e)) from None
     name = str(relation.identifier).lower()
     return any(str(r.identifier).lower() == name for r in found)
 

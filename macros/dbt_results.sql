@@ -54,15 +54,20 @@
       {{ return('') }}
     {%- endif -%}
   {%- else -%}
-    {%- do run_query(dbt_eventbridge.history_table_sql(relation, columns)) -%}
+    {%- call statement('eventbridge_dbt_results_table', auto_begin=true) -%}
+      {{ dbt_eventbridge.history_table_sql(relation, columns) }}
+    {%- endcall -%}
   {%- endif -%}
   {%- set at = run_started_at.strftime('%Y-%m-%dT%H:%M:%S') -%}
   {%- set pairs = [] -%}
   {%- for r in rows -%}
     {%- do pairs.append("(model_id = '" ~ r[0] | replace("'", "''") ~ "' and node_id = '" ~ r[1] | replace("'", "''") ~ "')") -%}
   {%- endfor -%}
+  {#- One transaction (hooks run outside dbt's own), committed as dbt's materializations do. -#}
   {%- for batch in pairs | batch(200) %}
-    {%- do run_query("delete from " ~ relation ~ " where " ~ batch | join(" or ")) -%}
+    {%- call statement('eventbridge_forget_dbt_results', auto_begin=true) -%}
+      delete from {{ relation }} where {{ batch | join(" or ") }}
+    {%- endcall -%}
   {%- endfor -%}
   {%- for batch in rows | batch(200) -%}
     {%- set values = [] -%}
@@ -70,7 +75,11 @@
       {%- do values.append("('" ~ r | map('replace', "'", "''") | join("', '") ~ "', '" ~ invocation_id ~ "', '"
                             ~ invocation_args_dict.get('which') ~ "', '" ~ at ~ "')") -%}
     {%- endfor -%}
-    {%- do run_query("insert into " ~ relation ~ " (model_id, node_id, kind, status, invocation_id, command, completed_at) values " ~ values | join(", ")) -%}
+    {%- call statement('eventbridge_record_dbt_results', auto_begin=true) -%}
+      insert into {{ relation }} (model_id, node_id, kind, status, invocation_id, command, completed_at)
+      values {{ values | join(", ") }}
+    {%- endcall -%}
   {%- endfor -%}
+  {%- do adapter.commit() -%}
   {{ return('') }}
 {%- endmacro %}

@@ -229,3 +229,26 @@ def model_schema(project: Project) -> str:
 
 def state_schema(project: Project) -> str:
     return project.env.get("DBT_EVENTBRIDGE_STATE_SCHEMA", "eventbridge_state")
+
+
+def decode_state(layout_text: str, names: list[str], rows: list[tuple]) -> list[dict[str, Any]]:
+    """A typed state's rows as {model column: value}, each in the shape it was delivered in."""
+    shapes = {s["id"]: s["columns"] for s in json.loads(layout_text)["shapes"]}
+    pos = {n: i for i, n in enumerate(names)}
+    out = []
+    for r in rows:
+        cols = shapes[r[pos["_eb_shape"]]]
+        out.append({name: r[pos[f"_eb_c{index}"]] for name, index, _ in cols})
+    return sorted(out, key=lambda d: json.dumps(d, sort_keys=True, default=str))
+
+
+def delivered_rows(db: Path, sync: str, schema: str = "eventbridge_state") -> list[dict[str, Any]]:
+    """What the state of one sync of a DuckDB file says was delivered (never while a CLI runs)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (layout,) = con.execute(f"select layout from {schema}._eb_layouts where sync_name = ?", [sync]).fetchone()
+        cur = con.execute(f'select * from {schema}."_eb_state__{sync}"')
+        names = [d[0] for d in cur.description]
+        return decode_state(layout, names, cur.fetchall())
+    finally:
+        con.close()

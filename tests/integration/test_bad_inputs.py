@@ -155,7 +155,7 @@ def project(base: Base) -> Project:
 
 
 def _ol_state(snap: dict[str, list[tuple]]) -> dict[tuple, tuple]:
-    return {tuple(r[:2]): r for r in snap[OL]}
+    return {tuple(r[:2]): r for r in snap[f"_eb_state__{OL}"]}
 
 
 
@@ -566,7 +566,7 @@ def test_bad_input(project: Project, base: Base, case: Case) -> None:
     events = project.drain()
     assert sum(len(v) for v in events.values()) == case.published, events
     case.state(before, after)
-    assert not any(t.endswith(("__plan", "__acks")) for t in after), sorted(after)
+    assert not any(t.startswith(("_eb_plan__", "_eb_acks__")) for t in after), sorted(after)
 
 
 def test_every_config_problem_names_the_schema_file(project: Project) -> None:

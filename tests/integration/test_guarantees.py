@@ -112,7 +112,8 @@ class Bulk:
         return dict(self.sql("select id, value from main.bulk"))
 
     def state(self) -> dict[int, str]:
-        return {k: json.loads(v)["value"] for k, v in self.sql("select id, _eb_row from eventbridge_state.bulk")}
+        # The typed state keeps bulk's columns as _eb_c1 (id) and _eb_c2 (value), in model order.
+        return dict(self.sql("select _eb_c1, _eb_c2 from eventbridge_state._eb_state__bulk"))
 
     def delivered(self) -> list[tuple[int, str, str]]:
         """(id, op, value) of every entry accepted since the last call, duplicates included."""
@@ -350,14 +351,20 @@ def test_a_new_column_does_not_flood_and_a_hash_change_rebaselines(tmp_path, loc
     r = b.sync()
     assert [(x[0], x[1]) for x in b.delivered()] == [(7, "changed")]
     assert r.sync("bulk")["rebaselined"] == 299
-    # a new fingerprint expression (an upgrade) re-baselines instead of resending everything
-    # (simulated: the stored fingerprints and their version tag both differ from today's)
-    b.sql("update eventbridge_state.bulk set _eb_hash = _eb_hash // 2")
-    b.sql("update eventbridge_state._eb_syncs set hash_version = 'duckdb-v0' where sync_name = 'bulk'")
+    # a new fingerprint expression (an upgrade): the delivered values are fingerprinted again with
+    # the new one, so the rows that really changed are sent and the others re-baselined
+    # (simulated: the stored fingerprints and the layout's version tag both differ from today's)
+    b.sql("update eventbridge_state._eb_state__bulk set _eb_hash = _eb_hash // 2")
+    b.sql("update eventbridge_state._eb_layouts set layout = replace(layout, 'duckdb-v1', 'duckdb-v0') "
+          "where sync_name = 'bulk'")
+    b.sql("update main.bulk set value = 'after the upgrade' where id = 8")
     r = b.sync()
-    assert r.rc == 0 and b.delivered() == []
-    assert r.sync("bulk")["rebaselined"] == 300
-    assert "fingerprint expression changed" in r.stderr
+    assert r.rc == 0
+    assert [(x[0], x[1], x[2]) for x in b.delivered()] == [(8, "changed", "after the upgrade")]
+    assert r.sync("bulk")["rebaselined"] == 299
+    assert "fingerprint duckdb-v0 -> duckdb-v1" in r.stderr
+    r = b.sync()
+    assert r.rc == 0 and b.delivered() == [] and r.sync("bulk")["rebaselined"] == 0
 
 
 def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
-from tests.integration.harness import BIN, CliResult, Project, edit_schema, state_tables
+from tests.integration.harness import delivered_rows, BIN, CliResult, Project, edit_schema, state_tables
 from tests.integration.test_bad_inputs import StsDenied
 
 STATE_SCHEMA = "eventbridge_state"
@@ -362,7 +362,7 @@ def test_row_values_are_published_literally_and_run_nothing(sec: Sec) -> None:
     # nothing was dropped: x, the models and the state are all there
     assert _x_rows(sec.db) == [(42,)]
     tables = _all_tables(sec.db)
-    assert {("main", "x"), ("main", "customers"), (STATE_SCHEMA, "customers_text")} <= tables
+    assert {("main", "x"), ("main", "customers"), (STATE_SCHEMA, "_eb_state__customers_text")} <= tables
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,11 +438,11 @@ def test_hostile_column_names_sync_and_diff(sec: Sec, hostile: Project) -> None:
     assert r.sync("hostile")["sent"] == {"added": 0, "changed": 1, "removed": 0}
     [ev] = hostile.drain()["default"]
     assert ev["detail"] == dict(zip(HOSTILE_COLUMNS, [1, "changed", "w", "q", "d"]))
-    state = state_tables(sec.db)["hostile"]
-    assert [(row[0], json.loads(row[2])["Mixed Case"]) for row in state] == [(1, "changed"), (2, "x2")]
+    state = delivered_rows(sec.db, "hostile")
+    assert sorted((row["select"], row["Mixed Case"]) for row in state) == [(1, "changed"), (2, "x2")]
     # nothing dropped, one state table more
     assert _x_rows(sec.db) == [(42,)]
-    assert _all_tables(sec.db) == before_tables | {(STATE_SCHEMA, "hostile")}
+    assert _all_tables(sec.db) == before_tables | {(STATE_SCHEMA, "_eb_state__hostile")}
     # and it stays quiet: no change, nothing sent
     r = hostile.sync("sync", "-s", "hostile", extra_env=AWS_SECRETS_ENV)
     assert r.rc == 0 and r.sync("hostile")["sent"] == {"added": 0, "changed": 0, "removed": 0}
