@@ -62,8 +62,8 @@ def resolve_sync(sync: SyncConfig, node: ModelNode, columns: list[str]) -> tuple
                    if r.ambiguous(name) else f"is not a column of {node.relation_name} (columns: {', '.join(columns)})")
             problems.append(Problem(f"{what} '{name}' {why}", sync.model_name, sync.name,
                                     f"{sync.yaml_path}.{where}",
-                                    "Write the column's name as the relation has it, or add the column to the model "
-                                    "and run dbt again"))
+                                    "Fix the name (as the relation spells it, or in another case when only one "
+                                    "column matches), or add the column to the model and run dbt again"))
             return name
         return found
 

@@ -275,12 +275,16 @@ class DbtProject:
 
     def merge_recorded(self, out: LastRun, rows: list[tuple]) -> None:
         """Results of earlier invocations (model_id, node_id, kind, status, invocation_id,
-        command, completed_at); the last invocation's own results (run_results.json) win."""
+        command, completed_at, relation_name); the last invocation's own results
+        (run_results.json) win. Only results for the relations this target builds count."""
         last = dict(out.builds), {k: dict(v) for k, v in out.tests.items()}
-        for model_id, node_id, kind, status, inv, command, at in rows:
+        for model_id, node_id, kind, status, inv, command, at, relation in rows:
             node = self.manifest.nodes.get(str(node_id))
-            if node is None or str(model_id) not in self.manifest.nodes:
+            model = self.manifest.nodes.get(str(model_id))
+            if node is None or model is None:
                 continue  # a test or model that no longer exists
+            if (relation or "") != (model.relation_name or ""):
+                continue  # built as another relation: another target (a CI schema), not this one
             res = NodeResult(str(status).lower(), inv, command, at)
             if kind == "build":
                 out.builds[str(model_id)] = res

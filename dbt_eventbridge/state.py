@@ -253,11 +253,13 @@ def _pending_layout(project: DbtProject, tables: StateTables) -> Layout | None:
 
 
 def _set_layout(project: DbtProject, tables: StateTables, **values: Any) -> None:
-    """Update this sync's row of _eb_layouts (inserted when missing)."""
+    """Update this sync's row of _eb_layouts (inserted when missing). ``updated_epoch`` is the
+    time the committed layout last changed: a plan that is abandoned leaves the row as it was."""
     name = _literal(tables.sync)
     sets = {k: ("null" if v is None else str(v) if isinstance(v, int) else _literal(str(v)))
             for k, v in values.items()}
-    sets["updated_epoch"] = str(int(time.time()))
+    if "layout" in values:
+        sets["updated_epoch"] = str(int(time.time()))
     project.execute(f"update {tables.layouts} set {', '.join(f'{k} = {v}' for k, v in sets.items())} "
                     f"where sync_name = {name}")
     cols = ", ".join(sets)
@@ -284,8 +286,16 @@ def create_plan(project: DbtProject, tables: StateTables, plan_sql: str, send_op
 
 
 def drop_plan(project: DbtProject, tables: StateTables) -> None:
-    tables.owned.drop(tables.plan)
-    tables.owned.drop(tables.acks)
+    """Forget a plan that recorded nothing (a failure before anything was delivered, or the
+    mass-removal guard): the state, its layout included, stays exactly as it was."""
+    with project.transaction():
+        tables.owned.drop(tables.plan)
+        tables.owned.drop(tables.acks)
+        if exists(project, tables.layouts):
+            name = _literal(tables.sync)
+            project.execute(f"update {tables.layouts} set pending_layout = null where sync_name = {name}")
+            project.execute(f"delete from {tables.layouts} where sync_name = {name} and layout is null "
+                            "and committed_epoch is null")
 
 
 def seq_runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
@@ -604,7 +614,8 @@ class SyncLock:
 
 
 DBT_RESULTS = "_eb_dbt_results"
-DBT_RESULT_COLUMNS = ["model_id", "node_id", "kind", "status", "invocation_id", "command", "completed_at"]
+DBT_RESULT_COLUMNS = ["model_id", "node_id", "kind", "status", "invocation_id", "command", "completed_at",
+                      "relation_name"]
 
 
 def recorded_dbt_results(project: DbtProject, schema: str) -> list[tuple]:

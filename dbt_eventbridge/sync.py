@@ -265,7 +265,12 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
                 if project.adapter_type == "duckdb" and limit not in ("0", ""):
                     project.execute(f"set memory_limit = '{limit}'")
                 # The test gate: results of earlier dbt invocations, as the package's hook recorded them.
-                project.merge_recorded(last_run, state_store.recorded_dbt_results(project, settings.state_schema))
+                try:
+                    project.merge_recorded(last_run, state_store.recorded_dbt_results(project, settings.state_schema))
+                except state_store.NotOursError as e:
+                    w = f"the results of earlier dbt invocations are not read: {e}"
+                    result.warnings.append(w)
+                    log("warn", w)
                 if not options.dry_run:  # a dry run writes nothing, history included
                     history = History(project, settings.state_schema, run_id=result.run_id,
                                       detail=settings.history_detail, retention_days=settings.history_retention_days)

@@ -6,8 +6,9 @@
   on-run-end hook (declared in the package's dbt_project.yml, so it runs in every project
   that installs the package) records, for each model, seed or snapshot that has a sync,
   the status of its last build and of each of its tests, in
-  <state_schema>._eb_dbt_results: one row per (synced node, node), replaced by later
-  invocations. `dbt-eventbridge sync` reads it and holds a model back until a later
+  <state_schema>._eb_dbt_results: one row per (synced relation, node), replaced by later
+  invocations. Rows are keyed by the relation the node was built as, so a CI target that
+  builds the same project into another schema never changes production's gate. `dbt-eventbridge sync` reads it and holds a model back until a later
   invocation built and tested it successfully.
 
   It writes nothing in projects without syncs, nor for commands that build nothing
@@ -22,20 +23,21 @@
   {%- if not execute or not results -%}{{ return('') }}{%- endif -%}
   {%- set settings = var('eventbridge', {}) -%}
   {%- if settings is not mapping -%}{% set settings = {} %}{%- endif -%}
-  {%- if (settings.get('record_dbt_results', true) | string | lower) in ('false', 'no', 'off', '0') -%}{{ return('') }}{%- endif -%}
+  {%- set switch = env_var('DBT_EVENTBRIDGE_RECORD_DBT_RESULTS', '') or settings.get('record_dbt_results', true) -%}
+  {%- if (switch | string | lower) in ('false', 'no', 'off', '0') -%}{{ return('') }}{%- endif -%}
   {%- if invocation_args_dict.get('which') not in ('run', 'build', 'test', 'seed', 'snapshot', 'retry') -%}{{ return('') }}{%- endif -%}
   {%- set rows = [] -%}
   {%- for r in results -%}
     {%- set node = r.node -%}
     {%- if node.resource_type in ('model', 'seed', 'snapshot') -%}
       {%- if 'eventbridge' in (node.config.meta or {}) -%}
-        {%- do rows.append([node.unique_id, node.unique_id, 'build', r.status | string]) -%}
+        {%- do rows.append([node.unique_id, node.unique_id, 'build', r.status | string, node.relation_name or '']) -%}
       {%- endif -%}
     {%- elif node.resource_type == 'test' -%}
       {%- for parent in node.depends_on.nodes -%}
         {%- set p = graph.nodes.get(parent) -%}
         {%- if p and 'eventbridge' in (p.config.meta or {}) -%}
-          {%- do rows.append([parent, node.unique_id, 'test', r.status | string]) -%}
+          {%- do rows.append([parent, node.unique_id, 'test', r.status | string, p.relation_name or '']) -%}
         {%- endif -%}
       {%- endfor -%}
     {%- endif -%}
@@ -44,7 +46,8 @@
   {%- set schema = env_var('DBT_EVENTBRIDGE_STATE_SCHEMA', '') or settings.get('state_schema', 'eventbridge_state') -%}
   {%- set relation = api.Relation.create(database=target.database, schema=schema, identifier='_eb_dbt_results') -%}
   {%- set columns = [['model_id', 'string'], ['node_id', 'string'], ['kind', 'string'], ['status', 'string'],
-                     ['invocation_id', 'string'], ['command', 'string'], ['completed_at', 'string']] -%}
+                     ['invocation_id', 'string'], ['command', 'string'], ['completed_at', 'string'],
+                     ['relation_name', 'string']] -%}
   {%- do adapter.create_schema(relation) -%}
   {%- set existing = adapter.get_columns_in_relation(relation) -%}
   {%- if existing -%}
@@ -61,7 +64,7 @@
   {%- set at = run_started_at.strftime('%Y-%m-%dT%H:%M:%S') -%}
   {%- set pairs = [] -%}
   {%- for r in rows -%}
-    {%- do pairs.append("(model_id = '" ~ r[0] | replace("'", "''") ~ "' and node_id = '" ~ r[1] | replace("'", "''") ~ "')") -%}
+    {%- do pairs.append("(relation_name = '" ~ r[4] | replace("'", "''") ~ "' and node_id = '" ~ r[1] | replace("'", "''") ~ "')") -%}
   {%- endfor -%}
   {#- One transaction (hooks run outside dbt's own), committed as dbt's materializations do. -#}
   {%- for batch in pairs | batch(200) %}
@@ -72,11 +75,11 @@
   {%- for batch in rows | batch(200) -%}
     {%- set values = [] -%}
     {%- for r in batch -%}
-      {%- do values.append("('" ~ r | map('replace', "'", "''") | join("', '") ~ "', '" ~ invocation_id ~ "', '"
-                            ~ invocation_args_dict.get('which') ~ "', '" ~ at ~ "')") -%}
+      {%- do values.append("('" ~ r[:4] | map('replace', "'", "''") | join("', '") ~ "', '" ~ invocation_id ~ "', '"
+                            ~ invocation_args_dict.get('which') ~ "', '" ~ at ~ "', '" ~ r[4] | replace("'", "''") ~ "')") -%}
     {%- endfor -%}
     {%- call statement('eventbridge_record_dbt_results', auto_begin=true) -%}
-      insert into {{ relation }} (model_id, node_id, kind, status, invocation_id, command, completed_at)
+      insert into {{ relation }} (model_id, node_id, kind, status, invocation_id, command, completed_at, relation_name)
       values {{ values | join(", ") }}
     {%- endcall -%}
   {%- endfor -%}

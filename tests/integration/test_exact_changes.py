@@ -307,3 +307,40 @@ def test_the_state_keeps_typed_values_in_columns_of_its_own(project: Project) ->
     assert rows == [(1, "a", 10, "x")]
     model = sql(project, f"select id, name, age, city from {model_schema(project)}.evo")
     assert rows == model
+
+
+def test_a_state_written_by_version_1_is_migrated_without_losing_or_resending(tmp_path, local_aws) -> None:
+    """Version 0.1.0 kept the delivered values as the warehouse's JSON, in a table named after
+    the sync, with its fingerprints registered in _eb_syncs: the first run converts it."""
+    project = Project(tmp_path, "duckdb", local_aws)
+    add_model(project, "legacy", "select i as id, concat('v', i) as status from range(1, 4) t(i)",
+              {"primary_key": "id", "source": "com.test.legacy", "detail_type": "{% raw %}{{ op }}{% endraw %}",
+               "detail": {"template": "{% raw %}{\"id\": {{ row.id }}, \"status\": \"{{ row.status }}\", "
+                                      "\"was\": {{ old_row | tojson }}}{% endraw %}"}})
+    dbt(project, "run", "-s", "legacy")
+    # the state as version 1 wrote it: rows 1-3 delivered, and row 4 delivered but gone from the model
+    sql(project, "create schema eventbridge_state")
+    sql(project, "create table eventbridge_state._eb_syncs (sync_name varchar(256) primary key, hash_version "
+                 "varchar(64), hash_columns varchar(65000), pending_hash_version varchar(64), pending_hash_columns "
+                 "varchar(65000), updated_epoch bigint)")
+    sql(project, "insert into eventbridge_state._eb_syncs values ('legacy', 'duckdb-v1', '[\"id\", \"status\"]', "
+                 "null, null, 0)")
+    sql(project, "create table eventbridge_state.legacy as select id, hash(id, status) as _eb_hash, "
+                 "cast(to_json(t) as varchar) as _eb_row, now() as _eb_delivered_at from main.legacy t "
+                 "union all select 4, 0, '{\"id\": 4, \"status\": \"v4\"}', now()")
+    sql(project, "update main.legacy set status = 'changed' where id = 2")
+    r = project.sync("sync", "-s", "legacy")
+    assert r.rc == 0, r.stdout + r.stderr
+    assert "written by an earlier version" in r.stderr
+    got = by_op(project.drain()["default"])
+    assert got == {"changed": [{"id": 2, "status": "changed", "was": {"id": 2, "status": "v2"}}],
+                   "removed": [{"id": 4, "status": "v4", "was": {"id": 4, "status": "v4"}}]}
+    tables = {t for (t,) in sql(project, "select table_name from information_schema.tables "
+                                         "where table_schema = 'eventbridge_state'")}
+    assert "legacy" not in tables and "_eb_state__legacy" in tables
+    assert sql(project, "select count(*) from eventbridge_state._eb_syncs") == [(0,)]
+    # unchanged rows now have typed values: a later removal carries them exactly
+    assert project.sync("sync", "-s", "legacy").rc == 0 and project.drain()["default"] == []
+    sql(project, "delete from main.legacy where id = 1")
+    assert project.sync("sync", "-s", "legacy").rc == 0
+    assert by_op(project.drain()["default"]) == {"removed": [{"id": 1, "status": "v1", "was": {"id": 1, "status": "v1"}}]}
