@@ -229,7 +229,7 @@ class History:
     def exists(self) -> bool:
         from dbt_eventbridge.state import Ownership
 
-        return Ownership(self.project, self.schema).check(self.runs)
+        return Ownership(self.project, self.schema).readable(self.runs, [c for c, _ in RUN_COLUMNS])
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Rows as dicts (column names from the statement's own select list)."""

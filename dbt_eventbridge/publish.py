@@ -301,6 +301,7 @@ class Publisher:
         out = Outcome()
         pending = list(batch)
         attempt = 0
+        unanswered = 0  # connection failures in a row, before the endpoint answered at all
         last_code, last_msg = "", ""
         while pending:
             attempt += 1
@@ -312,6 +313,7 @@ class Publisher:
                 else:
                     resp = self.client.put_events(Entries=[e.entry for e in pending])
             except bx.ClientError as e:
+                unanswered = -1  # it answered: it can be reached
                 err = e.response.get("Error", {})
                 code = str(err.get("Code") or "")
                 msg = str(err.get("Message") or e)
@@ -361,20 +363,26 @@ class Publisher:
                                        ) from None
             except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
                     bx.ConnectionClosedError, bx.SSLError) as e:
-                # The first request gives up sooner: an endpoint that cannot be reached at
-                # all should fail the run quickly (exit 2), with nothing published.
-                if attempt < (min(3, self.max_attempts) if preflight else self.max_attempts):
+                # The first request gives up sooner when the endpoint never answered: one that
+                # cannot be reached at all should fail the run quickly (exit 2), with nothing
+                # published. Once it has answered (a throttle, a 500), a dropped connection is a
+                # fault like any other and gets the whole max_attempts.
+                if unanswered >= 0:
+                    unanswered += 1
+                quick = preflight and unanswered >= min(3, self.max_attempts)
+                if attempt < self.max_attempts and not quick:
                     last_code, last_msg = "ConnectionError", str(e)
                     out.retried_entries += len(pending)
                     self._backoff(attempt)
                     continue
-                if preflight:
+                if quick:
                     raise EndpointError(f"could not reach EventBridge: {e}",
                                         fix="Check endpoint_url / the region and the network; nothing was "
                                             "published") from None
                 out.rejected += [(x, "ConnectionError", str(e)) for x in pending]
                 out.attempts.update((x.seq, attempt) for x in pending)
                 return out
+            unanswered = -1
             retry: list[Entry] = []
             for entry, result in zip(pending, resp.get("Entries", [])):
                 if result.get("EventId"):

@@ -141,6 +141,15 @@ class Ownership:
             raise self._refusal(relation)
         return True
 
+    def readable(self, relation: Any, columns: list[str]) -> bool:
+        """Whether a shared table of ours exists, to read it (one of an earlier version, made
+        before _eb_objects, is recognised by exactly its columns); nothing is written."""
+        if not exists(self.project, relation):
+            return False
+        if not self.is_ours(relation):
+            self._check_columns(relation, columns)
+        return True
+
     def adopt(self, relation: Any, kind: str, columns: list[str], sync: str = "") -> bool:
         """A table of an earlier version (before _eb_objects), recognised by exactly its columns."""
         if not exists(self.project, relation):

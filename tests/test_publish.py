@@ -421,6 +421,20 @@ def test_preflight_dropped_connections(serve: Callable[..., FaultEndpoint]) -> N
     assert ep.accepted == []
 
 
+def test_preflight_that_was_answered_retries_dropped_connections(serve: Callable[..., FaultEndpoint]) -> None:
+    # Three throttles prove the endpoint is EventBridge; the three drops that follow are faults
+    # on a reachable endpoint, retried like any other (6 attempts in all), not "could not
+    # reach EventBridge" after the third attempt.
+    ep = serve(request_faults=[RequestFault("throttle", first=3), RequestFault("drop", first=2, skip=3)])
+    entries = [make_entry(i) for i in range(20)]
+
+    out = run(publisher(ep, concurrency=1), entries)
+
+    assert [r.fault for r in ep.requests][:7] == ["throttle"] * 3 + ["drop"] * 2 + [None] * 2
+    assert out.rejected == []
+    assert_delivered_exactly_once(ep, out, entries)
+
+
 # --------------------------------------------------------------------------- concurrency
 
 

@@ -160,7 +160,9 @@ def closed_port() -> int:
     return port
 
 
-HISTORY_TABLES = ("_eb_runs", "_eb_events", "_eb_alert_status")
+# Bookkeeping beside the delivered state: the run history, and dbt's own results (written by
+# the package's on-run-end hook on every dbt invocation).
+HISTORY_TABLES = ("_eb_runs", "_eb_events", "_eb_alert_status", "_eb_dbt_results")
 
 
 def state_tables(db: Path, schema: str = "eventbridge_state", history: bool = False) -> dict[str, list[tuple]]:

@@ -319,7 +319,7 @@ def test_a_state_written_by_version_1_is_migrated_without_losing_or_resending(tm
                                       "\"was\": {{ old_row | tojson }}}{% endraw %}"}})
     dbt(project, "run", "-s", "legacy")
     # the state as version 1 wrote it: rows 1-3 delivered, and row 4 delivered but gone from the model
-    sql(project, "create schema eventbridge_state")
+    sql(project, "create schema if not exists eventbridge_state")
     sql(project, "create table eventbridge_state._eb_syncs (sync_name varchar(256) primary key, hash_version "
                  "varchar(64), hash_columns varchar(65000), pending_hash_version varchar(64), pending_hash_columns "
                  "varchar(65000), updated_epoch bigint)")

@@ -19,11 +19,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-import duckdb
 import pytest
 
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
-from tests.integration.harness import BIN, Project
+from tests.integration.harness import BIN, Project, sql
 
 SYNC_YML = """
 version: 2
@@ -92,21 +91,7 @@ class Bulk:
         """Statements on the warehouse, as another client would run them (never during a DuckDB run)."""
         statement = statement.replace("main.bulk", self.model_table).replace("eventbridge_state.",
                                                                               self.state_schema + ".")
-        if self.p.engine == "postgres":
-            import psycopg2
-
-            con = psycopg2.connect(**self.p.pg.connect_kwargs())
-            try:
-                with con, con.cursor() as cur:
-                    cur.execute(statement)
-                    return cur.fetchall() if cur.description else []
-            finally:
-                con.close()
-        con = duckdb.connect(str(self.db))
-        try:
-            return con.execute(statement).fetchall()
-        finally:
-            con.close()
+        return sql(self.p, statement)
 
     def model(self) -> dict[int, str]:
         return dict(self.sql("select id, value from main.bulk"))
@@ -165,6 +150,20 @@ def _check_round(b: Bulk, expected: set, bound: int, label: str, faults: Counter
                     "bound": bound})
 
 
+def _until_delivered(b: Bulk, most: int = 4) -> tuple[Any, int]:
+    """Runs until every change is delivered. Entries that failed max_attempts times are rejected
+    (with a retryable code, never for another reason) and come back on the next run: with 30%
+    of entries failing, one may fail 6 times running, and its retry may be unlucky again."""
+    for runs in range(1, most + 1):
+        r = b.sync()
+        if r.rc == 0:
+            return r, runs
+        assert r.rc == 1, r.stderr
+        codes = {x["code"] for x in r.sync("bulk")["rejections"]}
+        assert codes <= {"ThrottlingException", "InternalFailure", "ServiceUnavailable", "ConnectionError"}, codes
+    raise AssertionError(f"changes still rejected after {most} runs: {r.stderr}")
+
+
 def test_entry_and_request_faults_lose_nothing(tmp_path, local_aws, endpoint) -> None:
     b = _bulk(tmp_path, local_aws, endpoint, rows=1000)
     endpoint.entry_fault_rate = 0.3
@@ -173,14 +172,7 @@ def test_entry_and_request_faults_lose_nothing(tmp_path, local_aws, endpoint) ->
                                RequestFault("lose_response", rate=0.03)]
     before: dict[int, str] = {}
     after = b.model()
-    r = b.sync()
-    runs = 1
-    if r.rc == 1:  # entries that failed max_attempts times are rejected, and retried by the next run
-        codes = {x["code"] for x in r.sync("bulk")["rejections"]}
-        assert codes <= {"ThrottlingException", "InternalFailure", "ServiceUnavailable", "ConnectionError"}, codes
-        r = b.sync()
-        runs += 1
-    assert r.rc == 0, r.stderr
+    r, runs = _until_delivered(b)
     faults = endpoint.faults
     # a lost response makes botocore resend its request: up to 10 entries delivered twice
     _check_round(b, expected_changes(before, after), 10 * faults["lose_response"],
@@ -191,10 +183,7 @@ def test_entry_and_request_faults_lose_nothing(tmp_path, local_aws, endpoint) ->
     mutate(b, 1)
     after = b.model()
     seen = endpoint.faults
-    r = b.sync()
-    if r.rc == 1:
-        r = b.sync()
-    assert r.rc == 0, r.stderr
+    _until_delivered(b)
     faults = endpoint.faults - seen
     _check_round(b, expected_changes(before, after), 10 * faults["lose_response"],
                  "30% entry faults + request faults on changes", faults)
@@ -494,7 +483,11 @@ def test_workers_share_one_request_rate(tmp_path, local_aws, endpoint) -> None:
     """Three processes under a 40 requests/s quota: together they must settle near it."""
     b = _bulk(tmp_path, local_aws, endpoint, rows=1500)
     endpoint.quota_rps = 40
-    r = b.sync("--workers", "3", env={"DBT_EVENTBRIDGE_BATCH_SIZE": "100", "DBT_EVENTBRIDGE_CONCURRENCY": "2"})
+    # The subject is the shared rate, not the retry budget: while three processes start at
+    # unknown times on a busy machine, one request can be throttled 6 times running (seen in
+    # CI) and be rejected for the next run. 12 attempts keep that out of this test.
+    r = b.sync("--workers", "3", env={"DBT_EVENTBRIDGE_BATCH_SIZE": "100", "DBT_EVENTBRIDGE_CONCURRENCY": "2",
+                                      "DBT_EVENTBRIDGE_MAX_ATTEMPTS": "12"})
     assert r.rc == 0, r.stderr
     requests, throttled = endpoint.request_count, endpoint.faults["throttle"]
     assert throttled < 0.25 * requests, (throttled, requests)
