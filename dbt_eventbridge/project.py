@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import uuid
 from argparse import Namespace
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from dbt_eventbridge.errors import ProjectError, TerminalError, WarehouseError
+
+# A statement that may create, drop or rename a table (over-matching only costs a listing).
+_DDL = re.compile(r"\b(create|drop|alter|rename)\b", re.IGNORECASE)
 
 PACKAGE = "dbt_eventbridge"
 SYNCABLE = ("model", "seed", "snapshot")
@@ -141,6 +145,7 @@ class DbtProject:
         self.adapter: Any = None
         self._macro_ctx: dict[str, Any] | None = None
         self._cache: dict[str, Any] = {}
+        self._listings: dict[str, set[str]] = {}
         self._in_transaction = False
 
     # -- dbt invocations -------------------------------------------------------------------
@@ -392,11 +397,39 @@ class DbtProject:
         if not self._in_transaction:
             with self.transaction():
                 return self.execute(sql, fetch)
+        if _DDL.search(sql):
+            self._listings.clear()
         try:
             _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
         except Exception as e:
             raise WarehouseError(f"a statement failed in the warehouse: {_first_line(e)}", fix=memory_fix(e)) from None
         return [tuple(r.values()) for r in table.rows] if fetch else []
+
+    def table_names(self, schema_relation: Any) -> set[str]:
+        """The lower-cased table names of one schema, listed once until a statement of ours
+        changes tables (any DDL through :meth:`execute`), a transaction rolls back, or
+        :meth:`forget_tables` (taking a sync's lock: other processes may have made tables).
+
+        Not adapter.get_relation: dbt's relation cache is filled when the adapter opens and
+        does not see the tables we create or drop with SQL. Measured on DuckDB: a listing
+        costs about 36 ms of dbt macro rendering and events, and a sync asked about 14 times
+        (0.5 s of its 1.3 s).
+        """
+        key = str(schema_relation).lower()
+        if key not in self._listings:
+            try:
+                with self.transaction():
+                    found = self.adapter.list_relations_without_caching(schema_relation)
+            except WarehouseError:
+                raise
+            except Exception as e:
+                raise WarehouseError(f"could not list the tables of {schema_relation}: {_first_line(e)}",
+                                     fix=memory_fix(e)) from None
+            self._listings[key] = {str(r.identifier).lower() for r in found}
+        return self._listings[key]
+
+    def forget_tables(self) -> None:
+        self._listings.clear()
 
     def cached(self, name: str, compute: Callable[[], Any]) -> Any:
         """A value computed once per project (e.g. a dispatched macro's constant answer)."""
@@ -481,6 +514,7 @@ class DbtProject:
             yield
         except BaseException:
             self._in_transaction = False
+            self._listings.clear()  # a listing read inside it may show tables rolled back
             conns.rollback_if_open()
             raise
         self._in_transaction = False

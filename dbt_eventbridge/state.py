@@ -62,18 +62,7 @@ def _literal(value: str) -> str:
 
 
 def exists(project: DbtProject, relation: Any) -> bool:
-    # Not adapter.get_relation: dbt's relation cache is filled when the adapter opens and
-    # does not see the tables we create or drop with SQL (e.g. the state made by a replay).
-    try:
-        with project.transaction():
-            found = project.adapter.list_relations_without_caching(relation.without_identifier())
-    except WarehouseError:
-        raise
-    except Exception as e:
-        raise WarehouseError(f"could not list the tables of {relation.without_identifier()}: {first_line(e)}",
-                             fix=memory_fix(e)) from None
-    name = str(relation.identifier).lower()
-    return any(str(r.identifier).lower() == name for r in found)
+    return str(relation.identifier).lower() in project.table_names(relation.without_identifier())
 
 
 class Ownership:
@@ -106,6 +95,7 @@ class Ownership:
         try:
             with project.transaction():
                 project.adapter.create_schema(self.objects.without_identifier())
+            project.forget_tables()
         except WarehouseError:
             raise
         except Exception as e:
@@ -566,6 +556,8 @@ class SyncLock:
     def __enter__(self) -> "SyncLock":
         deadline = time.monotonic() + self.wait
         name = _literal(self.tables.sync)
+        # What other processes did to this sync's tables before we held it is seen afresh.
+        self.project.forget_tables()
         while True:
             try:
                 with self.project.transaction():
