@@ -75,6 +75,10 @@ def test_a_model_named_like_another_models_plan_table_does_not_collide(project: 
     dbt(project, "run", "-s", "pair", "pair__plan", vars_={"v": 2})
     r = project.sync("sync", "-s", "pair", "pair__plan")
     assert r.rc == 0, r.stdout + r.stderr
+    # changes to delivered rows: neither sync's state was taken for the other's plan (had it
+    # been dropped, its rows would go out again as "added")
+    for name in ("pair", "pair__plan"):
+        assert r.sync(name)["sent"] == {"added": 0, "changed": 3, "removed": 0}, (name, r.sync(name))
     evs = project.drain()["default"]
     for source in ("com.test.pair", "com.test.pair__plan"):
         assert canon(details(evs, source=source)) == canon([{"id": i, "value": "v2"} for i in (1, 2, 3)])
