@@ -5,4 +5,4 @@ each command (adapter plugin discovery), so anything heavy here slows down every
 ``dbt`` invocation of our users.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -36,3 +36,20 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgParams]:
         pytest.skip(f"no PostgreSQL server: {e}")
     yield params
     stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The markers by where a test lives and what it runs on, so lanes can be chosen with -m:
+    ``integration`` for tests/integration/, ``postgres`` for tests that need the PostgreSQL
+    server (an engine parameter or the fixture), ``duckdb`` for the other integration tests."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        callspec = getattr(item, "callspec", None)
+        values = {str(v) for v in callspec.params.values()} if callspec is not None else set()
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "postgres" in values or ("postgres" in fixtures and "duckdb" not in values):
+            item.add_marker(pytest.mark.postgres)
+        elif "integration" in parts:
+            item.add_marker(pytest.mark.duckdb)
