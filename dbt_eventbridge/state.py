@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 from dbt_eventbridge.errors import TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.layout import LEGACY_ROW, Layout, Shape, StoredColumn, old, phys
-from dbt_eventbridge.project import DbtProject, first_line, memory_fix
+from dbt_eventbridge.project import DbtProject
 
 _INSERT_CHUNK = 1000
 OBJECTS = "_eb_objects"
@@ -142,12 +142,10 @@ class Ownership:
 
     def adopt(self, relation: Any, kind: str, columns: list[str], sync: str = "") -> bool:
         """A table of an earlier version (before _eb_objects), recognised by exactly its columns."""
-        if not exists(self.project, relation):
+        if not self.readable(relation, columns):
             return False
-        if self.is_ours(relation):
-            return True
-        self._check_columns(relation, columns)
-        self.register(relation, kind, sync)
+        if not self.is_ours(relation):
+            self.register(relation, kind, sync)
         return True
 
     def register(self, relation: Any, kind: str, sync: str = "") -> None:
