@@ -1,4 +1,4 @@
-from dbt_eventbridge.cli import main
+from dbt_eventbridge.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -273,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     print_table(figures)
     print(f"\nfigures written to {args.json}")
+    # --quick only proves the bench runs: at its sizes the figures mean nothing, so no target is judged.
+    if args.quick:
+        return 0
     return 0 if all(t["met"] for t in figures["targets"].values()) else 1
 
 

@@ -34,7 +34,7 @@ import click
 import pytest
 import yaml
 
-from dbt_eventbridge.cli import main as cli_main
+from dbt_eventbridge.cli.main import main as cli_main
 from tests.integration.harness import BIN, REPO_ROOT, Project, by_type, edit_schema, state_tables
 
 EXAMPLES = REPO_ROOT / "examples"

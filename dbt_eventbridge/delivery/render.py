@@ -26,10 +26,10 @@ import jinja2.meta
 import jinja2.nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from dbt_eventbridge.config import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.config.syncs import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.errors import Problem
 from dbt_eventbridge.jsonvalues import MAX_SAFE_INT, dumps, to_json_value, to_text
-from dbt_eventbridge.putevents import entry_json
+from dbt_eventbridge.delivery.wire import entry_json
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d3b8e-4f0c-5a59-9d0e-2b7c1e8a9f10")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from dbt_eventbridge import __version__
-from dbt_eventbridge.config import BUS_ARN_RE, BUS_NAME_RE
+from dbt_eventbridge.config.syncs import BUS_ARN_RE, BUS_NAME_RE
 from dbt_eventbridge.errors import Problem
 from dbt_eventbridge.jsonvalues import to_json_value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbt_eventbridge.config import Settings
+from dbt_eventbridge.config.syncs import Settings
 from dbt_eventbridge.errors import ConfigError, CredentialsError, Problem
 
 
@@ -39,7 +39,7 @@ def make_client(settings: Settings) -> Any:
         raise ConfigError([Problem(f"{e}", path="vars.eventbridge.endpoint_url / --endpoint-url",
                                    fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")]
                           ) from None
-    from dbt_eventbridge.putevents import PutEventsClient
+    from dbt_eventbridge.delivery.wire import PutEventsClient
 
     return PutEventsClient.wrap(client, session.get_credentials())
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dbt_eventbridge.errors import RetryableError, TerminalError
-from dbt_eventbridge.history import EventBuffer
-from dbt_eventbridge.plan import ChangeReader
-from dbt_eventbridge.publish import AdaptiveRate, Outcome, Publisher
-from dbt_eventbridge.render import Renderer, RowRejected
+from dbt_eventbridge.warehouse.history import EventBuffer
+from dbt_eventbridge.warehouse.diff import ChangeReader
+from dbt_eventbridge.delivery.publisher import AdaptiveRate, Outcome, Publisher
+from dbt_eventbridge.delivery.render import Renderer, RowRejected
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The ``dbt-eventbridge`` command: a thin layer over :mod:`dbt_eventbridge.sync`."""
+"""The ``dbt-eventbridge`` command: a thin layer over :mod:`dbt_eventbridge.run.sync_run`."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _options(project_dir: str, profiles_dir: str | None, target: str | None, pro
              log_format: str | None = None, state_schema: str | None = None, **extra: Any) -> Any:
     import yaml
 
-    from dbt_eventbridge.sync import SyncOptions
+    from dbt_eventbridge.run.sync_run import SyncOptions
 
     parsed: dict[str, Any] = {}
     if vars_:
@@ -247,7 +247,7 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
     """
     if output and not dry_run:
         raise click.UsageError("--output goes with --dry-run")
-    from dbt_eventbridge.sync import run_sync
+    from dbt_eventbridge.run.sync_run import run_sync
 
     log_format = common.get("log_format")
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
@@ -270,7 +270,7 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
 
 
 def _write_report(run: dict[str, Any], path: str, log: Any) -> None:
-    from dbt_eventbridge.report import write_report
+    from dbt_eventbridge.ops.report import write_report
 
     try:
         written = write_report(run, path)
@@ -289,8 +289,8 @@ def validate(**common: Any) -> None:
     the sync and the YAML path); 2 the project could not be loaded.
     """
     from dbt_eventbridge.errors import EventBridgeSyncError
-    from dbt_eventbridge.project import PackageMissingError
-    from dbt_eventbridge.sync import validate as run_validate
+    from dbt_eventbridge.warehouse.project import PackageMissingError
+    from dbt_eventbridge.run.sync_run import validate as run_validate
 
     log_format = common.get("log_format")
     as_json = _log_format(log_format) == "json"
@@ -353,7 +353,7 @@ def _emit_json(kind: str, rows: list[dict[str, Any]]) -> None:
 @click.option("--limit", type=int, default=20, show_default=True, help="How many rows (one per sync per run).")
 def runs(sync_name: str | None, limit: int, **common: Any) -> None:
     """List recent runs from the run history, newest first (one line per sync per run)."""
-    from dbt_eventbridge.operations import recent_runs
+    from dbt_eventbridge.ops.operations import recent_runs
 
     log_format = common.get("log_format")
     rows = _run_library(lambda: recent_runs(_options(**common), limit=limit, sync=sync_name), log_format)
@@ -384,7 +384,7 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
             report: str | None, **common: Any) -> None:
     """Show one run's events and failures (RUN_ID, or its first characters), or the history
     of one row (--sync S --key K): every entry sent for it, when, and what AWS answered."""
-    from dbt_eventbridge import operations
+    from dbt_eventbridge.ops import operations
 
     log_format = common.get("log_format")
     as_json = _log_format(log_format) == "json"
@@ -458,7 +458,7 @@ def _confirm(yes: bool, question: str, log_format: str | None) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def reset(sync_name: str, yes: bool, **common: Any) -> None:
     """Forget what was delivered for one sync: its next run sends every current row again."""
-    from dbt_eventbridge.operations import reset_sync
+    from dbt_eventbridge.ops.operations import reset_sync
 
     log_format = common.get("log_format")
     _confirm(yes, f"Forget the delivered state of sync {sync_name}? Its next run sends every row again.",
@@ -476,7 +476,7 @@ def reset(sync_name: str, yes: bool, **common: Any) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
     """Take the model as it is now as delivered, sending nothing: the next run sends only later changes."""
-    from dbt_eventbridge.sync import run_sync
+    from dbt_eventbridge.run.sync_run import run_sync
 
     log_format = common.get("log_format")
     _confirm(yes, f"Record the current rows of sync {sync_name} as delivered, without sending them?", log_format)

@@ -24,8 +24,8 @@ from typing import Any, Iterable, Iterator
 
 from dbt_eventbridge.errors import TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
-from dbt_eventbridge.layout import LEGACY_ROW, Layout, Shape, StoredColumn, old, phys
-from dbt_eventbridge.project import DbtProject
+from dbt_eventbridge.warehouse.layout import LEGACY_ROW, Layout, Shape, StoredColumn, old, phys
+from dbt_eventbridge.warehouse.project import DbtProject
 
 _INSERT_CHUNK = 1000
 OBJECTS = "_eb_objects"

@@ -1,6 +1,6 @@
 """Day-two operations over the state schema: read the run history, reset a sync.
 
-    from dbt_eventbridge.operations import recent_runs, key_history
+    from dbt_eventbridge.ops.operations import recent_runs, key_history
     runs = recent_runs(SyncOptions(project_dir="analytics"), limit=10)
 
 Each function opens the project's warehouse connection like a sync does, and never sends
@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from dbt_eventbridge import state as state_store
+from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError
-from dbt_eventbridge.history import History, key_json, parse_time
-from dbt_eventbridge.sync import SyncOptions, load
+from dbt_eventbridge.warehouse.history import History, key_json, parse_time
+from dbt_eventbridge.run.sync_run import SyncOptions, load
 
 MAX_REPORTED_REJECTIONS = 1000  # per sync, in a report made from the history (as report.py shows)
 

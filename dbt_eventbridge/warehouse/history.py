@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbt_eventbridge.errors import WarehouseError
-from dbt_eventbridge.project import DbtProject
-from dbt_eventbridge.render import key_text
+from dbt_eventbridge.warehouse.project import DbtProject
+from dbt_eventbridge.delivery.render import key_text
 
 RUNS = "_eb_runs"
 EVENTS = "_eb_events"
@@ -100,7 +100,7 @@ class History:
         """Create the schema and tables if missing (once per run)."""
         if self._ready:
             return
-        from dbt_eventbridge.state import Ownership
+        from dbt_eventbridge.warehouse.state import Ownership
 
         owned = Ownership(self.project, self.schema)
         owned.ensure()
@@ -227,7 +227,7 @@ class History:
     # -- reading (the runs and inspect commands, alerts) ----------------------------------
 
     def exists(self) -> bool:
-        from dbt_eventbridge.state import Ownership
+        from dbt_eventbridge.warehouse.state import Ownership
 
         return Ownership(self.project, self.schema).readable(self.runs, [c for c, _ in RUN_COLUMNS])
 

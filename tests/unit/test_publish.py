@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from dbt_eventbridge.aws import make_client
-from dbt_eventbridge.config import Settings
+from dbt_eventbridge.delivery.aws import make_client
+from dbt_eventbridge.config.syncs import Settings
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
-from dbt_eventbridge.publish import Outcome, Publisher
-from dbt_eventbridge.render import Entry, entry_size
+from dbt_eventbridge.delivery.publisher import Outcome, Publisher
+from dbt_eventbridge.delivery.render import Entry, entry_size
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
 
 NS = uuid.UUID("0c2d6a4e-3b1f-4e8a-9d7c-5f6e7a8b9c0d")
@@ -454,7 +454,7 @@ def test_requests_run_concurrently_up_to_the_setting(serve: Callable[..., FaultE
 
 
 def test_acks_are_journaled_as_runs() -> None:
-    from dbt_eventbridge.state import _statements, seq_runs
+    from dbt_eventbridge.warehouse.state import _statements, seq_runs
 
     assert seq_runs([5, 1, 2, 3, 3, 9]) == [(1, 3), (5, 5), (9, 9)]
     assert seq_runs([]) == []

@@ -449,7 +449,7 @@ class Settings:
     # Run history in the state schema (_eb_runs, _eb_events): every run and every event.
     history_retention_days: int = 30          # 0 keeps it forever
     history_detail: bool = True               # False: events are recorded without their detail (personal data)
-    alerts: list[Any] = field(default_factory=list)  # see dbt_eventbridge.alerts
+    alerts: list[Any] = field(default_factory=list)  # see dbt_eventbridge.ops.alerts
     # Read by the package's on-run-end hook (macros/dbt_results.sql), which records every dbt
     # invocation's results for the synced models so that the test gate sees earlier failures.
     record_dbt_results: bool = True

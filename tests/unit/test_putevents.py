@@ -14,9 +14,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dbt_eventbridge.aws import make_client
-from dbt_eventbridge.config import Settings
-from dbt_eventbridge.putevents import PutEventsClient, sigv4_headers
+from dbt_eventbridge.delivery.aws import make_client
+from dbt_eventbridge.config.syncs import Settings
+from dbt_eventbridge.delivery.wire import PutEventsClient, sigv4_headers
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
 
 NOW = dt.datetime(2026, 11, 26, 10, 11, 12)

@@ -3,7 +3,7 @@
 config -> plan (diff in the warehouse) -> render -> publish -> commit, one sync at a time;
 within a sync the plan is streamed in batches and published concurrently.
 
-    from dbt_eventbridge.sync import SyncOptions, run_sync
+    from dbt_eventbridge.run.sync_run import SyncOptions, run_sync
     result = run_sync(SyncOptions(project_dir="analytics", select=("tag:crm",)))
     result.exit_code
 """
@@ -22,19 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from dbt_eventbridge import plan as planning
-from dbt_eventbridge import state as state_store
-from dbt_eventbridge.config import (OPS, Settings, SyncConfig, check_unique_names, near_miss_keys, parse_syncs,
+from dbt_eventbridge.warehouse import diff as planning
+from dbt_eventbridge.warehouse import state as state_store
+from dbt_eventbridge.config.syncs import (OPS, Settings, SyncConfig, check_unique_names, near_miss_keys, parse_syncs,
                                     parse_time_templates)
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
-from dbt_eventbridge.history import EventBuffer, History
+from dbt_eventbridge.warehouse.history import EventBuffer, History
 from dbt_eventbridge.jsonvalues import to_json_value
-from dbt_eventbridge.project import DbtProject, LastRun, ModelNode, memory_fix
-from dbt_eventbridge.publish import Outcome, Publisher
-from dbt_eventbridge.render import Change, Entry, Renderer, RowRejected
-from dbt_eventbridge.results import RunResult, SyncResult, now
-from dbt_eventbridge.workers import WorkerPool, shared_rate
+from dbt_eventbridge.warehouse.project import DbtProject, LastRun, ModelNode, memory_fix
+from dbt_eventbridge.delivery.publisher import Outcome, Publisher
+from dbt_eventbridge.delivery.render import Change, Entry, Renderer, RowRejected
+from dbt_eventbridge.run.results import RunResult, SyncResult, now
+from dbt_eventbridge.run.workers import WorkerPool, shared_rate
 
 META_KEY = "eventbridge"
 Log = Callable[[str, str], None]  # (level, message)
@@ -98,7 +98,7 @@ def load(options: SyncOptions, *, lenient: bool = False) -> _Loaded:
             problems += probs + _parse_time_problems(project, node, parsed)
             syncs += [(s, node) for s in parsed]
     problems += check_unique_names(all_syncs)
-    from dbt_eventbridge.alerts import check_alert_syncs, parse_alerts
+    from dbt_eventbridge.ops.alerts import check_alert_syncs, parse_alerts
 
     alerts, alert_problems = parse_alerts(settings.alerts)
     alert_problems += check_alert_syncs(alerts, [s.name for s in all_syncs])
@@ -148,8 +148,8 @@ def _send_alerts(loaded: _Loaded, result: RunResult, history: History | None, lo
     the warehouse cannot be reached, in the target folder) so each change is sent once."""
     import datetime as dt
 
-    from dbt_eventbridge import alerts as alerting
-    from dbt_eventbridge.history import WarehouseAlertStore, parse_time
+    from dbt_eventbridge.ops import alerts as alerting
+    from dbt_eventbridge.warehouse.history import WarehouseAlertStore, parse_time
 
     now_dt = dt.datetime.now(dt.timezone.utc)
     statuses: list[alerting.SyncStatus] = []
@@ -246,7 +246,7 @@ def run_sync(options: SyncOptions, *, log: Log = _no_log, client: Any = None) ->
             if injected is not None:
                 c = injected
             else:
-                from dbt_eventbridge.aws import make_client
+                from dbt_eventbridge.delivery.aws import make_client
 
                 c = make_client(settings)
             return Publisher(c, max_request_bytes=settings.max_request_bytes, concurrency=settings.concurrency,

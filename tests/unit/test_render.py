@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_eventbridge.config import SyncConfig, parse_syncs
-from dbt_eventbridge.render import (
+from dbt_eventbridge.config.syncs import SyncConfig, parse_syncs
+from dbt_eventbridge.delivery.render import (
     Change,
     Entry,
     Renderer,
@@ -26,7 +26,7 @@ from dbt_eventbridge.render import (
 )
 from tests.support import render_dbt_strings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEGRATION = REPO_ROOT / "integration_project"
 
 UID = "model.p.customers"

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from dbt_eventbridge import __version__
-from dbt_eventbridge.alerts import (
+from dbt_eventbridge.ops.alerts import (
     RUN_SYNC,
     TRIGGERS,
     AlertConfig,

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbt_eventbridge.config import OPS
+from dbt_eventbridge.config.syncs import OPS
 from dbt_eventbridge.jsonvalues import to_json_value
 
 RESULT_FILE = "eventbridge_sync_results.json"

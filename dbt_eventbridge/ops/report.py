@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dbt_eventbridge.config import OPS
+from dbt_eventbridge.config.syncs import OPS
 
 MAX_REJECTIONS_SHOWN = 1000
 # Fixed chart colours: tests find them in screenshots, so badges use other shades.

@@ -9,11 +9,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from dbt_eventbridge.config import OPS, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.config.syncs import OPS, ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError, WarehouseError
-from dbt_eventbridge.layout import LEGACY_ROW, Layout, ModelColumns, Shape, old, phys
-from dbt_eventbridge.project import DbtProject, ModelNode
-from dbt_eventbridge.render import Change
+from dbt_eventbridge.warehouse.layout import LEGACY_ROW, Layout, ModelColumns, Shape, old, phys
+from dbt_eventbridge.warehouse.project import DbtProject, ModelNode
+from dbt_eventbridge.delivery.render import Change
 
 RESERVED_PREFIX = "_eb_"
 SAMPLE_KEYS = 5

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
-from dbt_eventbridge.putevents import entry_json, request_body
-from dbt_eventbridge.render import Entry
+from dbt_eventbridge.delivery.wire import entry_json, request_body
+from dbt_eventbridge.delivery.render import Entry
 
 MAX_ENTRIES_PER_REQUEST = 10
 RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException", "InternalException",

@@ -7,15 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     p = subprocess.run([sys.executable, "-m", "devtools.bench", "--quick", "--workers", "1,2", "--json", str(out)],
                        cwd=REPO, capture_output=True, text=True, timeout=900)
-    # exit 1 only says a target was missed: at these sizes the figures mean nothing
-    assert p.returncode in (0, 1), p.stdout + p.stderr
+    # --quick judges no target (the figures mean nothing at these sizes): it exits 0 when it ran
+    assert p.returncode == 0, p.stdout + p.stderr
     f = json.loads(out.read_text())
     assert set(f["targets"]) == {
         "diff within 2x of a FULL OUTER JOIN", "no-change run < 2 s after adapter open", "publish >= 15x naive",

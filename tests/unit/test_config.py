@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_eventbridge.config import (
+from dbt_eventbridge.config.syncs import (
     DEFAULT_BUS,
     DetailSpec,
     Settings,
@@ -19,7 +19,7 @@ from dbt_eventbridge.config import (
 from dbt_eventbridge.errors import ConfigError, Problem
 from tests.support import render_dbt_strings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_YML = REPO_ROOT / "integration_project" / "models" / "schema.yml"
 
 UID = "model.p.customers"
