@@ -22,7 +22,7 @@ class CrashPoints:
             self.nth = int(nth) if nth.strip() else 1
 
     @classmethod
-    def from_env(cls) -> "CrashPoints":
+    def from_env(cls) -> CrashPoints:
         return cls(os.environ.get("DBT_EVENTBRIDGE_CRASH_AT"))
 
     def reach(self, name: str) -> None:

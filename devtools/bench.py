@@ -412,7 +412,7 @@ def print_table(f: dict[str, Any]) -> None:
     print("scale-out (--workers, events/s): " + ", ".join(f"{w['workers']}: {w['events_per_second']:,}"
                                                          for w in f["scale_out"]))
     d = f["diff"]
-    print(f"diff phases (s): " + ", ".join(f"{k} {v}" for k, v in d["phases"].items())
+    print("diff phases (s): " + ", ".join(f"{k} {v}" for k, v in d["phases"].items())
           + f"; {d['changes']:,} changes of {d['rows']:,} rows")
     p = f["publish"]
     print("publish phases (s): " + ", ".join(f"{k} {round(v, 2)}" for k, v in p["timings"].items()))

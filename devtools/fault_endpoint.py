@@ -42,10 +42,11 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 MAX_ENTRIES = 10
 MAX_DETAIL_TYPE = 128
@@ -337,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             endpoint._leave()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -144,7 +144,7 @@ class StubEndpoint:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "StubEndpoint":
+    def start(self) -> StubEndpoint:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self.proc = subprocess.Popen([sys.executable, "-m", "devtools.stub_endpoint"], cwd=root,
                                      stdout=subprocess.PIPE, text=True)
@@ -176,7 +176,7 @@ class StubEndpoint:
                 self.proc.stdout.close()
             self.proc = None
 
-    def __enter__(self) -> "StubEndpoint":
+    def __enter__(self) -> StubEndpoint:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

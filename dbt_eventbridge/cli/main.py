@@ -161,7 +161,7 @@ def _json_line(level: str, message: str, data: Any = None) -> None:
 
     label = {"summary_error": "error", "summary": "info", "sample": "debug", "warn": "warn"}.get(level, level)
     record = {"info": {"name": level, "level": label, "msg": message,
-                       "ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")}}
+                       "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")}}
     if data is not None:
         record["data"] = data
     click.echo(json.dumps(record, default=str, ensure_ascii=False))
@@ -289,8 +289,8 @@ def validate(**common: Any) -> None:
     the sync and the YAML path); 2 the project could not be loaded.
     """
     from dbt_eventbridge.errors import EventBridgeSyncError
-    from dbt_eventbridge.warehouse.project import PackageMissingError
     from dbt_eventbridge.run.sync_run import validate as run_validate
+    from dbt_eventbridge.warehouse.project import PackageMissingError
 
     log_format = common.get("log_format")
     as_json = _log_format(log_format) == "json"

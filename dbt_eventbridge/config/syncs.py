@@ -9,10 +9,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
-
-import jinja2.meta
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 from dbt_eventbridge.errors import ConfigError, Problem
 
@@ -456,7 +455,7 @@ class Settings:
 
     @classmethod
     def load(cls, project_vars: Any, env: Mapping[str, str] | None = None,
-             overrides: Mapping[str, Any] | None = None) -> "Settings":
+             overrides: Mapping[str, Any] | None = None) -> Settings:
         env = os.environ if env is None else env
         problems: list[Problem] = []
         values: dict[str, Any] = {}

@@ -10,16 +10,17 @@ the state and come back on the next run.
 from __future__ import annotations
 
 import math
+import queue
 import random
 import threading
 import time
-import queue
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
-from dbt_eventbridge.delivery.wire import entry_json, request_body
 from dbt_eventbridge.delivery.render import Entry
+from dbt_eventbridge.delivery.wire import entry_json, request_body
+from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
 
 MAX_ENTRIES_PER_REQUEST = 10
 RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException", "InternalException",
@@ -48,7 +49,7 @@ class Outcome:
     retried_entries: int = 0
     attempts: dict[int, int] = field(default_factory=dict)  # seq -> requests it took, when more than 1
 
-    def merge(self, other: "Outcome") -> None:
+    def merge(self, other: Outcome) -> None:
         self.accepted += other.accepted
         self.rejected += other.rejected
         self.attempts.update(other.attempts)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import json
+import math
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import jinja2
 import jinja2.meta
@@ -27,9 +28,9 @@ import jinja2.nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from dbt_eventbridge.config.syncs import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.delivery.wire import entry_json
 from dbt_eventbridge.errors import Problem
 from dbt_eventbridge.jsonvalues import MAX_SAFE_INT, dumps, to_json_value, to_text
-from dbt_eventbridge.delivery.wire import entry_json
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d3b8e-4f0c-5a59-9d0e-2b7c1e8a9f10")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
@@ -154,7 +155,7 @@ class _Sandbox(SandboxedEnvironment):
                 return obj[real]
         return super().getitem(obj, argument)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - jinja's
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         # Our own wrappers of dbt's var/env_var and project macros are safe by construction.
         if type(__obj) is _Memo or type(__obj) is _Macro:
             return __obj(*args, **kwargs)
@@ -646,9 +647,9 @@ def _as_time(value: Any) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     if isinstance(value, str):
         try:
             return _as_time(dt.datetime.fromisoformat(value.replace(" ", "T", 1)))

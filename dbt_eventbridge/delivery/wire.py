@@ -30,7 +30,8 @@ import json
 import socket
 import ssl
 import threading
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 SIGNING_NAME = "events"
@@ -46,7 +47,7 @@ def entry_json(entry: Mapping[str, Any]) -> str:
     t = entry.get("Time")
     if isinstance(t, dt.datetime):
         if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.timezone.utc)
+            t = t.replace(tzinfo=dt.UTC)
         entry = {**entry, "Time": round(t.timestamp(), 6)}
     if len(entry) == 4 and "Resources" not in entry and "Time" not in entry:  # the common case, by hand
         try:
@@ -128,7 +129,7 @@ class PutEventsClient:
             return boto_client
         return cls(boto_client, credentials)
 
-    def put_events(self, Entries: list[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def put_events(self, Entries: list[Mapping[str, Any]]) -> dict[str, Any]:
         return self.send_body(request_body(entry_json(e) for e in Entries))
 
     def send_body(self, body: bytes) -> dict[str, Any]:
@@ -187,7 +188,7 @@ class PutEventsClient:
 
         headers = sigv4_headers(body=body, host=self._host, region=self._region, access_key=creds.access_key,
                                 secret_key=creds.secret_key, token=creds.token,
-                                now=dt.datetime.now(dt.timezone.utc), key_cache=self._keys)
+                                now=dt.datetime.now(dt.UTC), key_cache=self._keys)
         conn = self._connection()
         url = self._url
         if conn.sock is None:
@@ -195,7 +196,7 @@ class PutEventsClient:
                 conn.connect()
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.sock.settimeout(self._timeouts[1])
-            except (socket.timeout, TimeoutError) as e:
+            except TimeoutError as e:
                 self._drop_connection()
                 raise bx.ConnectTimeoutError(endpoint_url=url, error=e) from None
             except ssl.SSLError as e:
@@ -211,7 +212,7 @@ class PutEventsClient:
             if resp.will_close:
                 self._drop_connection()
             return resp.status, content, resp.headers
-        except (socket.timeout, TimeoutError) as e:
+        except TimeoutError as e:
             self._drop_connection()
             raise bx.ReadTimeoutError(endpoint_url=url, error=e) from None
         except (http.client.HTTPException, OSError) as e:

@@ -37,8 +37,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from dbt_eventbridge import __version__
 from dbt_eventbridge.config.syncs import BUS_ARN_RE, BUS_NAME_RE
@@ -392,7 +393,7 @@ class SyncStatus:
 
 def _utc(t: dt.datetime) -> dt.datetime:
     # Naive times are taken as UTC, which is what the run history stores.
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def _rejected_share(s: SyncStatus) -> float:
@@ -675,15 +676,15 @@ def _post(alert: AlertConfig, url: str, payload: Any) -> None:
         raise SendFailed(f"could not reach the URL in {alert.url_env}: {reason}")
 
 
-def _send_slack(alert: AlertConfig, n: Notification, line: str, ctx: "_Context") -> None:
+def _send_slack(alert: AlertConfig, n: Notification, line: str, ctx: _Context) -> None:
     _post(alert, _env_url(alert, ctx.env), slack_payload(n, line))
 
 
-def _send_webhook(alert: AlertConfig, n: Notification, line: str, ctx: "_Context") -> None:
+def _send_webhook(alert: AlertConfig, n: Notification, line: str, ctx: _Context) -> None:
     _post(alert, _env_url(alert, ctx.env), n.body)
 
 
-def _send_sns(alert: AlertConfig, n: Notification, line: str, ctx: "_Context") -> None:
+def _send_sns(alert: AlertConfig, n: Notification, line: str, ctx: _Context) -> None:
     args: dict[str, Any] = {"TopicArn": alert.topic_arn, "Subject": sns_subject(n, line), "Message": _dumps(n.body)}
     if alert.topic_arn and alert.topic_arn.endswith(".fifo"):
         # FIFO topics require a group; the dedup id lets a lost response be retried safely.
@@ -692,7 +693,7 @@ def _send_sns(alert: AlertConfig, n: Notification, line: str, ctx: "_Context") -
     ctx.client("sns", alert).publish(**args)
 
 
-def _send_eventbridge(alert: AlertConfig, n: Notification, line: str, ctx: "_Context") -> None:
+def _send_eventbridge(alert: AlertConfig, n: Notification, line: str, ctx: _Context) -> None:
     entry = {"Source": SOURCE, "DetailType": f"dbt-eventbridge {n.kind.capitalize()}", "Detail": _dumps(n.body),
              "EventBusName": alert.event_bus}
     resp = ctx.client("events", alert).put_events(Entries=[entry])
@@ -702,7 +703,7 @@ def _send_eventbridge(alert: AlertConfig, n: Notification, line: str, ctx: "_Con
                          f"{failed.get('ErrorMessage', '')}".rstrip(": "))
 
 
-SENDERS: dict[str, Callable[[AlertConfig, Notification, str, "_Context"], None]] = {
+SENDERS: dict[str, Callable[[AlertConfig, Notification, str, _Context], None]] = {
     "slack": _send_slack, "webhook": _send_webhook, "sns": _send_sns, "eventbridge": _send_eventbridge}
 
 

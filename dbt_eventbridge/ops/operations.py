@@ -10,14 +10,15 @@ anything. (Re-baselining is a sync that sends nothing: ``run_sync`` with ``rebas
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
-from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError
-from dbt_eventbridge.warehouse.history import History, key_json, parse_time
 from dbt_eventbridge.run.sync_run import SyncOptions, load
+from dbt_eventbridge.warehouse import state as state_store
+from dbt_eventbridge.warehouse.history import History, key_json, parse_time
 
 MAX_REPORTED_REJECTIONS = 1000  # per sync, in a report made from the history (as report.py shows)
 

@@ -24,8 +24,8 @@ class SyncResult:
     model: str
     status: str = "pending"  # success | partial | error | skipped | dry_run
     event_bus: str | None = None
-    planned: dict[str, int] = field(default_factory=lambda: {op: 0 for op in OPS})
-    sent: dict[str, int] = field(default_factory=lambda: {op: 0 for op in OPS})
+    planned: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
+    sent: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
     rejected: int = 0
     not_triggered: int = 0       # changes recorded in the state without an event (trigger off)
     invalid_keys: dict[str, Any] = field(default_factory=lambda: {"null_key_rows": 0, "duplicate_key_rows": 0,
@@ -138,4 +138,4 @@ class RunResult:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

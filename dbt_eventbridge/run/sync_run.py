@@ -17,24 +17,32 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
-from dbt_eventbridge.warehouse import diff as planning
-from dbt_eventbridge.warehouse import state as state_store
-from dbt_eventbridge.config.syncs import (OPS, Settings, SyncConfig, check_unique_names, near_miss_keys, parse_syncs,
-                                    parse_time_templates)
-from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
-from dbt_eventbridge.faults import CrashPoints
-from dbt_eventbridge.warehouse.history import EventBuffer, History
-from dbt_eventbridge.jsonvalues import to_json_value
-from dbt_eventbridge.warehouse.project import DbtProject, LastRun, ModelNode, memory_fix
+from dbt_eventbridge.config.syncs import (
+    OPS,
+    Settings,
+    SyncConfig,
+    check_unique_names,
+    near_miss_keys,
+    parse_syncs,
+    parse_time_templates,
+)
 from dbt_eventbridge.delivery.publisher import Outcome, Publisher
 from dbt_eventbridge.delivery.render import Change, Entry, Renderer, RowRejected
+from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem, TerminalError, WarehouseError
+from dbt_eventbridge.faults import CrashPoints
+from dbt_eventbridge.jsonvalues import to_json_value
 from dbt_eventbridge.run.results import RunResult, SyncResult, now
 from dbt_eventbridge.run.workers import WorkerPool, shared_rate
+from dbt_eventbridge.warehouse import diff as planning
+from dbt_eventbridge.warehouse import state as state_store
+from dbt_eventbridge.warehouse.history import EventBuffer, History
+from dbt_eventbridge.warehouse.project import DbtProject, LastRun, ModelNode, memory_fix
 
 META_KEY = "eventbridge"
 Log = Callable[[str, str], None]  # (level, message)
@@ -151,7 +159,7 @@ def _send_alerts(loaded: _Loaded, result: RunResult, history: History | None, lo
     from dbt_eventbridge.ops import alerts as alerting
     from dbt_eventbridge.warehouse.history import WarehouseAlertStore, parse_time
 
-    now_dt = dt.datetime.now(dt.timezone.utc)
+    now_dt = dt.datetime.now(dt.UTC)
     statuses: list[alerting.SyncStatus] = []
     try:
         for sr in result.syncs:

@@ -21,14 +21,15 @@ import queue
 import signal
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from dbt_eventbridge.errors import RetryableError, TerminalError
-from dbt_eventbridge.warehouse.history import EventBuffer
-from dbt_eventbridge.warehouse.diff import ChangeReader
 from dbt_eventbridge.delivery.publisher import AdaptiveRate, Outcome, Publisher
 from dbt_eventbridge.delivery.render import Renderer, RowRejected
+from dbt_eventbridge.errors import RetryableError, TerminalError
+from dbt_eventbridge.warehouse.diff import ChangeReader
+from dbt_eventbridge.warehouse.history import EventBuffer
 
 
 @dataclass

@@ -6,14 +6,15 @@ import dataclasses
 import json
 import math
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from dbt_eventbridge.config.syncs import OPS, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.delivery.render import Change
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError, WarehouseError
 from dbt_eventbridge.warehouse.layout import LEGACY_ROW, Layout, ModelColumns, Shape, old, phys
 from dbt_eventbridge.warehouse.project import DbtProject, ModelNode
-from dbt_eventbridge.delivery.render import Change
 
 RESERVED_PREFIX = "_eb_"
 SAMPLE_KEYS = 5
@@ -292,7 +293,7 @@ def has_duplicate_keys(project: DbtProject, plan: Any, shape: ModelShape) -> boo
 def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     """Rows per op: added, changed, removed, and rebaseline (recorded, never sent)."""
     rows = project.execute(f"select _eb_op, count(*) from {plan} as p group by _eb_op", fetch=True)
-    counts = {op: 0 for op in OPS}
+    counts = dict.fromkeys(OPS, 0)
     counts.update({str(op): int(n) for op, n in rows})
     return counts
 
@@ -312,7 +313,7 @@ class RowSpec:
     shapes: tuple[tuple[int, tuple[tuple[str, int, bool], ...], bool], ...] = ()
 
     @classmethod
-    def make(cls, shape: ModelShape, layout: Layout | None, json_types: set[str]) -> "RowSpec":
+    def make(cls, shape: ModelShape, layout: Layout | None, json_types: set[str]) -> RowSpec:
         def is_json(dtype: str) -> bool:
             return dtype.strip().lower() in json_types
 
@@ -332,7 +333,7 @@ class PlanRows:
 
     The rows stay tuples until rendering: the same form the --workers processes receive."""
 
-    reader: "ChangeReader"
+    reader: ChangeReader
     rows: list[tuple]
 
     def changes(self) -> list[Change]:

@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_eventbridge.delivery.render import key_text
 from dbt_eventbridge.errors import WarehouseError
 from dbt_eventbridge.warehouse.project import DbtProject
-from dbt_eventbridge.delivery.render import key_text
 
 RUNS = "_eb_runs"
 EVENTS = "_eb_events"
@@ -59,9 +59,9 @@ def key_json(key: Any) -> str:
 
 def timestamp(moment: dt.datetime | None = None) -> str:
     """UTC, without an offset: the history's timestamps are plain timestamps in UTC."""
-    moment = moment or dt.datetime.now(dt.timezone.utc)
+    moment = moment or dt.datetime.now(dt.UTC)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment.isoformat(sep=" ", timespec="microseconds")
 
 
@@ -72,7 +72,7 @@ def parse_time(value: Any) -> dt.datetime | None:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     return None
 
 
@@ -149,7 +149,7 @@ class History:
             f"before it finished; the next run recorded what it had delivered' where sync_name = "
             f"{self._literal(sync.lower())} and status = 'running' and run_id <> {self._literal(self.run_id)}")
 
-    def add_events(self, sync: str, events: "EventBuffer") -> None:
+    def add_events(self, sync: str, events: EventBuffer) -> None:
         """Record a chunk's events (call inside the chunk's journal transaction)."""
         if not len(events):
             return
@@ -206,7 +206,7 @@ class History:
         if not self.retention_days:
             return
         self.ensure()
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         cutoff = self._literal(timestamp(now - dt.timedelta(days=self.retention_days)))
         with self.project.transaction():
             self.project.execute(f"delete from {self.events} where sent_at < {cutoff}")
@@ -397,7 +397,7 @@ class EventBuffer:
         for f in EVENT_FIELDS:
             self.cols[f].append(row.get(f))
 
-    def extend(self, other: "EventBuffer") -> None:
+    def extend(self, other: EventBuffer) -> None:
         for f in EVENT_FIELDS:
             self.cols[f] += other.cols[f]
 
@@ -420,7 +420,7 @@ class _Writer:
         self._thread.start()
 
     @classmethod
-    def for_duckdb(cls, project: DbtProject) -> "_Writer | None":
+    def for_duckdb(cls, project: DbtProject) -> _Writer | None:
         try:
             handle = project.adapter.connections.get_thread_connection().handle
             con = handle.cursor()._cursor.cursor()  # a second connection to the same database

@@ -71,7 +71,7 @@ class Shape:
     def by_name(self) -> dict[str, StoredColumn]:
         return {c.name: c for c in self.columns}
 
-    def same_hash(self, other: "Shape") -> bool:
+    def same_hash(self, other: Shape) -> bool:
         """Rows of both shapes have comparable stored fingerprints (same expression, same typed columns)."""
         if self.legacy or other.legacy or self.hash_version != other.hash_version or self.tracked != other.tracked:
             return False
@@ -84,7 +84,7 @@ class Shape:
                 "legacy": self.legacy}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Shape":
+    def from_json(cls, d: dict[str, Any]) -> Shape:
         return cls(id=int(d["id"]), columns=tuple(StoredColumn(str(n), int(i), str(t)) for n, i, t in d["columns"]),
                    keys=tuple(d["keys"]), tracked=tuple(d["tracked"]), hash_version=str(d["hash_version"]),
                    legacy=bool(d.get("legacy", False)))
@@ -130,7 +130,7 @@ class Layout:
                           separators=(",", ":"))
 
     @classmethod
-    def from_text(cls, text: str | None) -> "Layout | None":
+    def from_text(cls, text: str | None) -> Layout | None:
         if not text:
             return None
         d = json.loads(text)
@@ -147,7 +147,7 @@ class Layout:
         return (not s.legacy and tuple((c.name, c.dtype) for c in s.columns) == model.columns
                 and s.keys == model.keys and s.tracked == model.tracked and s.hash_version == model.hash_version)
 
-    def evolve(self, model: ModelColumns) -> "Layout":
+    def evolve(self, model: ModelColumns) -> Layout:
         """This layout with the model's shape as the current one (the same layout if it matches).
 
         A column keeps its physical column while its name and type stay; a new column, or
@@ -170,17 +170,17 @@ class Layout:
         shape = Shape(new_id, tuple(cols), model.keys, model.tracked, model.hash_version)
         return Layout({**self.shapes, new_id: shape}, new_id, nxt, new_id + 1)
 
-    def keeping(self, shape_ids: set[int]) -> "Layout":
+    def keeping(self, shape_ids: set[int]) -> Layout:
         """Only the current shape and the given ones (those some state row still has)."""
         keep = shape_ids | {self.current}
         return Layout({i: s for i, s in self.shapes.items() if i in keep}, self.current, self.next_index,
                       self.next_id)
 
     @classmethod
-    def fresh(cls, model: ModelColumns) -> "Layout":
+    def fresh(cls, model: ModelColumns) -> Layout:
         return cls().evolve(model)
 
-    def restarted(self, model: ModelColumns) -> "Layout":
+    def restarted(self, model: ModelColumns) -> Layout:
         """A layout with only the model's shape, for a state rebuilt from scratch; its shape id
         is new, so no row of the old state could be taken for one of it."""
         new = Layout(next_id=self.next_id).evolve(model)

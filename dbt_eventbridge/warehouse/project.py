@@ -15,9 +15,10 @@ import os
 import re
 import uuid
 from argparse import Namespace
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from dbt_eventbridge.errors import ProjectError, TerminalError, WarehouseError
 

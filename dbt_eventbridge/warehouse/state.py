@@ -20,7 +20,8 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from dbt_eventbridge.errors import TerminalError, WarehouseError
 from dbt_eventbridge.faults import CrashPoints
@@ -216,7 +217,7 @@ class StateTables:
         self.legacy_registry = rel(schema, LEGACY_REGISTRY)
 
     @classmethod
-    def for_sync(cls, project: DbtProject, schema: str, sync_name: str) -> "StateTables":
+    def for_sync(cls, project: DbtProject, schema: str, sync_name: str) -> StateTables:
         return cls(project, schema, sync_name)
 
 
@@ -551,7 +552,7 @@ class SyncLock:
         self.host = socket.gethostname()
         self._last_beat = 0.0
 
-    def __enter__(self) -> "SyncLock":
+    def __enter__(self) -> SyncLock:
         deadline = time.monotonic() + self.wait
         name = _literal(self.tables.sync)
         # What other processes did to this sync's tables before we held it is seen afresh.

@@ -20,10 +20,11 @@ import json
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -74,7 +75,7 @@ class StsDenied:
         self.calls: list[str] = []
         self.accepted: list[Any] = []  # never accepts anything; same interface as FaultEndpoint
 
-    def __enter__(self) -> "StsDenied":
+    def __enter__(self) -> StsDenied:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -64,7 +64,7 @@ def gh_triggers(doc: dict[str, Any]) -> dict[str, Any]:
     if isinstance(on, str):
         return {on: None}
     if isinstance(on, list):
-        return {k: None for k in on}
+        return dict.fromkeys(on)
     return on
 
 

@@ -11,13 +11,14 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from devtools.fault_endpoint import FaultEndpoint
-from tests.integration.harness import (BIN, Project, add_model, canon, dbt, details, edit_schema, sql, state_tables)
+from tests.integration.harness import BIN, Project, add_model, canon, dbt, details, edit_schema, sql, state_tables
 
 
 @pytest.fixture
@@ -258,7 +259,7 @@ def test_a_failure_holds_a_model_back_across_later_dbt_invocations(engine: str, 
 class _NotEventBridge:
     """A web server that answers every request with a 404 page."""
 
-    def __enter__(self) -> "_NotEventBridge":
+    def __enter__(self) -> _NotEventBridge:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -16,13 +16,21 @@ DuckDB and on PostgreSQL:
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import pytest
 
-from tests.integration.harness import (Project, add_model, canon, dbt, details, model_schema, sql, state_schema,
-                                       state_tables)
+from tests.integration.harness import (
+    Project,
+    add_model,
+    canon,
+    dbt,
+    details,
+    model_schema,
+    sql,
+    state_schema,
+    state_tables,
+)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

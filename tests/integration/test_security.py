@@ -13,15 +13,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pytest
 import yaml
 
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
-from tests.integration.harness import delivered_rows, BIN, CliResult, Project, edit_schema, state_tables
+from tests.integration.harness import BIN, CliResult, Project, delivered_rows, edit_schema, state_tables
 from tests.integration.test_bad_inputs import StsDenied
 
 STATE_SCHEMA = "eventbridge_state"

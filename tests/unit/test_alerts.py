@@ -11,13 +11,15 @@ import json
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from dbt_eventbridge import __version__
+from dbt_eventbridge.errors import Problem
 from dbt_eventbridge.ops.alerts import (
     RUN_SYNC,
     TRIGGERS,
@@ -32,10 +34,9 @@ from dbt_eventbridge.ops.alerts import (
     parse_alerts,
     sns_subject,
 )
-from dbt_eventbridge.errors import Problem
 from devtools.local_aws import LocalEventBridge
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 NOW_ISO = "2026-03-01T12:00:00+00:00"
 WEBHOOK_URL_SECRET = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 
@@ -111,7 +112,7 @@ def http() -> Iterator[Recorder]:
     rec = Recorder(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             rec.requests.append(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
                                          json.loads(raw)))

@@ -7,13 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from dbt_eventbridge.config.syncs import ColumnResolver, near_miss_keys, parse_time_templates
-from dbt_eventbridge.jsonvalues import duration, to_json_value
-from dbt_eventbridge.warehouse.layout import Layout, ModelColumns
-from dbt_eventbridge.warehouse.diff import ModelShape, plan_spec
+from dbt_eventbridge.config.syncs import ColumnResolver, near_miss_keys, parse_syncs, parse_time_templates
 from dbt_eventbridge.errors import TerminalError
+from dbt_eventbridge.jsonvalues import duration, to_json_value
+from dbt_eventbridge.warehouse.diff import ModelShape, plan_spec
+from dbt_eventbridge.warehouse.layout import Layout, ModelColumns
 from tests.test_config import meta
-from dbt_eventbridge.config.syncs import parse_syncs
 
 
 def model(cols: list[tuple[str, str]], keys=("id",), tracked=None, version="duckdb-v1") -> ModelColumns:

@@ -14,8 +14,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dbt_eventbridge.delivery.aws import make_client
 from dbt_eventbridge.config.syncs import Settings
+from dbt_eventbridge.delivery.aws import make_client
 from dbt_eventbridge.delivery.wire import PutEventsClient, sigv4_headers
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
 
@@ -32,7 +32,7 @@ def test_signature_matches_botocores(token: str | None, host: str) -> None:
     with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
         SigV4Auth(creds, "events", "eu-west-1").add_auth(req)
     ours = sigv4_headers(body=body, host=host, region="eu-west-1", access_key=creds.access_key,
-                         secret_key=creds.secret_key, token=creds.token, now=NOW.replace(tzinfo=dt.timezone.utc),
+                         secret_key=creds.secret_key, token=creds.token, now=NOW.replace(tzinfo=dt.UTC),
                          key_cache={})
     assert ours["Authorization"] == req.headers["Authorization"]
     assert ours["X-Amz-Date"] == req.headers["X-Amz-Date"]
@@ -42,10 +42,10 @@ def test_signature_matches_botocores(token: str | None, host: str) -> None:
 def test_signing_key_cache_follows_the_day_and_the_secret() -> None:
     cache: dict = {}
     args = dict(body=b"{}", host="h", region="us-east-1", access_key="A", token=None, key_cache=cache)
-    day1 = sigv4_headers(secret_key="s1", now=dt.datetime(2026, 1, 1, 23, 59, tzinfo=dt.timezone.utc), **args)
-    day2 = sigv4_headers(secret_key="s1", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.timezone.utc), **args)
-    rotated = sigv4_headers(secret_key="s2", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.timezone.utc), **args)
-    fresh = sigv4_headers(secret_key="s2", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.timezone.utc),
+    day1 = sigv4_headers(secret_key="s1", now=dt.datetime(2026, 1, 1, 23, 59, tzinfo=dt.UTC), **args)
+    day2 = sigv4_headers(secret_key="s1", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.UTC), **args)
+    rotated = sigv4_headers(secret_key="s2", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.UTC), **args)
+    fresh = sigv4_headers(secret_key="s2", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.UTC),
                           **{**args, "key_cache": {}})
     assert len({day1["Authorization"], day2["Authorization"], rotated["Authorization"]}) == 3
     assert rotated["Authorization"] == fresh["Authorization"]  # a rotated secret is never signed with the old key
@@ -54,7 +54,7 @@ def test_signing_key_cache_follows_the_day_and_the_secret() -> None:
 ENTRIES = [
     {"Source": "com.test", "DetailType": "T", "Detail": json.dumps({"id": 1, "text": 'quote " and é'}),
      "EventBusName": "bus", "Resources": ["arn:aws:x:us-east-1:123456789012:thing/1"],
-     "Time": dt.datetime(2026, 11, 26, 10, 0, 0, 250000, tzinfo=dt.timezone.utc)},
+     "Time": dt.datetime(2026, 11, 26, 10, 0, 0, 250000, tzinfo=dt.UTC)},
     {"Source": "com.test", "DetailType": "T", "Detail": "{}", "EventBusName": "bus"},
 ]
 

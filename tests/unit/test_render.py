@@ -136,7 +136,7 @@ def test_reference_template_with_decimal_age_and_time() -> None:
     row = dict(REFERENCE_ROW, age=Decimal("30"), updated_at=dt.datetime(2024, 5, 6, 7, 8, 9))
     e = r.render(change(row))
     assert detail_of(e) == REFERENCE_EXPECTED
-    assert e.entry["Time"] == dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    assert e.entry["Time"] == dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 
 
 def test_integration_customer_profiles_column_mapping() -> None:
@@ -210,7 +210,7 @@ def test_values_inside_string_literals_with_surrounding_text(value: str) -> None
 @pytest.mark.parametrize("value,text", [
     (30, "30"), (2.5, "2.5"), (True, "true"), (False, "false"), (None, ""), (Decimal("19.99"), "19.99"),
     (Decimal("30"), "30"), (dt.date(2024, 1, 2), "2024-01-02"),
-    (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "2024-01-02T03:04:05+00:00"),
+    (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "2024-01-02T03:04:05+00:00"),
     ({"k": [1, 2]}, '{"k":[1,2]}'), (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
 ])
 def test_non_string_values_inside_string_literals_become_text(value: Any, text: str) -> None:
@@ -515,7 +515,7 @@ def test_column_mode_rejects_rows_without_a_json_object(payload: Any, needle: st
 def test_default_detail_sends_every_model_column_with_json_types() -> None:
     cols = ["account_id", "name", "balance", "opened_on", "updated_at", "active", "closed_at", "ratio", "id"]
     row = {"account_id": 1, "name": "Zoë", "balance": Decimal("1234.56"), "opened_on": dt.date(2020, 2, 29),
-           "updated_at": dt.datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=dt.timezone.utc), "active": True,
+           "updated_at": dt.datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=dt.UTC), "active": True,
            "closed_at": None, "ratio": 0.25, "id": uuid.UUID(int=3)}
     r = renderer(config(primary_key="account_id"), columns=cols)
     e = r.render(change(row, key={"account_id": 1}))
@@ -626,12 +626,12 @@ def test_resource_over_2048_characters_is_rejected() -> None:
 # --- Time -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value,expected", [
-    (dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)),
+    (dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
     (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-     dt.datetime(2024, 1, 2, 1, 4, 5, tzinfo=dt.timezone.utc)),
-    (dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)),
-    ("2024-01-02 03:04:05", dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)),
-    ("2024-01-02T03:04:05+00:00", dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)),
+     dt.datetime(2024, 1, 2, 1, 4, 5, tzinfo=dt.UTC)),
+    (dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, tzinfo=dt.UTC)),
+    ("2024-01-02 03:04:05", dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+    ("2024-01-02T03:04:05+00:00", dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
 ])
 def test_time_column_becomes_the_entry_time(value: Any, expected: dt.datetime) -> None:
     r = renderer(config(time="updated_at"))
@@ -658,7 +658,7 @@ def test_entry_size_counts_utf8_bytes_of_the_counted_fields() -> None:
              "Resources": ["r1", "é"]}
     # 8 + 5 (ÿ is 2 bytes) + 11 (€ is 3 bytes) + 2 + 2; the bus name is not counted
     assert entry_size(entry) == 8 + 5 + 11 + 2 + 2
-    assert entry_size({**entry, "Time": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)}) == 28 + 14
+    assert entry_size({**entry, "Time": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}) == 28 + 14
     assert entry_size({"Source": "s", "DetailType": "d", "Detail": "{}", "Time": None}) == 4
 
 

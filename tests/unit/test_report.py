@@ -12,8 +12,14 @@ from typing import Any
 
 import pytest
 
-from dbt_eventbridge.ops.report import (MAX_REJECTIONS_SHOWN, RATE_COLOUR, REJECTED_COLOUR, _rates, render_report,
-                                    write_report)
+from dbt_eventbridge.ops.report import (
+    MAX_REJECTIONS_SHOWN,
+    RATE_COLOUR,
+    REJECTED_COLOUR,
+    _rates,
+    render_report,
+    write_report,
+)
 from devtools import browser as browser_module
 from devtools.browser import ensure_chromium, screenshot
 
