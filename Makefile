@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo check test test-fast bench clean
 
 install: $(STAMP)
 
@@ -16,6 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(BIN)/python -m devtools.demo
+
+# Lint and types: ruff on everything, mypy --strict on the package (settings in pyproject.toml).
+check: install
+	$(BIN)/ruff check dbt_eventbridge tests devtools
+	$(BIN)/mypy
+
+# The unit lane: no dbt or CLI subprocess; the warehouse stages run in process on DuckDB
+# (tests/unit/warehouse). About a minute on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -q -ra -n 2 -m "not postgres" tests/unit
 
 # Unit and integration tests, DuckDB and PostgreSQL. The PostgreSQL server is started
 # by the tests (installed with apt-get when missing and running as root), unless the

@@ -2,19 +2,40 @@
 
 Every error a user can cause or meet derives from :class:`EventBridgeSyncError`, so the
 CLI can turn any of them into a one-paragraph message and an exit code instead of a
-traceback. ``retryable`` tells callers (and orchestrators) whether running again
-unchanged can succeed: throttling and outages can, a typo in a config cannot.
+traceback. Whether running again unchanged can succeed is said by a mixin on the
+concrete error, as dlt does: :class:`Transient` (throttling, an outage, a lost
+connection, a lock another run holds) or :class:`Terminal` (a typo in a config, a table
+that is not ours). ``retryable`` reads it, and the result file reports it per sync, so
+an orchestrator can retry what can succeed and page a person for the rest.
+
+Errors are picklable with everything they carry: ``--workers`` processes send them back
+to the parent as they are, not as strings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
+
+
+class Terminal:
+    """Mixin: running again unchanged will fail the same way; a person must fix something."""
+
+
+class Transient:
+    """Mixin: a passing condition (throttling, an outage, a lost connection); running again can succeed."""
+
+
+def _rebuild(cls: type[EventBridgeSyncError], args: tuple[Any, ...], state: dict[str, Any]) -> EventBridgeSyncError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class EventBridgeSyncError(Exception):
     """Base of every error dbt-eventbridge raises on purpose."""
 
-    retryable: bool = False
     exit_code: int = 2
 
     def __init__(self, message: str, *, model: str | None = None, sync: str | None = None,
@@ -24,6 +45,15 @@ class EventBridgeSyncError(Exception):
         self.model = model
         self.sync = sync
         self.fix = fix
+
+    @property
+    def retryable(self) -> bool:
+        """Whether running again unchanged can succeed."""
+        return isinstance(self, Transient)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other constructor arguments (ConfigError: problems); rebuild from the state.
+        return _rebuild, (self.__class__, self.args, dict(self.__dict__))
 
     def __str__(self) -> str:
         where = []
@@ -42,16 +72,12 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
-class TerminalError(EventBridgeSyncError):
-    """Running again unchanged will fail the same way; a person must fix something."""
-
-    retryable = False
+class TerminalError(EventBridgeSyncError, Terminal):
+    """A terminal error with no more specific class."""
 
 
-class RetryableError(EventBridgeSyncError):
-    """A passing condition (throttling, an outage, a lost connection); running again can succeed."""
-
-    retryable = True
+class TransientError(EventBridgeSyncError, Transient):
+    """A transient error with no more specific class."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +105,7 @@ class Problem:
         return text
 
 
-class ConfigError(TerminalError):
+class ConfigError(EventBridgeSyncError, Terminal):
     """The configuration is invalid; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -94,28 +120,27 @@ class ConfigError(TerminalError):
             f"  - {p}" for p in self.problems)
 
 
-class ProjectError(TerminalError):
+class ProjectError(EventBridgeSyncError, Terminal):
     """The dbt project, its artifacts or the dbt package are missing or unusable."""
 
 
-class WarehouseError(TerminalError):
-    """A statement in the warehouse failed (connection, permissions, a missing relation)."""
+class WarehouseError(EventBridgeSyncError, Terminal):
+    """A statement in the warehouse failed (permissions, a missing relation, bad SQL)."""
 
 
-class CredentialsError(TerminalError):
+class WarehouseUnavailableError(WarehouseError, Transient):
+    """The warehouse could not be reached, or the connection was lost: running again can succeed.
+
+    Transient wins over the Terminal of WarehouseError: ``retryable`` asks for Transient."""
+
+
+class LockedError(EventBridgeSyncError, Transient):
+    """Another run holds the sync; it is free again when that run ends."""
+
+
+class CredentialsError(EventBridgeSyncError, Terminal):
     """AWS refused who we are or what we may do; nothing was published."""
 
 
-class EndpointError(RetryableError):
+class EndpointError(EventBridgeSyncError, Transient):
     """EventBridge could not be reached at all; nothing was published."""
-
-
-@dataclass
-class Rejection:
-    """A row that was not delivered on this run, with the reason; it is retried next run."""
-
-    key: dict[str, object]
-    op: str
-    reason: str
-    code: str = "Rejected"
-    extra: dict[str, object] = field(default_factory=dict)

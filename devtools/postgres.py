@@ -367,9 +367,8 @@ class PostgresServer:
             if res.returncode == 0:
                 return
             log = self._log_tail()
-            if "could not bind" in log or "already in use" in log:
-                if attempt + 1 < attempts:
-                    continue
+            if ("could not bind" in log or "already in use" in log) and attempt + 1 < attempts:
+                continue
             raise RuntimeError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}{log}")
 
     def _psql(self, sql: str, dbname: str = "postgres") -> str:

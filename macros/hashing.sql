@@ -59,11 +59,16 @@
 
 
 {#- Session settings that make text forms (and so Postgres' hash) stable. -#}
-{% macro session_setup() -%}
-  {{ return(adapter.dispatch('session_setup', 'dbt_eventbridge')()) }}
+{#- memory_limit: DuckDB's, for our own session ('' or '0': the profile's). Validated by
+    Settings (digits and a unit), so it is quoted as it is. -#}
+{% macro session_setup(memory_limit='') -%}
+  {{ return(adapter.dispatch('session_setup', 'dbt_eventbridge')(memory_limit)) }}
 {%- endmacro %}
-{% macro default__session_setup() -%}{{ return('') }}{%- endmacro %}
-{% macro postgres__session_setup() -%}
+{% macro default__session_setup(memory_limit) -%}{{ return('') }}{%- endmacro %}
+{% macro postgres__session_setup(memory_limit) -%}
   {{ return("set timezone = 'UTC'; set extra_float_digits = 3; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'") }}
 {%- endmacro %}
-{% macro duckdb__session_setup() -%}{{ return("set timezone = 'UTC'") }}{%- endmacro %}
+{% macro duckdb__session_setup(memory_limit) -%}
+  {%- set limit = "; set memory_limit = '" ~ memory_limit ~ "'" if memory_limit not in ('', '0') else '' -%}
+  {{ return("set timezone = 'UTC'" ~ limit) }}
+{%- endmacro %}

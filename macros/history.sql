@@ -21,7 +21,7 @@ create table if not exists {{ relation }} (
   {%- if kind == 'string' -%}{{ dbt_eventbridge.history_text_type() }}
   {%- elif kind == 'int' -%}{{ dbt.type_int() }}
   {%- elif kind == 'bigint' -%}{{ dbt.type_bigint() }}
-  {%- elif kind == 'float' -%}{{ dbt.type_float() }}
+  {%- elif kind == 'float' -%}{{ dbt_eventbridge.history_float_type() }}
   {%- elif kind == 'timestamp' -%}{{ dbt.type_timestamp() }}
   {%- else -%}{{ exceptions.raise_compiler_error("unknown history column kind " ~ kind) }}
   {%- endif -%}
@@ -41,3 +41,10 @@ create table if not exists {{ relation }} (
 {% macro snowflake__history_text_type() -%}{{ return('varchar') }}{%- endmacro %}
 {% macro bigquery__history_text_type() -%}{{ return('string') }}{%- endmacro %}
 {% macro spark__history_text_type() -%}{{ return('string') }}{%- endmacro %}
+
+{#- Seconds and shares as 8-byte floats: dbt's type_float() is a 4-byte REAL on DuckDB. -#}
+{% macro history_float_type() -%}
+  {{ return(adapter.dispatch('history_float_type', 'dbt_eventbridge')()) }}
+{%- endmacro %}
+{% macro default__history_float_type() -%}{{ return(dbt.type_float()) }}{%- endmacro %}
+{% macro duckdb__history_float_type() -%}{{ return('double') }}{%- endmacro %}

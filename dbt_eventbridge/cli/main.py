@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from dbt_eventbridge import __version__
+from dbt_eventbridge.cli.console import CliConsole, json_line, resolve_format
 
 
 class _MultiValue(click.Option):
@@ -69,7 +70,8 @@ def _history_common(f: Any) -> Any:
 
 def _common(f: Any) -> Any:
     return _apply(f, _project_options() + [
-        click.option("--select", "-s", "select", cls=_MultiValue, help="dbt selection syntax, e.g. -s customers+ tag:crm."),
+        click.option("--select", "-s", "select", cls=_MultiValue,
+                     help="dbt selection syntax, e.g. -s customers+ tag:crm."),
         click.option("--exclude", "exclude", cls=_MultiValue, help="dbt selection syntax of models to leave out."),
         _log_format_option])
 
@@ -79,98 +81,20 @@ def _options(project_dir: str, profiles_dir: str | None, target: str | None, pro
              log_format: str | None = None, state_schema: str | None = None, **extra: Any) -> Any:
     import yaml
 
-    from dbt_eventbridge.run.sync_run import SyncOptions
+    from dbt_eventbridge.run.options import SyncOptions
 
     parsed: dict[str, Any] = {}
     if vars_:
         try:
             parsed = yaml.safe_load(vars_) or {}
         except yaml.YAMLError as e:
-            raise click.UsageError(f"--vars is not valid YAML: {e}")
+            raise click.UsageError(f"--vars is not valid YAML: {e}") from None
         if not isinstance(parsed, dict):
             raise click.UsageError("--vars must be a YAML mapping, e.g. '{day: 2}'")
     if state_schema:
         extra.setdefault("settings", {})["state_schema"] = state_schema
     return SyncOptions(project_dir=project_dir, profiles_dir=profiles_dir, target=target, profile=profile,
                        vars=parsed, select=tuple(select), exclude=tuple(exclude), **extra)
-
-
-class _Printer:
-    """Messages of a run, and a one-line progress display on a terminal."""
-
-    PROGRESS_INTERVAL = 0.25
-
-    def __init__(self, quiet: bool, progress: bool | None = None, log_format: str | None = "text") -> None:
-        self.quiet = quiet
-        self.json = _log_format(log_format) == "json"
-        # Progress only on a terminal: CI logs and pipes get the summary lines alone.
-        self.progress = (not quiet and sys.stderr.isatty() and not self.json) if progress is None else progress
-        self._shown = 0
-        self._last = 0.0
-
-    def _clear(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r" + " " * self._shown + "\r")
-            sys.stderr.flush()
-            self._shown = 0
-
-    def __call__(self, level: str, message: str, data: Any = None) -> None:
-        import time
-
-        if level == "debug":
-            return
-        if self.json:
-            if level in ("progress", "progress_done") or (self.quiet and level in ("info", "summary", "sample")):
-                return
-            _json_line(level, message, data)
-            return
-        if level in ("progress", "progress_done"):
-            if not self.progress:
-                return
-            now = time.monotonic()
-            if level == "progress" and now - self._last < self.PROGRESS_INTERVAL:
-                return
-            self._last = now
-            width = max(20, shutil_width() - 1)
-            line = message[:width]
-            sys.stderr.write("\r" + line + " " * max(0, self._shown - len(line)))
-            sys.stderr.flush()
-            self._shown = len(line)
-            if level == "progress_done":
-                self._clear()
-            return
-        self._clear()
-        if level in ("error", "warn"):
-            click.echo(f"{'Error' if level == 'error' else 'Warning'}: {message}", err=True)
-        elif level == "summary_error":  # the line has its own label (ERROR, SKIPPED, BLOCKED)
-            click.echo(message, err=True)
-        elif not self.quiet:
-            click.echo(f"  sample entry: {message}" if level == "sample" else message)
-
-
-def _log_format(value: str | None) -> str:
-    import os
-
-    return value or os.environ.get("DBT_EVENTBRIDGE_LOG_FORMAT") or "text"
-
-
-def _json_line(level: str, message: str, data: Any = None) -> None:
-    """One log record, shaped like dbt's JSON logs: {"info": {level, msg, ts}, "data": ...}."""
-    import datetime as dt
-    import json
-
-    label = {"summary_error": "error", "summary": "info", "sample": "debug", "warn": "warn"}.get(level, level)
-    record = {"info": {"name": level, "level": label, "msg": message,
-                       "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")}}
-    if data is not None:
-        record["data"] = data
-    click.echo(json.dumps(record, default=str, ensure_ascii=False))
-
-
-def shutil_width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 20)).columns
 
 
 def _internal_error(e: Exception, log_format: str | None = None) -> None:
@@ -184,8 +108,8 @@ def _internal_error(e: Exception, log_format: str | None = None) -> None:
 
 
 def _fail(message: str, log_format: str | None, code: int = 2) -> None:
-    if _log_format(log_format) == "json":
-        _json_line("error", message)
+    if resolve_format(log_format) == "json":
+        json_line("error", message)
     else:
         click.echo(f"Error: {message}", err=True)
     sys.exit(code)
@@ -199,7 +123,7 @@ def _run_library(action: Any, log_format: str | None) -> Any:
         return action()
     except EventBridgeSyncError as e:
         _fail(str(e), log_format)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
         _internal_error(e, log_format)
 
 
@@ -247,7 +171,7 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
     """
     if output and not dry_run:
         raise click.UsageError("--output goes with --dry-run")
-    from dbt_eventbridge.run.sync_run import run_sync
+    from dbt_eventbridge.run.runner import run_sync
 
     log_format = common.get("log_format")
     opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
@@ -255,29 +179,29 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "workers": workers, "state_schema": state_schema},
                     **common)
-    printer = _Printer(quiet, log_format=log_format)
+    printer = CliConsole(quiet, log_format_value=log_format)
     try:
-        result = run_sync(opts, log=printer)
-    except Exception as e:  # never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
+        result = run_sync(opts, console=printer)
+    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
         _internal_error(e, log_format)
     if report:
         _write_report(result.to_dict(), report, printer)
     if printer.json:
-        _json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
+        json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
     elif not quiet:
         click.echo(f"Done. exit code {result.exit_code}; details in {result.result_file or 'no result file'}")
     sys.exit(result.exit_code)
 
 
-def _write_report(run: dict[str, Any], path: str, log: Any) -> None:
+def _write_report(run: dict[str, Any], path: str, console: CliConsole) -> None:
     from dbt_eventbridge.ops.report import write_report
 
     try:
         written = write_report(run, path)
     except OSError as e:
-        log("warn", f"could not write the report {path}: {e}")
+        console.warning(f"could not write the report {path}: {e}")
         return
-    log("info", f"report written to {written}")
+    console.info(f"report written to {written}")
 
 
 @main.command()
@@ -289,14 +213,14 @@ def validate(**common: Any) -> None:
     the sync and the YAML path); 2 the project could not be loaded.
     """
     from dbt_eventbridge.errors import EventBridgeSyncError
-    from dbt_eventbridge.run.sync_run import validate as run_validate
+    from dbt_eventbridge.run.runner import validate as run_validate
     from dbt_eventbridge.warehouse.project import PackageMissingError
 
     log_format = common.get("log_format")
-    as_json = _log_format(log_format) == "json"
+    as_json = resolve_format(log_format) == "json"
 
     def problem(text: str) -> None:
-        _json_line("error", text) if as_json else click.echo(f"- {text}", err=True)
+        json_line("error", text) if as_json else click.echo(f"- {text}", err=True)
 
     try:
         problems, checked = run_validate(_options(**common))
@@ -306,15 +230,15 @@ def validate(**common: Any) -> None:
         sys.exit(1)
     except EventBridgeSyncError as e:
         _fail(str(e), log_format)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
         _internal_error(e, log_format)
     for p in problems:
         problem(str(p))
     if problems:
         summary = f"{len(problems)} problem(s) found in {checked} sync(s)."
-        _json_line("error", summary) if as_json else click.echo(summary, err=True)
+        json_line("error", summary) if as_json else click.echo(summary, err=True)
         sys.exit(1)
-    _json_line("info", f"OK: {checked} sync(s) valid.") if as_json else click.echo(f"OK: {checked} sync(s) valid.")
+    json_line("info", f"OK: {checked} sync(s) valid.") if as_json else click.echo(f"OK: {checked} sync(s) valid.")
 
 
 # -- run history and day-two commands --------------------------------------------------------
@@ -344,7 +268,7 @@ def _cell(value: Any, limit: int = 80) -> str:
 
 def _emit_json(kind: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        _json_line("info", kind, r)
+        json_line("info", kind, r)
 
 
 @main.command()
@@ -357,7 +281,7 @@ def runs(sync_name: str | None, limit: int, **common: Any) -> None:
 
     log_format = common.get("log_format")
     rows = _run_library(lambda: recent_runs(_options(**common), limit=limit, sync=sync_name), log_format)
-    if _log_format(log_format) == "json":
+    if resolve_format(log_format) == "json":
         _emit_json("run", rows)
         return
     if not rows:
@@ -387,7 +311,7 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
     from dbt_eventbridge.ops import operations
 
     log_format = common.get("log_format")
-    as_json = _log_format(log_format) == "json"
+    as_json = resolve_format(log_format) == "json"
     if (run_id is None) == (key is None) or (key is not None and not sync_name):
         raise click.UsageError("give a RUN_ID, or --sync S --key K")
     opts = _options(**common)
@@ -414,9 +338,9 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
     d = _run_library(lambda: operations.run_details(opts, run_id or "", limit=limit, failed_only=failed,
                                                     report=bool(report)), log_format)
     if report:
-        _write_report(d.report, report, _Printer(False, log_format=log_format))
+        _write_report(d.report, report, CliConsole(False, log_format_value=log_format))
     if as_json:
-        _json_line("info", "run", {"run_id": d.run_id, "syncs": d.syncs, "counts": d.counts, "events": d.events,
+        json_line("info", "run", {"run_id": d.run_id, "syncs": d.syncs, "counts": d.counts, "events": d.events,
                                    "more_events": d.more_events})
         return
     click.echo(f"Run {d.run_id}")
@@ -466,7 +390,7 @@ def reset(sync_name: str, yes: bool, **common: Any) -> None:
     n = _run_library(lambda: reset_sync(_options(**common), sync_name), log_format)
     message = (f"Reset {sync_name}: forgot {n} delivered row(s); the next sync sends every current row as "
                "added." if n else f"{sync_name} has no delivered state; nothing to reset.")
-    _json_line("info", message, {"sync": sync_name, "forgotten": n}) if _log_format(log_format) == "json" \
+    json_line("info", message, {"sync": sync_name, "forgotten": n}) if resolve_format(log_format) == "json" \
         else click.echo(message)
 
 
@@ -476,19 +400,19 @@ def reset(sync_name: str, yes: bool, **common: Any) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
     """Take the model as it is now as delivered, sending nothing: the next run sends only later changes."""
-    from dbt_eventbridge.run.sync_run import run_sync
+    from dbt_eventbridge.run.runner import run_sync
 
     log_format = common.get("log_format")
     _confirm(yes, f"Record the current rows of sync {sync_name} as delivered, without sending them?", log_format)
-    printer = _Printer(False, log_format=log_format)
+    printer = CliConsole(False, log_format_value=log_format)
     # Nothing is sent, so the mass-removal guard has nothing to protect: removals are taken as delivered.
     opts = _options(syncs=(sync_name,), rebaseline=True, allow_mass_removal=True, **common)
     try:
-        result = run_sync(opts, log=printer)
-    except Exception as e:
+        result = run_sync(opts, console=printer)
+    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
         _internal_error(e, log_format)
     if printer.json:
-        _json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
+        json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
     sys.exit(result.exit_code)
 
 

@@ -1,4 +1,5 @@
-"""The configuration contract: sync definitions from model meta, and project-wide settings.
+"""The configuration contract: sync definitions from model meta (project-wide settings are
+in config/settings.py).
 
 Parsing never stops at the first mistake: every problem is collected with the model, the
 sync and the YAML path, so ``dbt-eventbridge validate`` can list them all at once.
@@ -7,15 +8,14 @@ sync and the YAML path, so ``dbt-eventbridge validate`` can list them all at onc
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from dbt_eventbridge.errors import ConfigError, Problem
+from dbt_eventbridge.errors import Problem
+from dbt_eventbridge.model import OPS
 
-OPS = ("added", "changed", "removed")
 DEFAULT_BUS = "default"
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Names and ARNs as AWS documents them for event buses.
@@ -31,7 +31,7 @@ RESERVED_PREFIX = "_eb_"
 DETAIL_KEYS = ("template", "template_file", "column", "columns")
 
 
-def _suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
+def suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     if close:
         return f"Did you mean '{close[0]}'?"
@@ -177,7 +177,7 @@ class _Collector:
     def unknown_keys(self, path: str, data: Mapping[str, Any], valid: tuple[str, ...]) -> None:
         for key in data:
             if key not in valid:
-                self.add(f"{path}.{key}", f"unknown key '{key}'", _suggest(str(key), valid))
+                self.add(f"{path}.{key}", f"unknown key '{key}'", suggest(str(key), valid))
 
     def string(self, path: str, value: Any, *, required: bool = False, max_len: int | None = None,
                why: str = "") -> str | None:
@@ -224,7 +224,11 @@ def _parse_detail(c: _Collector, path: str, raw: Any) -> DetailSpec | None:
         s = c.string(f"{path}.{key}", value)
         if s is None:
             return None
-        return DetailSpec(**{key: s})
+        if key == "template":
+            return DetailSpec(template=s)
+        if key == "template_file":
+            return DetailSpec(template_file=s)
+        return DetailSpec(column=s)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         twice = sorted({v for v in value if value.count(v) > 1})
         if twice:
@@ -257,7 +261,7 @@ def _parse_triggers(c: _Collector, path: str, raw: Any) -> dict[str, TriggerSpec
         out: dict[str, TriggerSpec] = {}
         for i, op in enumerate(raw):
             if op not in OPS:
-                c.add(f"{path}[{i}]", f"unknown trigger {op!r}", _suggest(str(op), OPS))
+                c.add(f"{path}[{i}]", f"unknown trigger {op!r}", suggest(str(op), OPS))
             else:
                 out[op] = TriggerSpec(op)
         return out
@@ -268,7 +272,7 @@ def _parse_triggers(c: _Collector, path: str, raw: Any) -> dict[str, TriggerSpec
     out = {}
     for op, spec in raw.items():
         if op not in OPS:
-            c.add(f"{path}.{op}", f"unknown trigger '{op}'", _suggest(str(op), OPS))
+            c.add(f"{path}.{op}", f"unknown trigger '{op}'", suggest(str(op), OPS))
             continue
         if spec is False:
             continue
@@ -301,93 +305,136 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
     """Parse the ``eventbridge`` meta value of one model into syncs, and every problem found."""
     base = f"{model_name}.config.meta.eventbridge"
     c = _Collector(model_name, file, base)
-    items: list[tuple[str, Any]]
-    if isinstance(meta_value, Mapping):
-        items = [("", meta_value)]
-    elif isinstance(meta_value, list) and meta_value:
-        items = [(f"[{i}]", v) for i, v in enumerate(meta_value)]
-    else:
-        c.add("", f"expected a mapping (one sync) or a list of mappings, got {meta_value!r}",
-              "See the configuration reference in the README")
-        return [], c.problems
+    items = _sync_items(c, meta_value)
     syncs = []
     for sub, raw in items:
         c.sync = None
         if not isinstance(raw, Mapping):
             c.add(sub, f"expected a mapping, got {raw!r}", "Each sync is a mapping with primary_key, source, ...")
             continue
-        name = raw.get("name", model_name if len(items) == 1 else None)
-        c.sync = name if isinstance(name, str) else None
-        if name is None:
-            c.add(f"{sub}.name", "a model with several syncs needs a 'name' on each",
-                  "Give each sync a unique name")
-        elif not isinstance(name, str) or not IDENT_RE.match(name):
-            c.add(f"{sub}.name", f"sync name {name!r} must be letters, digits and underscores "
-                  "(at most 63, not starting with a digit)", "It names the state table, so keep it simple")
-            name = None
-        elif name.lower().startswith(RESERVED_PREFIX):
-            c.add(f"{sub}.name", f"sync name {name!r} starts with '{RESERVED_PREFIX}', which dbt-eventbridge "
-                  "reserves for its own tables", "Choose a name without that prefix")
-            name = None
+        name = _sync_name(c, sub, raw.get("name", model_name if len(items) == 1 else None))
         before = len(c.problems)
         c.unknown_keys(sub, raw, SYNC_KEYS)
         pk = c.column_list(f"{sub}.primary_key", raw.get("primary_key")) if "primary_key" in raw else None
         if "primary_key" not in raw:
             c.add(f"{sub}.primary_key", "'primary_key' is required",
                   "Name the column (or list of columns) that identifies a row, e.g. primary_key: customer_id")
-        triggers = _parse_triggers(c, f"{sub}.triggers", raw.get("triggers"))
-        # The reference document's model: each trigger may have its own source and detail-type;
-        # the sync's own are needed only for published triggers that have none.
-        needs_source = [op for op, t in (triggers or {}).items() if t.source is None]
-        needs_type = [op for op, t in (triggers or {}).items() if t.detail_type is None]
-        source = c.string(f"{sub}.source", raw.get("source"), required=bool(needs_source) and triggers is not None,
-                          why=f"for trigger(s) {', '.join(needs_source)}, which have no source of their own")
-        _check_source(c, f"{sub}.source", source)
-        detail_type = c.string(f"{sub}.detail_type", raw.get("detail_type"),
-                               required=bool(needs_type) and triggers is not None, max_len=128,
-                               why=f"for trigger(s) {', '.join(needs_type)}, which have no detail_type of their own")
-        bus = raw.get("event_bus", DEFAULT_BUS)
-        if not isinstance(bus, str) or not (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)):
-            c.add(f"{sub}.event_bus", f"{bus!r} is neither an event bus name nor an event bus ARN",
-                  "Use a name like 'crm-events' or an ARN like "
-                  "'arn:aws:events:us-east-1:123456789012:event-bus/crm-events'")
-        for op, t in (triggers or {}).items():
-            _check_source(c, f"{sub}.triggers.{op}.source", t.source)
-        detail = _parse_detail(c, f"{sub}.detail", raw["detail"]) if "detail" in raw else DetailSpec()
-        initial = raw.get("initial_sync", "backfill")
-        if initial not in ("backfill", "skip"):
-            c.add(f"{sub}.initial_sync", f"expected 'backfill' or 'skip', got {initial!r}",
-                  _suggest(str(initial), ("backfill", "skip")))
-        resources = raw.get("resources", [])
-        if isinstance(resources, str):
-            resources = [resources]
-        if not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources):
-            c.add(f"{sub}.resources", f"expected a list of strings (templates allowed), got {resources!r}",
-                  "Write for example `resources: [\"arn:aws:...:customer/{{ row.id }}\"]` (inside {% raw %})")
-            resources = []
-        time_col = c.string(f"{sub}.time", raw.get("time"))
-        enabled = raw.get("enabled", True)
-        if not isinstance(enabled, bool):
-            c.add(f"{sub}.enabled", f"expected true or false, got {enabled!r}", "Write `enabled: false` or remove it")
-        track = c.column_list(f"{sub}.track_columns", raw["track_columns"]) if "track_columns" in raw else None
-        ignore = c.column_list(f"{sub}.ignore_columns", raw["ignore_columns"]) if "ignore_columns" in raw else ()
-        if track and ignore:
-            c.add(f"{sub}.ignore_columns", "set track_columns or ignore_columns, not both",
-                  "Keep the one that is shorter to write")
+        events = _sync_events(c, sub, raw)
+        rows = _sync_rows(c, sub, raw)
         # With `lenient`, a sync with problems is still returned when its parts could be
         # read, so that `validate` can check its templates and columns too.
-        if (len(c.problems) > before and not lenient) or name is None or pk is None \
-                or (source is None and needs_source) or (detail_type is None and needs_type) \
-                or triggers is None or detail is None:
+        if (len(c.problems) > before and not lenient) or name is None or pk is None or events is None:
             continue
         syncs.append(SyncConfig(
             name=name, model_unique_id=model_unique_id, model_name=model_name, primary_key=pk,
-            source=source, detail_type=detail_type, event_bus=bus, triggers=triggers, detail=detail,
-            initial_sync=initial, resources=tuple(resources), time=time_col, enabled=enabled,
-            track_columns=track, ignore_columns=ignore or (),
+            source=events.source, detail_type=events.detail_type, event_bus=events.bus, triggers=events.triggers,
+            detail=events.detail, initial_sync=rows.initial, resources=rows.resources, time=rows.time,
+            enabled=rows.enabled, track_columns=rows.track, ignore_columns=rows.ignore,
             yaml_path=f"{file}: {base}{sub}" if file else f"{base}{sub}",
         ))
     return syncs, c.problems
+
+
+def _sync_items(c: _Collector, meta_value: Any) -> list[tuple[str, Any]]:
+    """(YAML path suffix, raw sync) for each sync of the meta value: one mapping or a list of them."""
+    if isinstance(meta_value, Mapping):
+        return [("", meta_value)]
+    if isinstance(meta_value, list) and meta_value:
+        return [(f"[{i}]", v) for i, v in enumerate(meta_value)]
+    c.add("", f"expected a mapping (one sync) or a list of mappings, got {meta_value!r}",
+          "See the configuration reference in the README")
+    return []
+
+
+def _sync_name(c: _Collector, sub: str, name: Any) -> str | None:
+    """The sync's name, or None (with a problem) when it is missing or unusable; names the sync in ``c``."""
+    c.sync = name if isinstance(name, str) else None
+    if name is None:
+        c.add(f"{sub}.name", "a model with several syncs needs a 'name' on each",
+              "Give each sync a unique name")
+        return None
+    if not isinstance(name, str) or not IDENT_RE.match(name):
+        c.add(f"{sub}.name", f"sync name {name!r} must be letters, digits and underscores "
+              "(at most 63, not starting with a digit)", "It names the state table, so keep it simple")
+        return None
+    if name.lower().startswith(RESERVED_PREFIX):
+        c.add(f"{sub}.name", f"sync name {name!r} starts with '{RESERVED_PREFIX}', which dbt-eventbridge "
+              "reserves for its own tables", "Choose a name without that prefix")
+        return None
+    return name
+
+
+class _Events(NamedTuple):
+    """What a sync's entries are made of: triggers, source, detail-type, bus and detail."""
+
+    triggers: dict[str, TriggerSpec]
+    source: str | None
+    detail_type: str | None
+    bus: Any  # as written: a problem is reported when it is not a bus name or ARN
+    detail: DetailSpec
+
+
+def _sync_events(c: _Collector, sub: str, raw: Mapping[str, Any]) -> _Events | None:
+    """The parts of a sync that make its entries, or None when one that is needed could not be read."""
+    triggers = _parse_triggers(c, f"{sub}.triggers", raw.get("triggers"))
+    # The reference document's model: each trigger may have its own source and detail-type;
+    # the sync's own are needed only for published triggers that have none.
+    needs_source = [op for op, t in (triggers or {}).items() if t.source is None]
+    needs_type = [op for op, t in (triggers or {}).items() if t.detail_type is None]
+    source = c.string(f"{sub}.source", raw.get("source"), required=bool(needs_source) and triggers is not None,
+                      why=f"for trigger(s) {', '.join(needs_source)}, which have no source of their own")
+    _check_source(c, f"{sub}.source", source)
+    detail_type = c.string(f"{sub}.detail_type", raw.get("detail_type"),
+                           required=bool(needs_type) and triggers is not None, max_len=128,
+                           why=f"for trigger(s) {', '.join(needs_type)}, which have no detail_type of their own")
+    bus = raw.get("event_bus", DEFAULT_BUS)
+    if not isinstance(bus, str) or not (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)):
+        c.add(f"{sub}.event_bus", f"{bus!r} is neither an event bus name nor an event bus ARN",
+              "Use a name like 'crm-events' or an ARN like "
+              "'arn:aws:events:us-east-1:123456789012:event-bus/crm-events'")
+    for op, t in (triggers or {}).items():
+        _check_source(c, f"{sub}.triggers.{op}.source", t.source)
+    detail = _parse_detail(c, f"{sub}.detail", raw["detail"]) if "detail" in raw else DetailSpec()
+    if triggers is None or detail is None or (source is None and needs_source) \
+            or (detail_type is None and needs_type):
+        return None
+    return _Events(triggers, source, detail_type, bus, detail)
+
+
+class _Rows(NamedTuple):
+    """Which rows and columns a sync follows, and how it starts."""
+
+    initial: Any  # as written: a problem is reported when it is not backfill or skip
+    resources: tuple[str, ...]
+    time: str | None
+    enabled: Any  # as written: a problem is reported when it is not true or false
+    track: tuple[str, ...] | None
+    ignore: tuple[str, ...]
+
+
+def _sync_rows(c: _Collector, sub: str, raw: Mapping[str, Any]) -> _Rows:
+    """The rest of a sync: initial_sync, resources, time, enabled, track_columns, ignore_columns."""
+    initial = raw.get("initial_sync", "backfill")
+    if initial not in ("backfill", "skip"):
+        c.add(f"{sub}.initial_sync", f"expected 'backfill' or 'skip', got {initial!r}",
+              suggest(str(initial), ("backfill", "skip")))
+    resources = raw.get("resources", [])
+    if isinstance(resources, str):
+        resources = [resources]
+    if not isinstance(resources, list) or not all(isinstance(r, str) and r for r in resources):
+        c.add(f"{sub}.resources", f"expected a list of strings (templates allowed), got {resources!r}",
+              "Write for example `resources: [\"arn:aws:...:customer/{{ row.id }}\"]` (inside {% raw %})")
+        resources = []
+    time_col = c.string(f"{sub}.time", raw.get("time"))
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        c.add(f"{sub}.enabled", f"expected true or false, got {enabled!r}", "Write `enabled: false` or remove it")
+    track = c.column_list(f"{sub}.track_columns", raw["track_columns"]) if "track_columns" in raw else None
+    ignore = c.column_list(f"{sub}.ignore_columns", raw["ignore_columns"]) if "ignore_columns" in raw else ()
+    if track and ignore:
+        c.add(f"{sub}.ignore_columns", "set track_columns or ignore_columns, not both",
+              "Keep the one that is shorter to write")
+    return _Rows(initial, tuple(resources), time_col, enabled, track, ignore or ())
 
 
 def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
@@ -408,165 +455,6 @@ def check_unique_names(syncs: list[SyncConfig]) -> list[Problem]:
                 fix="Sync names key the delivered state and must be unique in the project; set a distinct `name` "
                     "(none of these syncs runs until then)"))
     return problems
-
-
-_ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows",
-                           "history_retention_days"})
-_TRUE = frozenset({"true", "yes", "1", "on"})
-_FALSE = frozenset({"false", "no", "0", "off"})
-_SECRET_SETTINGS = frozenset({"external_id"})
-MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
-ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-
-
-@dataclass
-class Settings:
-    """Project-wide settings: ``vars: eventbridge:`` < ``DBT_EVENTBRIDGE_*`` env vars < CLI flags."""
-
-    region: str | None = None
-    aws_profile: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = None
-    role_session_name: str = "dbt-eventbridge"
-    role_duration_seconds: int = 3600
-    endpoint_url: str | None = None
-    state_schema: str = "eventbridge_state"
-    max_request_bytes: int = 1_048_575
-    concurrency: int = 8                      # concurrent PutEvents requests per process
-    workers: int = 1                          # publishing processes (--workers)
-    # DuckDB only: the memory DuckDB may use in this process; the diff spills to disk
-    # beyond it, so memory stays flat as models grow. "0" keeps the profile's setting.
-    duckdb_memory_limit: str = "128MB"
-    max_attempts: int = 6
-    batch_size: int = 2000
-    max_rejections_reported: int = 10_000
-    max_requests_per_second: int = 0          # 0: no cap; the rate still adapts to throttling
-    max_removal_share: float = 0.5            # of the delivered rows, before a run is stopped
-    removal_guard_min_rows: int = 10
-    lock_ttl_seconds: int = 600
-    lock_wait_seconds: int = 0
-    # Run history in the state schema (_eb_runs, _eb_events): every run and every event.
-    history_retention_days: int = 30          # 0 keeps it forever
-    history_detail: bool = True               # False: events are recorded without their detail (personal data)
-    alerts: list[Any] = field(default_factory=list)  # see dbt_eventbridge.ops.alerts
-    # Read by the package's on-run-end hook (macros/dbt_results.sql), which records every dbt
-    # invocation's results for the synced models so that the test gate sees earlier failures.
-    record_dbt_results: bool = True
-
-    @classmethod
-    def load(cls, project_vars: Any, env: Mapping[str, str] | None = None,
-             overrides: Mapping[str, Any] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        problems: list[Problem] = []
-        values: dict[str, Any] = {}
-        names = [f.name for f in fields(cls)]
-        types = {f.name: f.type for f in fields(cls)}
-        if project_vars is None:
-            project_vars = {}
-        if not isinstance(project_vars, Mapping):
-            raise ConfigError([Problem(f"vars.eventbridge must be a mapping, got {project_vars!r}",
-                                       path="dbt_project.yml: vars.eventbridge")])
-        for key, value in project_vars.items():
-            if key not in names:
-                problems.append(Problem(f"unknown setting '{key}'", path=f"dbt_project.yml: vars.eventbridge.{key}",
-                                        fix=_suggest(str(key), names)))
-            else:
-                values[key] = value
-        for name in names:
-            env_value = env.get(f"DBT_EVENTBRIDGE_{name.upper()}")
-            if env_value not in (None, ""):
-                values[name] = env_value
-        for name, value in (overrides or {}).items():
-            if name not in names:
-                problems.append(Problem(f"unknown setting '{name}'", fix=_suggest(str(name), names)))
-            elif value is not None:
-                values[name] = value
-        for name, value in list(values.items()):
-            want = str(types[name])
-            where = f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"
-            if name == "alerts":
-                continue  # validated by dbt_eventbridge.alerts.parse_alerts
-            if want == "bool":
-                if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-                    values[name] = value.strip().lower() in _TRUE
-                elif not isinstance(value, bool):
-                    problems.append(Problem(f"setting '{name}' must be true or false, got {value!r}", path=where,
-                                            fix="Write true or false"))
-            elif want == "float":
-                try:
-                    if isinstance(value, bool):
-                        raise ValueError
-                    values[name] = float(value)
-                    if not 0 < values[name] <= 1:
-                        raise ValueError
-                except (TypeError, ValueError):
-                    problems.append(Problem(f"setting '{name}' must be a share between 0 and 1, got {value!r}",
-                                            path=where, fix="Write for example 0.5 for half"))
-            elif "int" in want:
-                lowest = 0 if name in _ZERO_ALLOWED else 1
-                try:
-                    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                        raise ValueError
-                    values[name] = int(value)
-                    if values[name] < lowest:
-                        raise ValueError
-                except (TypeError, ValueError):
-                    what = "a positive whole number" if lowest else "a whole number (0 or more)"
-                    problems.append(Problem(f"setting '{name}' must be {what}, got {value!r}", path=where,
-                                            fix="Write a plain number"))
-            elif isinstance(value, int) and not isinstance(value, bool) and name in ("external_id",
-                                                                                       "role_session_name"):
-                values[name] = str(value)  # YAML reads an all-digit external ID as a number
-            elif value is not None and not isinstance(value, str):
-                shown = "a value that is not text" if name in _SECRET_SETTINGS else repr(value)
-                problems.append(Problem(f"setting '{name}' must be a string, got {shown}", path=where,
-                                        fix="Quote it in YAML"))
-            elif isinstance(value, str) and ("{{" in value or "{%" in value):
-                problems.append(Problem(
-                    f"setting '{name}' holds a Jinja template, but dbt does not render templates inside vars, so "
-                    "it would be used as written", path=where,
-                    fix=f"Set DBT_EVENTBRIDGE_{name.upper()} in the environment instead (also the right place for "
-                        "secrets)"))
-        if problems:
-            raise ConfigError(problems)
-        settings = cls(**values)
-        if settings.role_arn and not ROLE_ARN_RE.match(settings.role_arn):
-            raise ConfigError([Problem(f"role_arn {settings.role_arn!r} is not an IAM role ARN",
-                                       path="vars.eventbridge.role_arn / DBT_EVENTBRIDGE_ROLE_ARN",
-                                       fix="Write it as arn:aws:iam::123456789012:role/name")])
-        if settings.external_id and not settings.role_arn:
-            raise ConfigError([Problem("external_id is set but role_arn is not",
-                                       path="vars.eventbridge.external_id",
-                                       fix="Set role_arn to the role that trusts this external ID")])
-        if not IDENT_RE.match(settings.state_schema):
-            raise ConfigError([Problem(f"state_schema {settings.state_schema!r} is not a plain identifier",
-                                       path="vars.eventbridge.state_schema")])
-        if settings.duckdb_memory_limit not in ("0", "") and not MEMORY_RE.match(settings.duckdb_memory_limit):
-            raise ConfigError([Problem(
-                f"duckdb_memory_limit {settings.duckdb_memory_limit!r} is not a size",
-                path="vars.eventbridge.duckdb_memory_limit / DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT",
-                fix="Write for example 128MB or 2GB, or 0 to keep the DuckDB profile's memory_limit")])
-        if settings.endpoint_url:
-            from urllib.parse import urlsplit
-
-            parts = urlsplit(settings.endpoint_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError([Problem(
-                    f"could not reach EventBridge: endpoint_url {settings.endpoint_url!r} is not an http(s) URL",
-                    path="vars.eventbridge.endpoint_url / DBT_EVENTBRIDGE_ENDPOINT_URL / --endpoint-url",
-                    fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")])
-        if settings.max_request_bytes > 1_048_575:
-            raise ConfigError([Problem(
-                f"max_request_bytes {settings.max_request_bytes} is above EventBridge's limit (below 1 MiB)",
-                path="vars.eventbridge.max_request_bytes", fix="Use 1048575 or less (262143 for the old limit)")])
-        return settings
-
-    def redacted(self) -> dict[str, Any]:
-        """Settings safe to print or write: the external ID is a shared secret."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out.get("external_id"):
-            out["external_id"] = "***"
-        return out
 
 
 def near_miss_keys(meta: Mapping[str, Any], model: str, file: str | None) -> list[Problem]:
@@ -592,6 +480,7 @@ def parse_time_templates(raw: Any, model: str, file: str | None, path: str = "")
     is undefined then and renders empty, so every event would get the same text. Only
     ``{% raw %}`` keeps a template for us; var() and env_var() may be meant for parse time."""
     import jinja2
+    import jinja2.meta
 
     problems: list[Problem] = []
     if isinstance(raw, Mapping):

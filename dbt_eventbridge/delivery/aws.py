@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbt_eventbridge.config.syncs import Settings
+from dbt_eventbridge.config.settings import Settings
 from dbt_eventbridge.errors import ConfigError, CredentialsError, Problem
 
 

@@ -14,13 +14,15 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from dbt_eventbridge.delivery.render import Entry
-from dbt_eventbridge.delivery.wire import entry_json, request_body
+from dbt_eventbridge.delivery.wire import request_body
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
+from dbt_eventbridge.model import Entry, Outcome, entry_json
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 MAX_ENTRIES_PER_REQUEST = 10
 RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException", "InternalException",
@@ -39,22 +41,6 @@ def _not_eventbridge(code: str, status: int) -> bool:
     """AWS answers errors with a code (JSON ``__type``); only a 413 or a 5xx may come bare."""
     bare = not code or code.isdigit() or code == "InvalidResponse"
     return bare and status != 413 and status < 500
-
-
-@dataclass
-class Outcome:
-    accepted: list[tuple[Entry, str]] = field(default_factory=list)       # entry, AWS EventId
-    rejected: list[tuple[Entry, str, str]] = field(default_factory=list)  # entry, code, message
-    requests: int = 0
-    retried_entries: int = 0
-    attempts: dict[int, int] = field(default_factory=dict)  # seq -> requests it took, when more than 1
-
-    def merge(self, other: Outcome) -> None:
-        self.accepted += other.accepted
-        self.rejected += other.rejected
-        self.attempts.update(other.attempts)
-        self.requests += other.requests
-        self.retried_entries += other.retried_entries
 
 
 def batches(entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Entry], None]
@@ -152,7 +138,7 @@ class AdaptiveRate:
             slot = max(now, s[self._NEXT])
             s[self._NEXT] = slot + 1.0 / rate
             self._count(slot)
-            s[6 + int(math.floor(slot * self._SLOTS)) % self._SLOTS] += 1
+            s[6 + math.floor(slot * self._SLOTS) % self._SLOTS] += 1
         if slot > now:
             self._sleep(slot - now)
 
@@ -220,66 +206,46 @@ class Publisher:
         """
         oversize: list[Entry] = []
 
-        def too_big(e: Entry) -> None:
-            oversize.append(e)
-
         def flush_oversize() -> None:
             if oversize:
-                out = Outcome(rejected=[(e, "EntryTooLarge", f"the entry is {e.size} bytes; the request size "
-                                         f"limit is {self.max_request_bytes} bytes") for e in oversize])
+                out = Outcome()
+                for e in oversize:
+                    out.reject(e, "EntryTooLarge",
+                               f"the entry is {e.size} bytes; the request size limit is {self.max_request_bytes} bytes")
                 oversize.clear()
                 on_outcome(out)
 
-        it = batches(entries, self.max_request_bytes, too_big)
+        it = batches(entries, self.max_request_bytes, oversize.append)
         first = next(it, None)
         flush_oversize()
         if first is None:
             return False
         on_outcome(self.send(first, preflight=preflight))
-        # Sender threads take batches from a bounded queue and put outcomes on another, which
-        # this thread drains as it goes: a Future and a wait() per request cost more CPU (and
-        # GIL) than signing the request does.
+        self._send_all(it, on_outcome, flush_oversize)
+        return True
+
+    def _send_all(self, pending_batches: Iterator[list[Entry]], on_outcome: Callable[[Outcome], None],
+                  flush_oversize: Callable[[], None]) -> None:
+        """Send the batches on ``concurrency`` threads; outcomes are handed on in this thread.
+
+        Sender threads take batches from a bounded queue and put outcomes on another, which
+        this thread drains as it goes: a Future and a wait() per request cost more CPU (and
+        GIL) than signing the request does."""
         work: queue.Queue[list[Entry] | None] = queue.Queue(maxsize=self.concurrency * 2)
         done: queue.SimpleQueue[Outcome | BaseException] = queue.SimpleQueue()
         stop = threading.Event()
-
-        def sender() -> None:
-            while True:
-                batch = work.get()
-                if batch is None or stop.is_set():
-                    return
-                try:
-                    done.put(self.send(batch))
-                except BaseException as e:  # re-raised in the publishing thread
-                    done.put(e)
-
-        threads = [threading.Thread(target=sender, name=f"eb-publish-{i}", daemon=True)
-                   for i in range(self.concurrency)]
+        threads = [threading.Thread(target=self._sender, args=(work, done, stop), name=f"eb-publish-{i}",
+                                    daemon=True) for i in range(self.concurrency)]
         for t in threads:
             t.start()
-        sent = 0
-        received = 0
-
-        def drain(block: bool) -> None:
-            nonlocal received
-            while received < sent:
-                try:
-                    item = done.get() if block else done.get_nowait()
-                except queue.Empty:
-                    return
-                received += 1
-                if isinstance(item, BaseException):
-                    raise item
-                on_outcome(item)
-
+        outstanding = 0  # batches sent whose outcome was not handed on yet
         try:
-            for batch in it:
+            for batch in pending_batches:
                 flush_oversize()
                 work.put(batch)
-                sent += 1
-                drain(block=False)
+                outstanding = _drain(done, outstanding + 1, on_outcome, block=False)
             flush_oversize()
-            drain(block=True)
+            _drain(done, outstanding, on_outcome, block=True)
         except BaseException:
             stop.set()
             while True:  # unblock the senders: drop what was not sent yet
@@ -293,7 +259,17 @@ class Publisher:
                 work.put(None)
             for t in threads:
                 t.join()
-        return True
+
+    def _sender(self, work: queue.Queue[list[Entry] | None], done: queue.SimpleQueue[Outcome | BaseException],
+                stop: threading.Event) -> None:
+        while True:
+            batch = work.get()
+            if batch is None or stop.is_set():
+                return
+            try:
+                done.put(self.send(batch))
+            except BaseException as e:  # noqa: BLE001 - not swallowed: the publishing thread re-raises it
+                done.put(e)
 
     def send(self, batch: list[Entry], preflight: bool = False) -> Outcome:
         """One request with retries of its retryable entries; 413 splits the request."""
@@ -302,8 +278,8 @@ class Publisher:
         out = Outcome()
         pending = list(batch)
         attempt = 0
-        unanswered = 0  # connection failures in a row, before the endpoint answered at all
-        last_code, last_msg = "", ""
+        answered = False  # the endpoint has answered (an error or not): it can be reached
+        unreached = 0     # connection failures in a row before it answered at all
         while pending:
             attempt += 1
             out.requests += 1
@@ -314,48 +290,9 @@ class Publisher:
                 else:
                     resp = self.client.put_events(Entries=[e.entry for e in pending])
             except bx.ClientError as e:
-                unanswered = -1  # it answered: it can be reached
-                err = e.response.get("Error", {})
-                code = str(err.get("Code") or "")
-                msg = str(err.get("Message") or e)
-                status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-                if _not_eventbridge(code, status):
-                    # An answer no AWS service gives (a web page, a proxy's 404): the endpoint is
-                    # not EventBridge. Rejecting every row would say the rows are bad; they are not.
-                    raise EndpointError(f"could not reach EventBridge: the endpoint answered HTTP {status} "
-                                        f"({' '.join(msg.split())[:120]}), which is not an EventBridge answer",
-                                        fix="Check endpoint_url / the region and any proxy; what was accepted "
-                                            "before is recorded, nothing else was") from None
-                if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException"):
-                    if len(pending) == 1:
-                        out.rejected.append((pending[0], "EntryTooLarge", f"AWS refused the entry as too large "
-                                             f"({pending[0].size} bytes)"))
-                        return out
-                    half = len(pending) // 2
-                    out.merge(self.send(pending[:half], preflight))
-                    out.merge(self.send(pending[half:], preflight))
-                    return out
-                if code in AUTH_CODES or code == "ResourceNotFoundException":
-                    if preflight:
-                        if code == "ResourceNotFoundException":
-                            raise TerminalError(f"EventBridge says: {msg}",
-                                                fix="Create the event bus, or fix `event_bus` (a name in this "
-                                                    "account and region, or an ARN)") from None
-                        raise CredentialsError(f"AWS refused the request ({code}): {msg}",
-                                               fix="Check the credentials, the region, the events:PutEvents "
-                                                   "permission on the bus, and with role_arn that the role's trust "
-                                                   "policy allows sts:AssumeRole (with this external ID)") from None
-                    out.rejected += [(x, code, msg) for x in pending]
-                    return out
-                if "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded"):
-                    self.rate.throttled()
-                if (code in RETRYABLE_REQUEST_CODES or status >= 500) and attempt < self.max_attempts:
-                    last_code, last_msg = code or str(status), msg
-                    out.retried_entries += len(pending)
-                    self._backoff(attempt)
+                answered = True
+                if self._http_error(*_client_error(e), pending, attempt, preflight, out):
                     continue
-                out.rejected += [(x, code or f"HTTP{status}", msg) for x in pending]
-                out.attempts.update((x.seq, attempt) for x in pending)
                 return out
             except bx.NoCredentialsError:
                 raise CredentialsError("no AWS credentials were found",
@@ -368,50 +305,138 @@ class Publisher:
                 # cannot be reached at all should fail the run quickly (exit 2), with nothing
                 # published. Once it has answered (a throttle, a 500), a dropped connection is a
                 # fault like any other and gets the whole max_attempts.
-                if unanswered >= 0:
-                    unanswered += 1
-                quick = preflight and unanswered >= min(3, self.max_attempts)
-                if attempt < self.max_attempts and not quick:
-                    last_code, last_msg = "ConnectionError", str(e)
-                    out.retried_entries += len(pending)
-                    self._backoff(attempt)
+                if not answered:
+                    unreached += 1
+                quick = preflight and not answered and unreached >= min(3, self.max_attempts)
+                if self._connection_error(e, pending, attempt, quick, out):
                     continue
-                if quick:
-                    raise EndpointError(f"could not reach EventBridge: {e}",
-                                        fix="Check endpoint_url / the region and the network; nothing was "
-                                            "published") from None
-                out.rejected += [(x, "ConnectionError", str(e)) for x in pending]
-                out.attempts.update((x.seq, attempt) for x in pending)
                 return out
-            unanswered = -1
-            retry: list[Entry] = []
-            for entry, result in zip(pending, resp.get("Entries", [])):
-                if result.get("EventId"):
-                    out.accepted.append((entry, result["EventId"]))
-                    if attempt > 1:
-                        out.attempts[entry.seq] = attempt
-                    continue
-                code = result.get("ErrorCode") or "Unknown"
-                msg = result.get("ErrorMessage") or ""
-                if code in RETRYABLE_ENTRY_CODES and attempt < self.max_attempts:
-                    retry.append(entry)
-                    last_code, last_msg = code, msg
-                else:
-                    if code in RETRYABLE_ENTRY_CODES:
-                        msg = f"{msg} (still failing after {attempt} attempts)".strip()
-                    out.rejected.append((entry, code, msg))
-                    out.attempts[entry.seq] = attempt
-            if any(r.get("ErrorCode") == "ThrottlingException" for r in resp.get("Entries", [])):
-                self.rate.throttled()
-            else:
-                self.rate.succeeded()
-            answered = len(resp.get("Entries", []))
-            if answered < len(pending):  # a malformed response must not count as delivery
-                out.rejected += [(x, "NoResponse", "EventBridge returned no result for this entry")
-                                 for x in pending[answered:]]
-            pending = retry
+            answered = True
+            pending = self._entry_answers(resp, pending, attempt, out)
             if pending:
                 out.retried_entries += len(pending)
                 self._backoff(attempt)
-        _ = last_code, last_msg
         return out
+
+    def _http_error(self, code: str, msg: str, status: int, pending: list[Entry], attempt: int, preflight: bool,
+                    out: Outcome) -> bool:
+        """The request was answered with an error: True to send ``pending`` again (after the
+        backoff), False when ``out`` holds the last word on them. Raises when the run must stop."""
+        if _not_eventbridge(code, status):
+            # An answer no AWS service gives (a web page, a proxy's 404): the endpoint is
+            # not EventBridge. Rejecting every row would say the rows are bad; they are not.
+            raise EndpointError(f"could not reach EventBridge: the endpoint answered HTTP {status} "
+                                f"({' '.join(msg.split())[:120]}), which is not an EventBridge answer",
+                                fix="Check endpoint_url / the region and any proxy; what was accepted "
+                                    "before is recorded, nothing else was") from None
+        if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException"):
+            self._split(pending, preflight, out)
+            return False
+        if code in AUTH_CODES or code == "ResourceNotFoundException":
+            if preflight:
+                _refused(code, msg)
+            for x in pending:
+                out.reject(x, code, msg)
+            return False
+        if "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded"):
+            self.rate.throttled()
+        if (code in RETRYABLE_REQUEST_CODES or status >= 500) and attempt < self.max_attempts:
+            out.retried_entries += len(pending)
+            self._backoff(attempt)
+            return True
+        for x in pending:
+            out.reject(x, code or f"HTTP{status}", msg)
+        out.attempts.update((x.seq, attempt) for x in pending)
+        return False
+
+    def _split(self, pending: list[Entry], preflight: bool, out: Outcome) -> None:
+        """AWS refused the request as too large: each half is sent as its own request."""
+        if len(pending) == 1:
+            out.reject(pending[0], "EntryTooLarge", f"AWS refused the entry as too large ({pending[0].size} bytes)")
+            return
+        half = len(pending) // 2
+        out.merge(self.send(pending[:half], preflight))
+        out.merge(self.send(pending[half:], preflight))
+
+    def _connection_error(self, error: Exception, pending: list[Entry], attempt: int, quick: bool,
+                          out: Outcome) -> bool:
+        """The request got no answer: True to send ``pending`` again (after the backoff), False
+        when ``out`` holds the last word on them. ``quick``: the first request of a run, to an
+        endpoint that never answered: the run stops."""
+        if attempt < self.max_attempts and not quick:
+            out.retried_entries += len(pending)
+            self._backoff(attempt)
+            return True
+        if quick:
+            raise EndpointError(f"could not reach EventBridge: {error}",
+                                fix="Check endpoint_url / the region and the network; nothing was published") from None
+        for x in pending:
+            out.reject(x, "ConnectionError", str(error))
+        out.attempts.update((x.seq, attempt) for x in pending)
+        return False
+
+    def _entry_answers(self, resp: Mapping[str, Any], pending: list[Entry], attempt: int,
+                       out: Outcome) -> list[Entry]:
+        """Records EventBridge's answer for each entry of a 200 response; returns those to retry."""
+        results = resp.get("Entries", [])
+        retry: list[Entry] = []
+        for entry, result in zip(pending, results):
+            if result.get("EventId"):
+                out.accepted.append((entry, result["EventId"]))
+                if attempt > 1:
+                    out.attempts[entry.seq] = attempt
+                continue
+            code = result.get("ErrorCode") or "Unknown"
+            msg = result.get("ErrorMessage") or ""
+            if code in RETRYABLE_ENTRY_CODES and attempt < self.max_attempts:
+                retry.append(entry)
+            else:
+                if code in RETRYABLE_ENTRY_CODES:
+                    msg = f"{msg} (still failing after {attempt} attempts)".strip()
+                out.reject(entry, code, msg)
+                out.attempts[entry.seq] = attempt
+        if any(r.get("ErrorCode") == "ThrottlingException" for r in results):
+            self.rate.throttled()
+        else:
+            self.rate.succeeded()
+        if len(results) < len(pending):  # a malformed response must not count as delivery
+            for x in pending[len(results):]:
+                out.reject(x, "NoResponse", "EventBridge returned no result for this entry")
+        return retry
+
+
+def _drain(done: queue.SimpleQueue[Outcome | BaseException], outstanding: int,
+           on_outcome: Callable[[Outcome], None], *, block: bool) -> int:
+    """Hand on outcomes (waiting for all of them with ``block``); returns how many are still out.
+    An exception raised by a sender is raised here."""
+    while outstanding:
+        try:
+            item = done.get() if block else done.get_nowait()
+        except queue.Empty:
+            break
+        outstanding -= 1
+        if isinstance(item, BaseException):
+            raise item
+        on_outcome(item)
+    return outstanding
+
+
+def _client_error(e: ClientError) -> tuple[str, str, int]:
+    """(code, message, HTTP status) of a botocore ClientError."""
+    err = e.response.get("Error", {})
+    code = str(err.get("Code") or "")
+    msg = str(err.get("Message") or e)
+    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code, msg, status
+
+
+def _refused(code: str, msg: str) -> NoReturn:
+    """The first request was refused for the run as a whole: a missing bus, or credentials."""
+    if code == "ResourceNotFoundException":
+        raise TerminalError(f"EventBridge says: {msg}",
+                            fix="Create the event bus, or fix `event_bus` (a name in this account and region, "
+                                "or an ARN)") from None
+    raise CredentialsError(f"AWS refused the request ({code}): {msg}",
+                           fix="Check the credentials, the region, the events:PutEvents permission on the bus, "
+                               "and with role_arn that the role's trust policy allows sts:AssumeRole (with this "
+                               "external ID)") from None

@@ -18,7 +18,6 @@ import json
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ import jinja2.nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from dbt_eventbridge.config.syncs import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
-from dbt_eventbridge.delivery.wire import entry_json
 from dbt_eventbridge.errors import Problem
 from dbt_eventbridge.jsonvalues import MAX_SAFE_INT, dumps, to_json_value, to_text
+from dbt_eventbridge.model import Change, Entry, Rejection, entry_json, entry_size, key_text
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d3b8e-4f0c-5a59-9d0e-2b7c1e8a9f10")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
@@ -136,7 +135,9 @@ class _Sandbox(SandboxedEnvironment):
     (``row.customer_id`` for Snowflake's CUSTOMER_ID), resolved by the same rule as every
     other name in the config (plan.ColumnResolver)."""
 
-    aliases: dict[str, str] = {}
+    def __init__(self, *args: Any, aliases: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = dict(aliases or {})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict:
@@ -174,12 +175,11 @@ def _environment(text: bool = True, aliases: Mapping[str, str] | None = None) ->
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
         # Text fields (source, detail-type, resources): NULL is empty, not "None".
         # Detail templates need none: every value is escaped into a string by its filter.
-        finalize=_finalize if text else None)
+        finalize=_finalize if text else None, aliases=aliases)
     env.filters["tojson"] = _tojson
     env.filters["fromjson"] = _fromjson
     env.filters["__eb_in_string"] = _in_json_string
     env.filters["__eb_value"] = _as_json_value
-    env.aliases = dict(aliases or {})
     return env
 
 
@@ -196,13 +196,12 @@ def row_columns_used(source: str, env: jinja2.Environment | None = None) -> set[
             if call.node.attr == "get" and call.args and isinstance(call.args[0], jinja2.nodes.Const) \
                     and isinstance(call.args[0].value, str):
                 cols.add(call.args[0].value)
-    for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
-        if id(node) in methods or not _is_row(node.node):
-            continue
-        if isinstance(node, jinja2.nodes.Getattr):
-            cols.add(node.attr)
-        elif isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str):
-            cols.add(node.arg.value)
+    for attr in tree.find_all(jinja2.nodes.Getattr):
+        if id(attr) not in methods and _is_row(attr.node):
+            cols.add(attr.attr)
+    for item in tree.find_all(jinja2.nodes.Getitem):
+        if _is_row(item.node) and isinstance(item.arg, jinja2.nodes.Const) and isinstance(item.arg.value, str):
+            cols.add(item.arg.value)
     return cols
 
 
@@ -219,39 +218,6 @@ class RowRejected(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
-class Change:
-    """One planned change, as streamed from the plan."""
-
-    seq: int
-    op: str
-    key: dict[str, Any]
-    row: dict[str, Any]            # the new values (for removed: the last delivered values)
-    old_row: dict[str, Any] | None  # the last delivered values (changed, removed)
-    row_hash: Any
-    changed_columns: list[str]
-
-
-@dataclass
-class Entry:
-    seq: int
-    op: str
-    key: dict[str, Any]
-    event_id: str           # "" until asked for, when no template uses it (see Renderer.event_ids)
-    entry: dict[str, Any]   # the PutEvents entry
-    size: int               # as AWS counts it
-    json: str = ""          # the entry as it goes into the request body
-    key_text: str = ""      # the key as compact JSON (event ids and the run history), when made
-
-
-def key_text(key: Mapping[str, Any]) -> str:
-    """A key as compact JSON in key-column order: in event ids and in the run history."""
-    for v in key.values():
-        if type(v) is not int and type(v) is not str:  # bool, numbers, dates: made JSON-safe first
-            return dumps(to_json_value(dict(key)))
-    return dumps(key)
-
-
 def event_id(sync: str, op: str, key: Mapping[str, Any], row_hash: Any, text: str | None = None) -> str:
     """The same change keeps the same id across retries and re-runs, so consumers can dedupe.
 
@@ -263,18 +229,6 @@ def event_id(sync: str, op: str, key: Mapping[str, Any], row_hash: Any, text: st
     h[8] = (h[8] & 0x3F) | 0x80
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-def entry_size(entry: Mapping[str, Any]) -> int:
-    """Size as AWS computes it for the PutEvents limit."""
-    size = 14 if entry.get("Time") is not None else 0
-    for k in ("Source", "DetailType", "Detail", "TraceHeader"):
-        v = entry.get(k)
-        if v:
-            size += len(v.encode("utf-8"))
-    for r in entry.get("Resources") or ():
-        size += len(r.encode("utf-8"))
-    return size
 
 
 def _names(env: jinja2.Environment, source: str) -> set[str]:
@@ -320,32 +274,36 @@ class _Text:
         self._by_op: dict[str, str] = {}
 
     def render(self, ctx: Mapping[str, Any]) -> str:
-        if self.const is not None:
-            return self.const
+        template = self.template
+        if template is None:
+            return self.const or ""  # const is set exactly when there is no template
         if self.per_op:
             op = ctx["op"]
             text = self._by_op.get(op)
             if text is None:
-                text = self._by_op[op] = self.template.render(ctx).strip()  # type: ignore[union-attr]
+                text = self._by_op[op] = template.render(ctx).strip()
             return text
-        return self.template.render(ctx).strip()  # type: ignore[union-attr]
+        return template.render(ctx).strip()
 
 
 class _Detail:
+    """How an event's detail is made: a JSON template, a column that holds JSON, or columns."""
+
     def __init__(self, env: jinja2.Environment, spec: DetailSpec, project_dir: Path,
                  dbt_context: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
         self.spec = spec
         self.mode = spec.mode
-        self.template = None
+        self.template: _Compiled | None = None
         self.names: set[str] = set()
         # Without {% %} tags, and with a literal object around every expression, the JSON
         # skeleton is the same for every row and every value is escaped by its filter into a
         # JSON value or string content: once one render parses as an object, all do.
         self.validate_each = True
         self._validated = False
-        if spec.template is not None or spec.template_file is not None:
-            text = spec.template if spec.template is not None else \
-                (project_dir / spec.template_file).read_text()  # type: ignore[operator]
+        text = spec.template
+        if text is None and spec.template_file is not None:
+            text = (project_dir / spec.template_file).read_text()
+        if text is not None:
             denv = _environment(text=False, aliases=aliases)
             self.template = _Compiled(denv, make_json_safe(text, denv), _globals_for(denv, text, dbt_context))
             self.names = _names(denv, text)
@@ -360,45 +318,53 @@ class _Detail:
 
     def render(self, change: Change, ctx: Mapping[str, Any]) -> str:
         if self.template is not None:
-            try:
-                text = self.template.render(ctx)
-            except Exception as e:  # any error in user code rejects this row, not the sync
-                raise RowRejected("TemplateError", f"the detail template failed: "
-                                  f"{e.__class__.__name__}: {e}") from None
-            if self._validated and not self.validate_each:
-                return text
-            try:
-                value = json.loads(text)
-            except ValueError as e:
-                raise RowRejected("InvalidDetail", f"the rendered detail is not valid JSON ({e.msg} at "
-                                  f"character {e.pos}): {text[:200]!r}") from None
-            if not isinstance(value, dict):
-                raise RowRejected("InvalidDetail", f"the rendered detail is a JSON {type(value).__name__}, "
-                                  "not an object")
-            self._validated = True
-            return text  # compact already: make_json_safe dropped the template's whitespace
-        if self.mode == "column":
-            raw = change.row.get(self.spec.column)  # type: ignore[arg-type]
-            if isinstance(raw, (bytes, bytearray, memoryview)):
-                try:
-                    raw = bytes(raw).decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise RowRejected("InvalidDetail", f"column '{self.spec.column}' holds bytes that are not "
-                                      f"UTF-8 text (at byte {e.start}), so not a JSON object") from None
-            if isinstance(raw, str):
-                try:
-                    raw = json.loads(raw)
-                except ValueError as e:
-                    raise RowRejected("InvalidDetail", f"column '{self.spec.column}' does not hold valid JSON "
-                                      f"({getattr(e, 'msg', e)}): {raw[:200]!r}") from None
-            if not isinstance(raw, dict):
-                raise RowRejected("InvalidDetail", f"column '{self.spec.column}' holds "
-                                  f"{'NULL' if raw is None else 'a JSON ' + type(raw).__name__}, not a JSON object")
-            return dumps(to_json_value(raw))
+            return self._from_template(self.template, ctx)
+        column = self.spec.column  # set exactly when the detail is one column (no template)
+        if column is not None:
+            return _from_column(column, change.row.get(column))
         row = change.row
         if self.columns is None:
             return dumps({col: to_json_value(v) for col, v in row.items()})
         return dumps({out: to_json_value(row.get(col)) for col, out in self.columns})
+
+    def _from_template(self, template: _Compiled, ctx: Mapping[str, Any]) -> str:
+        try:
+            text = template.render(ctx)
+        except Exception as e:  # noqa: BLE001 - any error in user code rejects this row, not the sync
+            raise RowRejected("TemplateError", f"the detail template failed: "
+                              f"{e.__class__.__name__}: {e}") from None
+        if self._validated and not self.validate_each:
+            return text
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RowRejected("InvalidDetail", f"the rendered detail is not valid JSON ({e.msg} at "
+                              f"character {e.pos}): {text[:200]!r}") from None
+        if not isinstance(value, dict):
+            raise RowRejected("InvalidDetail", f"the rendered detail is a JSON {type(value).__name__}, "
+                              "not an object")
+        self._validated = True
+        return text  # compact already: make_json_safe dropped the template's whitespace
+
+
+def _from_column(column: str, raw: Any) -> str:
+    """The detail from a column that holds a JSON object (as text, bytes or a JSON value)."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RowRejected("InvalidDetail", f"column '{column}' holds bytes that are not "
+                              f"UTF-8 text (at byte {e.start}), so not a JSON object") from None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as e:
+            raise RowRejected("InvalidDetail", f"column '{column}' does not hold valid JSON "
+                              f"({getattr(e, 'msg', e)}): {raw[:200]!r}") from None
+    if not isinstance(raw, dict):
+        raise RowRejected("InvalidDetail", f"column '{column}' holds "
+                          f"{'NULL' if raw is None else 'a JSON ' + type(raw).__name__}, not a JSON object")
+    return dumps(to_json_value(raw))
 
 
 def _aliases(sync: SyncConfig, project_dir: Path, model_columns: list[str]) -> dict[str, str]:
@@ -587,7 +553,8 @@ class Renderer:
                 for c in unresolved:
                     if resolver.ambiguous(c):
                         problems.append(Problem(f"the template reads {resolver.why_not(c)}", sync.model_name,
-                                                sync.name, path, "Write the column's name exactly as the relation has it"))
+                                                sync.name, path,
+                                                "Write the column's name exactly as the relation has it"))
         return problems
 
     def render(self, change: Change) -> Entry:
@@ -605,7 +572,7 @@ class Renderer:
             source = self._source[op].render(ctx)
             detail_type = self._detail_type[op].render(ctx)
             resources = [r.render(ctx) for r in self._resources]
-        except Exception as e:  # any error in user code rejects this row, not the sync
+        except Exception as e:  # noqa: BLE001 - any error in user code rejects this row, not the sync
             raise RowRejected("TemplateError", f"a template failed: {e.__class__.__name__}: {e}") from None
         detail = self._detail[op].render(change, ctx)
         if not source:
@@ -632,14 +599,15 @@ class Renderer:
                 entry["Time"] = t
         return Entry(change.seq, op, change.key, eid, entry, entry_size(entry), entry_json(entry), ktext)
 
-    def render_many(self, changes: Iterable[Change], on_reject: Callable[[Change, RowRejected], None]
+    def render_many(self, changes: Iterable[Change], on_reject: Callable[[Change, Rejection], None]
                     ) -> list[Entry]:
+        """Every change that renders; each one that does not goes to ``on_reject`` with the reason."""
         out = []
         for ch in changes:
             try:
                 out.append(self.render(ch))
             except RowRejected as e:
-                on_reject(ch, e)
+                on_reject(ch, Rejection(ch.key, ch.op, e.code, e.reason))
         return out
 
 

@@ -31,31 +31,20 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from dbt_eventbridge.model import entry_json
 
 SIGNING_NAME = "events"
 TARGET = "AWSEvents.PutEvents"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
-_STR = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C; JSON string with ensure_ascii=False
+class Headers(Protocol):
+    """Response headers as both clients give them (http.client's message, botocore's dict)."""
 
-
-def entry_json(entry: Mapping[str, Any]) -> str:
-    """One entry as the JSON that goes into the request body (timestamps as epoch seconds)."""
-    t = entry.get("Time")
-    if isinstance(t, dt.datetime):
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        entry = {**entry, "Time": round(t.timestamp(), 6)}
-    if len(entry) == 4 and "Resources" not in entry and "Time" not in entry:  # the common case, by hand
-        try:
-            return (f'{{"Source":{_STR(entry["Source"])},"DetailType":{_STR(entry["DetailType"])},'
-                    f'"Detail":{_STR(entry["Detail"])},"EventBusName":{_STR(entry["EventBusName"])}}}')
-        except (KeyError, TypeError):
-            pass
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    def get(self, name: str, /) -> str | None: ...
 
 
 def request_body(entries_json: Iterable[str]) -> bytes:
@@ -150,12 +139,13 @@ class PutEventsClient:
         resp = self._http.send(req.prepare())
         return self._answer(resp.status_code, resp.content, resp.headers)
 
-    def _answer(self, status: int, content: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    def _answer(self, status: int, content: bytes, headers: Headers) -> dict[str, Any]:
         import botocore.exceptions as bx
 
         if status == 200:
             try:
-                return json.loads(content)
+                answer: dict[str, Any] = json.loads(content)
+                return answer
             except ValueError:
                 raise bx.ClientError({"Error": {"Code": "InvalidResponse",
                                                 "Message": f"unreadable answer: {content[:200]!r}"},
@@ -183,7 +173,25 @@ class PutEventsClient:
         if conn is not None:
             conn.close()
 
-    def _send_fast(self, body: bytes, creds: Any) -> tuple[int, bytes, Mapping[str, str]]:
+    def _connect(self, conn: http.client.HTTPConnection) -> None:
+        """Open the thread's connection (TCP_NODELAY, the read timeout), or raise as botocore does."""
+        import botocore.exceptions as bx
+
+        try:
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sock.settimeout(self._timeouts[1])
+        except TimeoutError as e:
+            self._drop_connection()
+            raise bx.ConnectTimeoutError(endpoint_url=self._url, error=e) from None
+        except ssl.SSLError as e:
+            self._drop_connection()
+            raise bx.SSLError(endpoint_url=self._url, error=e) from None
+        except OSError as e:
+            self._drop_connection()
+            raise bx.EndpointConnectionError(endpoint_url=self._url, error=e) from None
+
+    def _send_fast(self, body: bytes, creds: Any) -> tuple[int, bytes, Headers]:
         import botocore.exceptions as bx
 
         headers = sigv4_headers(body=body, host=self._host, region=self._region, access_key=creds.access_key,
@@ -192,19 +200,7 @@ class PutEventsClient:
         conn = self._connection()
         url = self._url
         if conn.sock is None:
-            try:
-                conn.connect()
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.sock.settimeout(self._timeouts[1])
-            except TimeoutError as e:
-                self._drop_connection()
-                raise bx.ConnectTimeoutError(endpoint_url=url, error=e) from None
-            except ssl.SSLError as e:
-                self._drop_connection()
-                raise bx.SSLError(endpoint_url=url, error=e) from None
-            except OSError as e:
-                self._drop_connection()
-                raise bx.EndpointConnectionError(endpoint_url=url, error=e) from None
+            self._connect(conn)
         try:
             conn.request("POST", "/", body, headers)
             resp = conn.getresponse()
@@ -241,7 +237,7 @@ def _ssl_context(verify: Any) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=get_cert_path(True))
 
 
-def _error(status: int, content: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
+def _error(status: int, content: bytes, headers: Headers) -> tuple[str, str]:
     """The error code and message as botocore's JSON parser reads them."""
     code, message = "", ""
     try:

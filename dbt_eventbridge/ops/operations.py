@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError
-from dbt_eventbridge.run.sync_run import SyncOptions, load
+from dbt_eventbridge.run.loader import load
+from dbt_eventbridge.run.options import SyncOptions
 from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.warehouse.history import History, key_json, parse_time
+from dbt_eventbridge.warehouse.lock import SyncLock
+from dbt_eventbridge.warehouse.tables import StateTables, ensure_schema
 
 MAX_REPORTED_REJECTIONS = 1000  # per sync, in a report made from the history (as report.py shows)
 
@@ -71,8 +74,8 @@ def run_details(options: SyncOptions, run_id: str, *, limit: int = 50, failed_on
         syncs = h.run_rows(rid)
         counts = h.event_counts(rid)
         failed = h.run_events(rid, failed_only=True, limit=limit)
-        events = failed if failed_only else failed + [
-            e for e in h.run_events(rid, limit=limit + len(failed)) if e["error_code"] is None][:max(0, limit - len(failed))]
+        delivered = [e for e in h.run_events(rid, limit=limit + len(failed)) if e["error_code"] is None]
+        events = failed if failed_only else failed + delivered[:max(0, limit - len(failed))]
         total = sum(int(c["events"]) for c in counts if not failed_only or c["error_code"] is not None)
         details = RunDetails(rid, syncs, counts, events, max(0, total - len(events)))
         if report:
@@ -101,8 +104,8 @@ def _report_dict(h: History, run_id: str, syncs: list[dict[str, Any]]) -> dict[s
             "requests": int(s["requests"] or 0), "retried_entries": int(s["retried_entries"] or 0),
             "message": s["message"], "seconds": float(s["seconds"] or 0), "exit_code": int(s["exit_code"] or 0),
             "timings": {}, "timeline": _timeline([r for r in seconds if r["sync_name"] == name])})
-    started = min((parse_time(s["started_at"]) for s in syncs if s["started_at"]), default=None)
-    finished = max((parse_time(s["finished_at"]) for s in syncs if s["finished_at"]), default=None)
+    started = min((t for s in syncs if (t := parse_time(s["started_at"])) is not None), default=None)
+    finished = max((t for s in syncs if (t := parse_time(s["finished_at"])) is not None), default=None)
     return {"run_id": run_id, "started_at": started.isoformat() if started else None,
             "finished_at": finished.isoformat() if finished else None,
             "dbt_invocation_id": next((s["dbt_invocation_id"] for s in syncs if s["dbt_invocation_id"]), None),
@@ -182,8 +185,8 @@ def reset_sync(options: SyncOptions, sync: str) -> int:
     project, settings = loaded.project, loaded.settings
     name = next((s.name for s, _ in loaded.syncs), sync)
     with project.connection("dbt_eventbridge_reset", wait_seconds=settings.lock_wait_seconds):
-        tables = state_store.StateTables.for_sync(project, settings.state_schema, name)
-        state_store.ensure_schema(project, tables)
-        with state_store.SyncLock(project, tables, ttl=settings.lock_ttl_seconds, wait=settings.lock_wait_seconds):
+        tables = StateTables.for_sync(project, settings.state_schema, name)
+        ensure_schema(project, tables)
+        with SyncLock(project, tables, ttl=settings.lock_ttl_seconds, wait=settings.lock_wait_seconds):
             state_store.migrate_legacy(project, tables)
             return state_store.reset(project, tables)

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dbt_eventbridge.config.syncs import OPS
+from dbt_eventbridge.model import OPS
 
 MAX_REJECTIONS_SHOWN = 1000
 # Fixed chart colours: tests find them in screenshots, so badges use other shades.
@@ -79,7 +79,7 @@ def _nice_ticks(top: float, count: int = 5) -> list[float]:
     raw = top / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    return [i * step for i in range(int(math.ceil(top / step - 1e-9)) + 1)]
+    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
 
 
 def _fmt_tick(v: float) -> str:

@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbt_eventbridge.config.syncs import OPS
-from dbt_eventbridge.jsonvalues import to_json_value
+from dbt_eventbridge.model import OPS, Rejection
 
 RESULT_FILE = "eventbridge_sync_results.json"
 
@@ -39,6 +38,7 @@ class SyncResult:
     rebaselined: int = 0         # rows whose fingerprint was updated without sending
     notes: list[str] = field(default_factory=list)  # what this run noticed (a schema change, a reset)
     message: str | None = None
+    retryable: bool = False      # an error that running again unchanged can clear (an outage, a lock)
     seconds: float = 0.0
     # Seconds per phase: audit, plan, stream (reading the plan), render, publish (the
     # whole publish loop, stream and render included), journal, commit.
@@ -89,10 +89,10 @@ class SyncResult:
     def add_time(self, phase: str, seconds: float) -> None:
         self.timings[phase] = self.timings.get(phase, 0.0) + seconds
 
-    def add_rejection(self, key: dict[str, Any], op: str, code: str, reason: str, limit: int) -> None:
+    def add_rejection(self, rejection: Rejection, limit: int) -> None:
         self.rejected += 1
         if len(self.rejections) < limit:
-            self.rejections.append({"key": to_json_value(key), "op": op, "code": code, "reason": reason})
+            self.rejections.append(rejection.to_dict())
         else:
             self.rejections_truncated += 1
 
@@ -107,6 +107,7 @@ class RunResult:
     syncs: list[SyncResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    retryable: bool = False      # the run's error can clear by running again unchanged
     result_file: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # as used, secrets masked
     startup_seconds: float = 0.0   # dbt parse, selection and opening the adapter

@@ -22,28 +22,13 @@ import signal
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_eventbridge.delivery.publisher import AdaptiveRate, Outcome, Publisher
-from dbt_eventbridge.delivery.render import Renderer, RowRejected
-from dbt_eventbridge.errors import RetryableError, TerminalError
+from dbt_eventbridge.delivery.publisher import AdaptiveRate, Publisher
+from dbt_eventbridge.delivery.render import Renderer
+from dbt_eventbridge.errors import EventBridgeSyncError, TerminalError, TransientError
+from dbt_eventbridge.run.tally import Tally
 from dbt_eventbridge.warehouse.diff import ChangeReader
-from dbt_eventbridge.warehouse.history import EventBuffer
-
-
-@dataclass
-class ChunkResult:
-    """What one worker did with its share of one chunk."""
-
-    acked: list[int] = field(default_factory=list)
-    sent: dict[str, int] = field(default_factory=dict)
-    rejected: list[tuple[Any, str, str, str]] = field(default_factory=list)  # key, op, code, reason
-    requests: int = 0
-    retried_entries: int = 0
-    render_seconds: float = 0.0
-    error: str | None = None
-    events: EventBuffer = field(default_factory=EventBuffer)  # for the run history
 
 
 def _die_with_parent() -> None:
@@ -74,34 +59,20 @@ def _worker(index: int, inbox: Any, results: Any, others: list[Any], renderer: R
         if msg is None:
             break
         chunk, names, shape, rows = msg
-        out = ChunkResult()
+        out = Tally(history_detail=history_detail)
         try:
             if reader is None or reader.names != names:
                 reader = ChangeReader(names, shape)
             t = time.perf_counter()
-
-            def rejected(change: Any, err: RowRejected) -> None:
-                out.rejected.append((change.key, change.op, err.code, err.reason))
-                if history_detail is not None:
-                    out.events.add_unrendered(change.key, change.op, err.code, err.reason)
-
-            entries = renderer.render_many(reader(rows), rejected)
+            entries = renderer.render_many(reader(rows), out.on_unrendered)
             out.render_seconds = time.perf_counter() - t
-
-            def on_outcome(o: Outcome) -> None:
-                for entry, _ in o.accepted:
-                    out.sent[entry.op] = out.sent.get(entry.op, 0) + 1
-                    out.acked.append(entry.seq)
-                for entry, code, message in o.rejected:
-                    out.rejected.append((entry.key, entry.op, code, message))
-                out.requests += o.requests
-                out.retried_entries += o.retried_entries
-                if history_detail is not None:
-                    out.events.add_outcome(o, history_detail)
-
-            publisher.publish(entries, on_outcome, preflight=False)
-        except Exception as e:  # reported to the parent, which fails the sync as it would in-process
-            out.error = str(e) or e.__class__.__name__
+            publisher.publish(entries, out.on_outcome, preflight=False)
+        except EventBridgeSyncError as e:  # sent back as it is: the parent fails the sync with it
+            out.error = e
+        except Exception as e:  # noqa: BLE001 - a bug must fail the sync, not hang the parent
+            out.error = TerminalError(f"publishing failed in a worker process: {e.__class__.__name__}: {e}",
+                                      fix="Run again (what was delivered is recorded); if it repeats, run with "
+                                          "--workers 1 and report it")
         results.put((chunk, index, out))
     os._exit(0)  # no atexit handlers: they belong to the parent (dbt, the warehouse)
 
@@ -116,12 +87,12 @@ class WorkerPool:
         ctx = multiprocessing.get_context("fork")
         self.n = n
         self.results: Any = ctx.Queue()
-        self._pending: dict[int, list[ChunkResult | None]] = {}
+        self._pending: dict[int, list[Tally | None]] = {}
         pipes = [ctx.Pipe(duplex=False) for _ in range(n)]  # (reader, writer)
         self._conns = [w for _, w in pipes]
         self._procs = []
         for i, (r, _) in enumerate(pipes):
-            others = [w for w in self._conns] + [rr for j, (rr, _) in enumerate(pipes) if j != i]
+            others = list(self._conns) + [rr for j, (rr, _) in enumerate(pipes) if j != i]
             p = ctx.Process(target=_worker, args=(i, r, self.results, others, renderer, make_publisher, history_detail),
                             name=f"eb-worker-{i}", daemon=True)
             p.start()
@@ -130,14 +101,14 @@ class WorkerPool:
             r.close()
 
     @staticmethod
-    def partition(reader: ChangeReader, rows: list[tuple], n: int) -> list[list[tuple]]:
+    def partition(reader: ChangeReader, rows: list[tuple[Any, ...]], n: int) -> list[list[tuple[Any, ...]]]:
         """Rows split by a stable hash of their key: one key always goes to the same worker."""
-        parts: list[list[tuple]] = [[] for _ in range(n)]
+        parts: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
         for row in rows:
             parts[zlib.crc32(repr(reader.key_of(row)).encode()) % n].append(row)
         return parts
 
-    def dispatch(self, chunk: int, names: list[str], shape: Any, parts: list[list[tuple]]) -> None:
+    def dispatch(self, chunk: int, names: list[str], shape: Any, parts: list[list[tuple[Any, ...]]]) -> None:
         self._pending[chunk] = [None] * self.n
         for conn, rows in zip(self._conns, parts):
             try:
@@ -147,7 +118,7 @@ class WorkerPool:
                                     fix="Run again (nothing unacknowledged was recorded); if it repeats, run "
                                         "with --workers 1 and report it") from None
 
-    def collect(self, chunk: int) -> list[ChunkResult]:
+    def collect(self, chunk: int) -> list[Tally]:
         """Wait for every worker's result for ``chunk``."""
         slots = self._pending[chunk]
         while any(s is None for s in slots):
@@ -156,7 +127,7 @@ class WorkerPool:
             except queue.Empty:
                 dead = [p.name for p in self._procs if not p.is_alive()]
                 if dead:
-                    raise RetryableError(f"publishing worker process(es) {', '.join(dead)} died",
+                    raise TransientError(f"publishing worker process(es) {', '.join(dead)} died",
                                         fix="Run again: rows whose delivery was not acknowledged are sent "
                                             "again; if it repeats, run with --workers 1 and report it") from None
                 continue

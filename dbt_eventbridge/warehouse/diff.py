@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_eventbridge.config.syncs import OPS, ColumnResolver, DetailSpec, SyncConfig
-from dbt_eventbridge.delivery.render import Change
+from dbt_eventbridge.config.syncs import ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError, WarehouseError
+from dbt_eventbridge.model import OPS, Change
 from dbt_eventbridge.warehouse.layout import LEGACY_ROW, Layout, ModelColumns, Shape, old, phys
-from dbt_eventbridge.warehouse.project import DbtProject, ModelNode
+from dbt_eventbridge.warehouse.nodes import ModelNode
+from dbt_eventbridge.warehouse.project import DbtProject
 
 RESERVED_PREFIX = "_eb_"
 SAMPLE_KEYS = 5
@@ -112,8 +113,9 @@ def resolve_shape(sync: SyncConfig, node: ModelNode, columns: list[tuple[str, st
     if names and tracked <= set(keys) and len(names) > len(set(keys)):
         which = "track_columns names only key columns" if resolved.track_columns is not None \
             else "ignore_columns leaves only the key columns"
+        setting = "track_columns" if resolved.track_columns is not None else "ignore_columns"
         problems.append(Problem(f"{which}, so no change to a row could ever be seen", sync.model_name, sync.name,
-                                f"{sync.yaml_path}.{'track_columns' if resolved.track_columns is not None else 'ignore_columns'}",
+                                f"{sync.yaml_path}.{setting}",
                                 "Track at least one column besides the key (or list fewer columns in ignore_columns)"))
     if problems:
         raise ConfigError(problems)
@@ -146,7 +148,7 @@ def key_change(previous: Layout, model: ModelColumns) -> str | None:
     """How the model's key differs from the key the state's rows were stored by, or None."""
     want = [(k, dict(model.columns).get(k)) for k in model.keys]
     for s in previous.shapes.values():
-        have = [(k, s.column(k).dtype if s.column(k) else None) for k in s.keys]
+        have = [(k, c.dtype if (c := s.column(k)) else None) for k in s.keys]
         if [k for k, _ in have] != [k for k, _ in want]:
             return (f"the primary key is now ({', '.join(k for k, _ in want)}), but the delivered rows are keyed "
                     f"by ({', '.join(s.keys)})")
@@ -293,7 +295,7 @@ def has_duplicate_keys(project: DbtProject, plan: Any, shape: ModelShape) -> boo
 def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     """Rows per op: added, changed, removed, and rebaseline (recorded, never sent)."""
     rows = project.execute(f"select _eb_op, count(*) from {plan} as p group by _eb_op", fetch=True)
-    counts = dict.fromkeys(OPS, 0)
+    counts: dict[str, int] = dict.fromkeys(OPS, 0)
     counts.update({str(op): int(n) for op, n in rows})
     return counts
 
@@ -334,7 +336,7 @@ class PlanRows:
     The rows stay tuples until rendering: the same form the --workers processes receive."""
 
     reader: ChangeReader
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
 
     def changes(self) -> list[Change]:
         return self.reader(self.rows)
@@ -378,7 +380,7 @@ def _same(a: Any, b: Any) -> bool:
         return True
     try:
         return bool(a == b)
-    except Exception:  # values some drivers return do not compare; then they differ
+    except Exception:  # noqa: BLE001 - values some drivers return do not compare; then they differ
         return False
 
 
@@ -415,7 +417,7 @@ class ChangeReader:
         self.col_slice = (idx[0], idx[0] + len(idx)) if idx and idx == list(range(idx[0], idx[0] + len(idx))) \
             else None
 
-    def _old(self, r: tuple) -> dict[str, Any] | None:
+    def _old(self, r: tuple[Any, ...]) -> dict[str, Any] | None:
         sid = r[self.i_shape]
         if sid is None:
             return None
@@ -429,14 +431,14 @@ class ChangeReader:
             return row
         return {n: (_json(r[i]) if j else r[i]) for n, i, j in named}
 
-    def __call__(self, rows: list[tuple]) -> list[Change]:
+    def __call__(self, rows: list[tuple[Any, ...]]) -> list[Change]:
         batch = []
         columns = self.spec.columns
         i_op, i_seq, i_hash = self.i_op, self.i_seq, self.i_hash
         key_idx, col_idx, sl, json_idx = self.key_idx, self.col_idx, self.col_slice, self.json_idx
         for r in rows:
             op = r[i_op]
-            old_row = self._old(r)
+            old_row = None if op == "added" else self._old(r)  # an added row has no delivered values
             key = {k: r[i] for k, i in key_idx}  # for removed rows too: the plan keeps the delivered key
             if op == "removed":
                 row = old_row or {}
@@ -451,5 +453,10 @@ class ChangeReader:
             batch.append(Change(r[i_seq], op, key, row, old_row, r[i_hash], changed))
         return batch
 
-    def key_of(self, row: tuple) -> tuple:
+    def key_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(row[i] for _, i in self.key_idx)
+
+
+def drop_temp_plan(project: DbtProject, name: str) -> None:
+    """A dry run's plan, once read."""
+    project.execute(f"drop table if exists {name}")

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_eventbridge.delivery.render import key_text
-from dbt_eventbridge.errors import WarehouseError
+from dbt_eventbridge.model import Outcome, key_text
+from dbt_eventbridge.warehouse.engines.base import EventWriter
 from dbt_eventbridge.warehouse.project import DbtProject
 
 RUNS = "_eb_runs"
@@ -45,11 +45,6 @@ ALERT_COLUMNS: list[tuple[str, str]] = [
     ("changed_at", "timestamp"), ("run_id", "string")]
 
 EVENT_FIELDS = [c for c, _ in EVENT_COLUMNS[2:]]  # what an EventBuffer holds, per event
-_PG_TYPES = {"string": "text", "int": "integer", "bigint": "bigint", "float": "double precision",
-             "timestamp": "timestamp"}
-_DUCK_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "float": "DOUBLE",
-               "timestamp": "TIMESTAMP"}
-_VALUES_ROWS = 100
 
 
 def key_json(key: Any) -> str:
@@ -87,12 +82,11 @@ class History:
     retention_days: int = 30
 
     def __post_init__(self) -> None:
-        self._writer: _Writer | None = None
+        self._writer: EventWriter | None = None
         self.runs = self.project.state_relation(self.schema, RUNS)
         self.events = self.project.state_relation(self.schema, EVENTS)
         self.alerts = self.project.state_relation(self.schema, ALERT_STATUS)
         self._ready = False
-        self._backslash = self.project.adapter_type in ("bigquery", "spark", "databricks")
 
     # -- writing -------------------------------------------------------------------------
 
@@ -100,7 +94,7 @@ class History:
         """Create the schema and tables if missing (once per run)."""
         if self._ready:
             return
-        from dbt_eventbridge.warehouse.state import Ownership
+        from dbt_eventbridge.warehouse.tables import Ownership
 
         owned = Ownership(self.project, self.schema)
         owned.ensure()
@@ -156,51 +150,14 @@ class History:
         self.ensure()
         sync = sync.lower()
         cols = events.cols if self.detail else {**events.cols, "detail": [None] * len(events)}
-        kind = self.project.adapter_type
-        if kind == "duckdb":
-            self._insert_json_duckdb(sync, cols)
-        elif kind == "postgres":
-            self._insert_json_postgres(sync, cols)
-        else:
-            self._insert_values(sync, cols)
-
-    def _insert_json_duckdb(self, sync: str, cols: dict[str, list[Any]]) -> None:
-        # One JSON parameter, column by column, instead of a VALUES list: DuckDB parses a
-        # long VALUES list at about 150 µs a row, and unnests these columns at about 5 µs.
-        struct = "{" + ",".join(f'"{c}":["{_DUCK_TYPES[k]}"]' for c, k in EVENT_COLUMNS[2:]) + "}"
-        names = ", ".join(c for c, _ in EVENT_COLUMNS)
-        unnest = ", ".join(f"unnest(j.{c})" for c in EVENT_FIELDS)
-        sql = (f"insert into {self.events} ({names}) select ?, ?, {unnest} "
-               f"from (select from_json(?::json, '{struct}') as j)")
-        params = (self.run_id, sync, json.dumps(cols, ensure_ascii=False, default=str))
         if self._writer is None:
-            self._writer = _Writer.for_duckdb(self.project)
-        if self._writer is not None:
-            self._writer.submit(sql, params)
-        else:
-            self.project.execute_fast(sql, params)
+            self._writer = self.project.engine.event_writer(self.project, self.events, EVENT_COLUMNS)
+        self._writer.add((self.run_id, sync), cols)
 
     def flush(self) -> None:
         """Wait for the events still being written (DuckDB writes them in the background)."""
         if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
-
-    def _insert_json_postgres(self, sync: str, cols: dict[str, list[Any]]) -> None:
-        names = ", ".join(c for c, _ in EVENT_COLUMNS)
-        typed = ", ".join(f"{c} {_PG_TYPES[k]}" for c, k in EVENT_COLUMNS[2:])
-        records = [dict(zip(EVENT_FIELDS, r)) for r in zip(*(cols[f] for f in EVENT_FIELDS))]
-        sql = (f"insert into {self.events} ({names}) select %s, %s, {', '.join(EVENT_FIELDS)} "
-               f"from json_to_recordset(%s::json) as x({typed})")
-        self.project.execute_fast(sql, (self.run_id, sync, json.dumps(records, ensure_ascii=False, default=str)))
-
-    def _insert_values(self, sync: str, cols: dict[str, list[Any]]) -> None:
-        names = ", ".join(c for c, _ in EVENT_COLUMNS)
-        rows = list(zip(*(cols[f] for f in EVENT_FIELDS)))
-        for i in range(0, len(rows), _VALUES_ROWS):
-            values = ", ".join("(" + ", ".join(self._literal(v) for v in (self.run_id, sync) + tuple(r)) + ")"
-                               for r in rows[i:i + _VALUES_ROWS])
-            self.project.execute_fast(f"insert into {self.events} ({names}) values {values}")
+            self._writer.flush()
 
     def prune(self, now: dt.datetime | None = None) -> None:
         if not self.retention_days:
@@ -213,21 +170,12 @@ class History:
             self.project.execute(f"delete from {self.runs} where started_at < {cutoff}")
 
     def _literal(self, value: Any) -> str:
-        if value is None:
-            return "null"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (int, float)):
-            return repr(value)
-        text = str(value)
-        if self._backslash:
-            return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        return "'" + text.replace("'", "''") + "'"
+        return self.project.engine.literal(value)
 
     # -- reading (the runs and inspect commands, alerts) ----------------------------------
 
     def exists(self) -> bool:
-        from dbt_eventbridge.warehouse.state import Ownership
+        from dbt_eventbridge.warehouse.tables import Ownership
 
         return Ownership(self.project, self.schema).readable(self.runs, [c for c, _ in RUN_COLUMNS])
 
@@ -363,7 +311,7 @@ class EventBuffer:
     def __setstate__(self, cols: dict[str, list[Any]]) -> None:
         self.cols = cols
 
-    def add_outcome(self, out: Any, detail: bool = True) -> None:
+    def add_outcome(self, out: Outcome, detail: bool = True) -> None:
         """A publisher Outcome: accepted entries with AWS's EventId, rejected ones with its
         error. One time for the whole group: they were answered together."""
         at = timestamp()
@@ -371,8 +319,8 @@ class EventBuffer:
         c = self.cols
         for entries, ids, codes, messages in (
                 ([e for e, _ in out.accepted], [a for _, a in out.accepted], None, None),
-                ([e for e, _, _ in out.rejected], None, [x for _, x, _ in out.rejected],
-                 [m for _, _, m in out.rejected])):
+                ([e for e, _ in out.rejected], None, [r.code for _, r in out.rejected],
+                 [r.reason for _, r in out.rejected])):
             n = len(entries)
             if not n:
                 continue
@@ -400,58 +348,3 @@ class EventBuffer:
     def extend(self, other: EventBuffer) -> None:
         for f in EVENT_FIELDS:
             self.cols[f] += other.cols[f]
-
-
-class _Writer:
-    """Writes a sync's events on its own DuckDB connection in a thread, while the main thread
-    renders and publishes the next chunk: DuckDB releases the GIL while it inserts, so the
-    history costs the publish loop only the JSON it is handed (about 1 µs an event instead
-    of 10-25). At most two chunks wait, so memory stays bounded. The events are committed
-    apart from the chunk's acks: they describe what was sent, journaled or not."""
-
-    def __init__(self, connection: Any) -> None:
-        import queue
-        import threading
-
-        self._con = connection
-        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="eb-history", daemon=True)
-        self._thread.start()
-
-    @classmethod
-    def for_duckdb(cls, project: DbtProject) -> _Writer | None:
-        try:
-            handle = project.adapter.connections.get_thread_connection().handle
-            con = handle.cursor()._cursor.cursor()  # a second connection to the same database
-        except Exception:  # another dbt-duckdb layout: write in the journal's transaction instead
-            return None
-        return cls(con)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue
-            try:
-                self._con.execute(*item)
-            except BaseException as e:  # reported by close()
-                self._error = e
-
-    def submit(self, sql: str, params: Any) -> None:
-        if self._error is not None:
-            self.close()
-        self._queue.put((sql, params))
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        try:
-            self._con.close()
-        except Exception:
-            pass
-        if self._error is not None:
-            e, self._error = self._error, None
-            raise WarehouseError(f"recording the run history failed: {str(e).strip().splitlines()[0]}")

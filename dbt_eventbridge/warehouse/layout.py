@@ -126,7 +126,8 @@ class Layout:
 
     def to_text(self) -> str:
         return json.dumps({"format": self.format, "current": self.current, "next_index": self.next_index,
-                           "next_id": self.next_id, "restart": self.restart, "shapes": [s.to_json() for s in self.shapes.values()]},
+                           "next_id": self.next_id, "restart": self.restart,
+                           "shapes": [s.to_json() for s in self.shapes.values()]},
                           separators=(",", ":"))
 
     @classmethod

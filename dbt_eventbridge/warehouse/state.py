@@ -14,223 +14,23 @@ table of someone else's is never touched, whatever the state schema holds.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import socket
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from dbt_eventbridge.errors import TerminalError, WarehouseError
+from dbt_eventbridge.errors import WarehouseError
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.warehouse.layout import LEGACY_ROW, Layout, Shape, StoredColumn, old, phys
 from dbt_eventbridge.warehouse.project import DbtProject
+from dbt_eventbridge.warehouse.tables import (
+    LEGACY_REGISTRY_COLUMNS,
+    Ownership,
+    StateTables,
+    exists,
+)
 
 _INSERT_CHUNK = 1000
-OBJECTS = "_eb_objects"
-LAYOUTS = "_eb_layouts"
-LOCKS = "_eb_locks"
-LEGACY_REGISTRY = "_eb_syncs"    # format 1
-MAX_NAME = 63                    # PostgreSQL truncates longer identifiers (and so would collide)
-_PREFIXES = ("_eb_state__", "_eb_plan__", "_eb_acks__", "_eb_next__")
-
-OBJECT_COLUMNS = [["name", "string"], ["kind", "string"], ["sync_name", "string"], ["created_epoch", "bigint"]]
-LAYOUT_COLUMNS = [["sync_name", "string"], ["layout", "string"], ["pending_layout", "string"],
-                  ["committed_epoch", "bigint"], ["updated_epoch", "bigint"]]
-LOCK_COLUMNS = ["sync_name", "owner", "host", "pid", "heartbeat_epoch"]
-LEGACY_REGISTRY_COLUMNS = ["sync_name", "hash_version", "hash_columns", "pending_hash_version",
-                           "pending_hash_columns", "updated_epoch"]
-
-
-class NotOursError(TerminalError):
-    """A table with one of our names exists but dbt-eventbridge did not create it."""
-
-
-def table_stem(sync: str) -> str:
-    """The sync's part of its table names: the name itself, or, when too long for every
-    warehouse, a prefix and a digest of it (still one name per sync)."""
-    name = sync.lower()
-    room = MAX_NAME - max(len(p) for p in _PREFIXES)
-    if len(name) <= room:
-        return name
-    return name[:room - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def exists(project: DbtProject, relation: Any) -> bool:
-    return str(relation.identifier).lower() in project.table_names(relation.without_identifier())
-
-
-class Ownership:
-    """Which tables of one schema dbt-eventbridge created (the ``_eb_objects`` table)."""
-
-    def __init__(self, project: DbtProject, schema: str) -> None:
-        self.project = project
-        self.schema = schema
-        self.objects = project.state_relation(schema, OBJECTS)
-        self._names: set[str] | None = None
-
-    def relation(self, name: str) -> Any:
-        return self.project.state_relation(self.schema, name)
-
-    def _load(self) -> set[str]:
-        """The names we own (read only: a dry run writes nothing, not even this table)."""
-        if self._names is None:
-            if not exists(self.project, self.objects):
-                return set()
-            self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
-            rows = self.project.execute(f"select name from {self.objects}", fetch=True)
-            self._names = {str(r[0]).lower() for r in rows}
-        return self._names
-
-    def ensure(self) -> None:
-        """The schema and the ownership table (once per run)."""
-        if self._names is not None:
-            return
-        project = self.project
-        try:
-            with project.transaction():
-                project.adapter.create_schema(self.objects.without_identifier())
-            project.forget_tables()
-        except WarehouseError:
-            raise
-        except Exception as e:
-            raise WarehouseError(f"could not create the schema {self.objects.without_identifier()}: "
-                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
-        if exists(project, self.objects):
-            self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
-        else:
-            project.execute(project.render_macro("history_table_sql", relation=self.objects, columns=OBJECT_COLUMNS))
-        rows = project.execute(f"select name from {self.objects}", fetch=True)
-        self._names = {str(r[0]).lower() for r in rows}
-
-    def _check_columns(self, relation: Any, expected: list[str]) -> None:
-        have = [c.lower() for c, _ in self.project.relation_columns(relation)]
-        if sorted(have) != sorted(expected):
-            raise self._refusal(relation)
-
-    def _refusal(self, relation: Any) -> NotOursError:
-        return NotOursError(
-            f"the table {relation} exists but was not created by dbt-eventbridge, so it is never written, "
-            "emptied or dropped by it; nothing was changed",
-            fix="Use a schema of its own for the state (vars.eventbridge.state_schema or "
-                "DBT_EVENTBRIDGE_STATE_SCHEMA; the default is eventbridge_state), or move that table away")
-
-    def is_ours(self, relation: Any) -> bool:
-        return str(relation.identifier).lower() in self._load()
-
-    def check(self, relation: Any) -> bool:
-        """Whether the table exists; raises if it exists and is not ours."""
-        if not exists(self.project, relation):
-            return False
-        if not self.is_ours(relation):
-            raise self._refusal(relation)
-        return True
-
-    def readable(self, relation: Any, columns: list[str]) -> bool:
-        """Whether a shared table of ours exists, to read it (one of an earlier version, made
-        before _eb_objects, is recognised by exactly its columns); nothing is written."""
-        if not exists(self.project, relation):
-            return False
-        if not self.is_ours(relation):
-            self._check_columns(relation, columns)
-        return True
-
-    def adopt(self, relation: Any, kind: str, columns: list[str], sync: str = "") -> bool:
-        """A table of an earlier version (before _eb_objects), recognised by exactly its columns."""
-        if not self.readable(relation, columns):
-            return False
-        if not self.is_ours(relation):
-            self.register(relation, kind, sync)
-        return True
-
-    def register(self, relation: Any, kind: str, sync: str = "") -> None:
-        self.ensure()
-        name = str(relation.identifier).lower()
-        self.project.execute(f"delete from {self.objects} where name = {_literal(name)}")
-        self.project.execute(f"insert into {self.objects} (name, kind, sync_name, created_epoch) values "
-                             f"({_literal(name)}, {_literal(kind)}, {_literal(sync)}, {int(time.time())})")
-        assert self._names is not None
-        self._names.add(name)
-
-    def ensure_table(self, relation: Any, kind: str, create_sql: str, columns: list[str]) -> None:
-        """A shared table of ours: created (and registered) when missing, refused when someone else's."""
-        if self.adopt(relation, kind, columns):
-            return
-        with self.project.transaction():
-            self.project.execute(create_sql)
-            self.register(relation, kind)
-
-    def create(self, relation: Any, sql: str, kind: str, sync: str) -> None:
-        """Create one of our tables (inside the caller's transaction)."""
-        if self.check(relation):
-            self.drop(relation)
-        self.project.execute(sql)
-        self.register(relation, kind, sync)
-
-    def drop(self, relation: Any) -> None:
-        if not self.check(relation):
-            return
-        name = str(relation.identifier).lower()
-        with self.project.transaction():
-            self.project.execute(f"drop table {relation}")
-            self.project.execute(f"delete from {self.objects} where name = {_literal(name)}")
-        if self._names is not None:
-            self._names.discard(name)
-
-    def renamed(self, old_relation: Any, new_relation: Any) -> None:
-        old_name, new_name = str(old_relation.identifier).lower(), str(new_relation.identifier).lower()
-        self.project.execute(f"delete from {self.objects} where name = {_literal(old_name)}")
-        if self._names is not None:
-            self._names.discard(old_name)
-        self.project.execute(f"update {self.objects} set created_epoch = {int(time.time())} "
-                             f"where name = {_literal(new_name)}")
-
-
-class StateTables:
-    """Relations of one sync, all in the state schema, named after the (unique) sync name."""
-
-    def __init__(self, project: DbtProject, schema: str, sync_name: str) -> None:
-        self.sync = sync_name.lower()
-        stem = table_stem(sync_name)
-        rel = project.state_relation
-        self.project = project
-        self.schema = schema
-        self.owned = Ownership(project, schema)
-        self.state = rel(schema, f"_eb_state__{stem}")
-        self.plan = rel(schema, f"_eb_plan__{stem}")
-        self.acks = rel(schema, f"_eb_acks__{stem}")
-        self.next = rel(schema, f"_eb_next__{stem}")
-        self.layouts = rel(schema, LAYOUTS)
-        self.locks = rel(schema, LOCKS)
-        self.state_name = project.quote(f"_eb_state__{stem}")
-        self.next_name = project.quote(f"_eb_next__{stem}")
-        # format 1 (before typed state), migrated on the first run
-        self.legacy_state = rel(schema, self.sync)
-        self.legacy_plan = rel(schema, f"{self.sync}__plan")
-        self.legacy_acks = rel(schema, f"{self.sync}__acks")
-        self.legacy_registry = rel(schema, LEGACY_REGISTRY)
-
-    @classmethod
-    def for_sync(cls, project: DbtProject, schema: str, sync_name: str) -> StateTables:
-        return cls(project, schema, sync_name)
-
-
-def ensure_schema(project: DbtProject, tables: StateTables) -> None:
-    owned = tables.owned
-    owned.ensure()
-    owned.ensure_table(tables.layouts, "layouts",
-                       project.render_macro("history_table_sql", relation=tables.layouts, columns=LAYOUT_COLUMNS),
-                       [c for c, _ in LAYOUT_COLUMNS])
-    # The lock's primary key is what makes it a lock: a second insert fails.
-    owned.ensure_table(tables.locks, "locks",
-                       f"create table {tables.locks} (sync_name varchar(256) primary key, owner varchar(256), "
-                       "host varchar(256), pid bigint, heartbeat_epoch bigint)", LOCK_COLUMNS)
 
 
 def read_layout(project: DbtProject, tables: StateTables) -> tuple[Layout | None, bool]:
@@ -238,23 +38,23 @@ def read_layout(project: DbtProject, tables: StateTables) -> tuple[Layout | None
     if not exists(project, tables.layouts):
         return None, False
     rows = project.execute(f"select layout, committed_epoch from {tables.layouts} "
-                           f"where sync_name = {_literal(tables.sync)}", fetch=True)
+                           f"where sync_name = {project.literal(tables.sync)}", fetch=True)
     if not rows:
         return None, False
     return Layout.from_text(rows[0][0]), rows[0][1] is not None
 
 
 def _pending_layout(project: DbtProject, tables: StateTables) -> Layout | None:
-    rows = project.execute(f"select pending_layout from {tables.layouts} where sync_name = {_literal(tables.sync)}",
-                           fetch=True)
+    name = project.literal(tables.sync)
+    rows = project.execute(f"select pending_layout from {tables.layouts} where sync_name = {name}", fetch=True)
     return Layout.from_text(rows[0][0]) if rows else None
 
 
 def _set_layout(project: DbtProject, tables: StateTables, **values: Any) -> None:
     """Update this sync's row of _eb_layouts (inserted when missing). ``updated_epoch`` is the
     time the committed layout last changed: a plan that is abandoned leaves the row as it was."""
-    name = _literal(tables.sync)
-    sets = {k: ("null" if v is None else str(v) if isinstance(v, int) else _literal(str(v)))
+    name = project.literal(tables.sync)
+    sets = {k: ("null" if v is None else str(v) if isinstance(v, int) else project.literal(str(v)))
             for k, v in values.items()}
     if "layout" in values:
         sets["updated_epoch"] = str(int(time.time()))
@@ -278,7 +78,7 @@ def create_plan(project: DbtProject, tables: StateTables, plan_sql: str, send_op
         if index:
             project.execute(index)
         owned.create(tables.acks, f"create table {tables.acks} (_eb_seq bigint)", "acks", tables.sync)
-        ops = ", ".join(_literal(op) for op in send_ops) or "''"
+        ops = ", ".join(project.literal(op) for op in send_ops) or "''"
         project.execute(f"insert into {tables.acks} (_eb_seq) select _eb_seq from {tables.plan} "
                         f"where _eb_op not in ({ops})")
 
@@ -290,7 +90,7 @@ def drop_plan(project: DbtProject, tables: StateTables) -> None:
         tables.owned.drop(tables.plan)
         tables.owned.drop(tables.acks)
         if exists(project, tables.layouts):
-            name = _literal(tables.sync)
+            name = project.literal(tables.sync)
             project.execute(f"update {tables.layouts} set pending_layout = null where sync_name = {name}")
             project.execute(f"delete from {tables.layouts} where sync_name = {name} and layout is null "
                             "and committed_epoch is null")
@@ -341,7 +141,6 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     When the schema changed (or there is no state table yet), the state is rebuilt in the
     new layout: rows kept as they were keep their own shape and values.
     """
-    owned = tables.owned
     layout = _pending_layout(project, tables)
     if layout is None:
         raise WarehouseError(f"the plan of sync '{tables.sync}' has no layout in {tables.layouts}",
@@ -352,54 +151,62 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     n = int(project.execute(f"select count(*) from {tables.plan}", fetch=True)[0][0])
     acked, total = project.execute(f"select count(*), sum(_eb_seq) from {tables.acks}", fetch=True)[0]
     all_acked = int(acked) == n and int(total or 0) == n * (n + 1) // 2
-    qkeys = [project.quote(k) for k in layout.shape.keys]
-    new_columns = [[project.quote(c.name), phys(c.index)] for c in layout.shape.columns]
-    state_exists = owned.check(tables.state)
-    rebuild = (not state_exists or layout.restart or previous is None
-               or previous.current != layout.current)
-    args = dict(plan=tables.plan, acks=tables.acks, keys=qkeys, all_acked=all_acked)
-    if rebuild:
-        keep_from = tables.state if state_exists and not layout.restart and previous is not None else None
-        kept: set[int] = set()
-        if keep_from is not None:
-            key_index = {c.name: c.index for c in previous.shape.columns}  # type: ignore[union-attr]
-            state_keys = [phys(key_index[k]) for k in layout.shape.keys]
-            rows = project.execute(project.render_macro("kept_shapes_sql", state=tables.state, state_keys=state_keys,
-                                                        **args), fetch=True)
-            kept = {int(r[0]) for r in rows if r[0] is not None}
-        else:
-            state_keys = []
-        final = Layout({i: s for i, s in (previous.shapes.items() if keep_from is not None and previous else ())
-                        if i in kept}, layout.current, layout.next_index, layout.next_id)
-        final.shapes[layout.current] = layout.shape
-        current_index = {c.index for c in layout.shape.columns}
-        kept_columns = [[phys(c.index), old(c.index)] for c in final.physical() if c.index not in current_index]
-        copy = sorted({c.index for s in final.shapes.values() if s.id != layout.current for c in s.columns})
-        statements = project.call("rebuild_state_sql", next=tables.next, next_name=tables.next_name,
-                                  state=keep_from, state_keys=state_keys,
-                                  new_columns=new_columns, kept_columns=kept_columns, current=layout.current,
-                                  copy_columns=[phys(i) for i in copy], **args)
-        owned.drop(tables.next)  # a leftover of a rebuild that failed
-        with project.transaction():
-            owned.create(tables.next, str(statements[0]), "state", tables.sync)
-            for sql in statements[1:]:
-                project.execute(str(sql))
-                if crash:
-                    crash.reach("commit.statement")
-            if state_exists:
-                project.execute(f"drop table {tables.state}")
-            project.execute(project.render_macro("rename_table_sql", relation=tables.next,
-                                                 new_name=tables.state_name))
-            owned.renamed(tables.next, tables.state)
-            if not state_exists:
-                owned.register(tables.state, "state", tables.sync)
-            _finish(project, tables, final)
-        return
-    assert previous is not None
+    args = {"plan": tables.plan, "acks": tables.acks, "keys": [project.quote(k) for k in layout.shape.keys],
+            "all_acked": all_acked}
+    state_exists = tables.owned.check(tables.state)
+    if not state_exists or layout.restart or previous is None or previous.current != layout.current:
+        _rebuild(project, tables, layout, previous if state_exists and not layout.restart else None, state_exists,
+                 args, crash)
+    else:
+        _merge(project, tables, layout, previous, args, crash)
+
+
+def _rebuild(project: DbtProject, tables: StateTables, layout: Layout, keep: Layout | None, state_exists: bool,
+             args: dict[str, Any], crash: CrashPoints | None) -> None:
+    """The state rebuilt in a new layout; ``keep``: the layout of the rows to keep as they are."""
+    owned = tables.owned
+    kept: set[int] = set()
+    state_keys: list[str] = []
+    if keep is not None:
+        key_index = {c.name: c.index for c in keep.shape.columns}
+        state_keys = [phys(key_index[k]) for k in layout.shape.keys]
+        rows = project.execute(project.render_macro("kept_shapes_sql", state=tables.state, state_keys=state_keys,
+                                                    **args), fetch=True)
+        kept = {int(r[0]) for r in rows if r[0] is not None}
+    final = Layout({i: s for i, s in (keep.shapes.items() if keep is not None else ()) if i in kept},
+                   layout.current, layout.next_index, layout.next_id)
+    final.shapes[layout.current] = layout.shape
+    current_index = {c.index for c in layout.shape.columns}
+    kept_columns = [[phys(c.index), old(c.index)] for c in final.physical() if c.index not in current_index]
+    copy = sorted({c.index for s in final.shapes.values() if s.id != layout.current for c in s.columns})
+    statements = project.call("rebuild_state_sql", next=tables.next, next_name=tables.next_name,
+                              state=tables.state if keep is not None else None, state_keys=state_keys,
+                              new_columns=_new_columns(project, layout), kept_columns=kept_columns,
+                              current=layout.current,
+                              copy_columns=[phys(i) for i in copy], **args)
+    owned.drop(tables.next)  # a leftover of a rebuild that failed
+    with project.transaction():
+        owned.create(tables.next, str(statements[0]), "state", tables.sync)
+        for sql in statements[1:]:
+            project.execute(str(sql))
+            if crash:
+                crash.reach("commit.statement")
+        if state_exists:
+            project.execute(f"drop table {tables.state}")
+        project.execute(project.render_macro("rename_table_sql", relation=tables.next, new_name=tables.state_name))
+        owned.renamed(tables.next, tables.state)
+        if not state_exists:
+            owned.register(tables.state, "state", tables.sync)
+        _finish(project, tables, final)
+
+
+def _merge(project: DbtProject, tables: StateTables, layout: Layout, previous: Layout, args: dict[str, Any],
+           crash: CrashPoints | None) -> None:
+    """The acked rows merged into the state, in the layout it has."""
     key_index = {c.name: c.index for c in previous.shape.columns}
     statements = project.call("commit_sql", state=tables.state, state_name=tables.state_name,
                               state_keys=[phys(key_index[k]) for k in layout.shape.keys],
-                              new_columns=new_columns, current=layout.current, **args)
+                              new_columns=_new_columns(project, layout), current=layout.current, **args)
     with project.transaction():
         for sql in statements:
             project.execute(str(sql))
@@ -412,6 +219,11 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
         _finish(project, tables, final)
 
 
+def _new_columns(project: DbtProject, layout: Layout) -> list[list[str]]:
+    """The current shape's columns: [quoted model column, physical state column]."""
+    return [[project.quote(c.name), phys(c.index)] for c in layout.shape.columns]
+
+
 def _finish(project: DbtProject, tables: StateTables, layout: Layout) -> None:
     """The end of a commit (in its transaction): the layout becomes the state's, the plan goes."""
     layout.restart = False
@@ -419,7 +231,7 @@ def _finish(project: DbtProject, tables: StateTables, layout: Layout) -> None:
     for relation in (tables.plan, tables.acks):
         project.execute(f"drop table {relation}")
         project.execute(f"delete from {tables.owned.objects} where name = "
-                        f"{_literal(str(relation.identifier).lower())}")
+                        f"{project.literal(str(relation.identifier).lower())}")
         if tables.owned._names is not None:
             tables.owned._names.discard(str(relation.identifier).lower())
 
@@ -457,7 +269,7 @@ def reset(project: DbtProject, tables: StateTables) -> int:
             owned.drop(relation)
         if exists(project, tables.layouts):
             project.execute(f"update {tables.layouts} set layout = null, pending_layout = null "
-                            f"where sync_name = {_literal(tables.sync)}")
+                            f"where sync_name = {project.literal(tables.sync)}")
     return n
 
 
@@ -471,7 +283,7 @@ def legacy_layout(project: DbtProject, tables: StateTables) -> tuple[Layout, str
         return None
     owned._check_columns(tables.legacy_registry, LEGACY_REGISTRY_COLUMNS)
     rows = project.execute(f"select hash_version, hash_columns from {tables.legacy_registry} "
-                           f"where sync_name = {_literal(tables.sync)}", fetch=True)
+                           f"where sync_name = {project.literal(tables.sync)}", fetch=True)
     if not rows or rows[0][0] is None or not exists(project, tables.legacy_state):
         return None
     hash_version, tracked = str(rows[0][0]), json.loads(rows[0][1])
@@ -491,7 +303,8 @@ def legacy_layout(project: DbtProject, tables: StateTables) -> tuple[Layout, str
     return Layout({1: shape}, 1, len(stored) + 1, 2), f"(select {select} from {tables.legacy_state})"
 
 
-def migrate_legacy(project: DbtProject, tables: StateTables, log: Any = None) -> bool:
+def migrate_legacy(project: DbtProject, tables: StateTables, warn: Callable[[str], None] | None = None
+                   ) -> bool:
     """A state written by version 1 becomes a typed state in a legacy shape: nothing delivered
     is forgotten, and the first run re-baselines unchanged rows into typed values (see
     plan._compare). An interrupted version 1 run is completed from its journal first."""
@@ -525,92 +338,11 @@ def migrate_legacy(project: DbtProject, tables: StateTables, log: Any = None) ->
                      "state", tables.sync)
         _set_layout(project, tables, layout=new.to_text(), pending_layout=None, committed_epoch=int(time.time()))
         project.execute(f"drop table {tables.legacy_state}")
-        project.execute(f"delete from {tables.legacy_registry} where sync_name = {_literal(tables.sync)}")
-    if log:
-        log("warn", f"{tables.sync}: the delivered state was written by an earlier version; it now keeps typed "
-                    "values (this run re-baselines unchanged rows into them without sending)")
+        project.execute(f"delete from {tables.legacy_registry} where sync_name = {project.literal(tables.sync)}")
+    if warn is not None:
+        warn("the delivered state was written by an earlier version; it now keeps typed "
+             "values (this run re-baselines unchanged rows into them without sending)")
     return True
-
-
-class LockedError(TerminalError):
-    """Another run holds the sync."""
-
-
-class SyncLock:
-    """One writer per sync, as a row in ``_eb_locks``.
-
-    A lock whose owner stopped heart-beating for ``ttl`` seconds, or whose owner was a
-    process on this machine that no longer exists (a killed run), is taken over.
-    """
-
-    def __init__(self, project: DbtProject, tables: StateTables, *, ttl: int, wait: int) -> None:
-        self.project = project
-        self.tables = tables
-        self.ttl = ttl
-        self.wait = wait
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.host = socket.gethostname()
-        self._last_beat = 0.0
-
-    def __enter__(self) -> SyncLock:
-        deadline = time.monotonic() + self.wait
-        name = _literal(self.tables.sync)
-        # What other processes did to this sync's tables before we held it is seen afresh.
-        self.project.forget_tables()
-        while True:
-            try:
-                with self.project.transaction():
-                    self.project.execute(
-                        f"insert into {self.tables.locks} (sync_name, owner, host, pid, heartbeat_epoch) values "
-                        f"({name}, {_literal(self.owner)}, {_literal(self.host)}, {os.getpid()}, {int(time.time())})")
-                self._last_beat = time.monotonic()
-                return self
-            except WarehouseError:
-                pass  # held: look at the holder
-            rows = self.project.execute(f"select owner, host, pid, heartbeat_epoch from {self.tables.locks} "
-                                        f"where sync_name = {name}", fetch=True)
-            if not rows:
-                continue
-            owner, host, pid, beat = rows[0]
-            if self._stale(str(host), int(pid), int(beat)):
-                self.project.execute(f"delete from {self.tables.locks} where sync_name = {name} "
-                                     f"and owner = {_literal(str(owner))}")
-                continue
-            if time.monotonic() >= deadline:
-                age = int(time.time()) - int(beat)
-                raise LockedError(
-                    f"another run ({owner}) is syncing it right now (last heartbeat {age}s ago), so this run "
-                    "published nothing", sync=self.tables.sync,
-                    fix=f"Wait for it to finish; a run that died is taken over after {self.ttl}s without "
-                        "heartbeat (lock_ttl_seconds), or at once on the same machine. lock_wait_seconds "
-                        "makes this run wait instead")
-            time.sleep(1)
-
-    def _stale(self, host: str, pid: int, beat: int) -> bool:
-        if time.time() - beat > self.ttl:
-            return True
-        if host == self.host and pid != os.getpid():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-        return False
-
-    def heartbeat(self) -> None:
-        if time.monotonic() - self._last_beat < 5:
-            return
-        self._last_beat = time.monotonic()
-        self.project.execute(f"update {self.tables.locks} set heartbeat_epoch = {int(time.time())} "
-                             f"where sync_name = {_literal(self.tables.sync)} and owner = {_literal(self.owner)}")
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self.project.execute(f"delete from {self.tables.locks} where sync_name = {_literal(self.tables.sync)} "
-                                 f"and owner = {_literal(self.owner)}")
-        except WarehouseError:
-            pass  # the lock expires by itself
 
 
 DBT_RESULTS = "_eb_dbt_results"
@@ -618,7 +350,7 @@ DBT_RESULT_COLUMNS = ["model_id", "node_id", "kind", "status", "invocation_id", 
                       "relation_name"]
 
 
-def recorded_dbt_results(project: DbtProject, schema: str) -> list[tuple]:
+def recorded_dbt_results(project: DbtProject, schema: str) -> list[tuple[Any, ...]]:
     """What the package's on-run-end hook recorded of earlier dbt invocations (read only)."""
     owned = Ownership(project, schema)
     relation = owned.relation(DBT_RESULTS)

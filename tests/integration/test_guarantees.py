@@ -173,7 +173,7 @@ def test_entry_and_request_faults_lose_nothing(tmp_path, local_aws, endpoint) ->
                                RequestFault("lose_response", rate=0.03)]
     before: dict[int, str] = {}
     after = b.model()
-    r, runs = _until_delivered(b)
+    _r, runs = _until_delivered(b)
     faults = endpoint.faults
     # a lost response makes botocore resend its request: up to 10 entries delivered twice
     _check_round(b, expected_changes(before, after), 10 * faults["lose_response"],
@@ -409,7 +409,7 @@ def test_model_rebuilt_during_a_sync_state_records_what_was_sent(tmp_path, local
     proc = b.popen({"DBT_EVENTBRIDGE_CONCURRENCY": "1"})
     _wait_for_requests(endpoint, start + 2, proc)
     b.sql("update main.bulk set value = 'B'")  # the model is rebuilt mid-run
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     endpoint.delay = 0.0
     assert proc.returncode == 0, err
     assert {(x[0], x[2]) for x in b.delivered()} == {(i, "A") for i in range(1, 201)}
@@ -428,7 +428,7 @@ def test_a_second_run_at_the_same_time_publishes_nothing(tmp_path, local_aws, en
     assert proc.poll() is None, "run A ended before run B tried: the test proves nothing"
     assert second.rc == 2
     assert "another run" in second.stderr and "is syncing it right now" in second.stderr
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     endpoint.delay = 0.0
     assert proc.returncode == 0, err
     got = b.delivered()

@@ -309,7 +309,7 @@ def test_the_history_as_dbt_sources(project: Project) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     con = duckdb.connect(str(project.db), read_only=True)
     try:
-        rows = dict((r[0], r[1:]) for r in con.execute("select * from main.sync_health").fetchall())
+        rows = {r[0]: r[1:] for r in con.execute("select * from main.sync_health").fetchall()}
     finally:
         con.close()
     assert rows == {"customers_to_crm": (1, 5, 5), "customer_profiles": (1, 5, 5)}

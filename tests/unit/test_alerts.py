@@ -19,21 +19,13 @@ from typing import Any
 import pytest
 
 from dbt_eventbridge import __version__
+from dbt_eventbridge.alerts.channels import client_factory
+from dbt_eventbridge.alerts.evaluate import SyncStatus, evaluate
+from dbt_eventbridge.alerts.messages import Notification, sns_subject
+from dbt_eventbridge.alerts.notify import notify
+from dbt_eventbridge.alerts.store import MemoryStore
+from dbt_eventbridge.config.alerts import RUN_SYNC, TRIGGERS, AlertConfig, check_alert_syncs, parse_alerts
 from dbt_eventbridge.errors import Problem
-from dbt_eventbridge.ops.alerts import (
-    RUN_SYNC,
-    TRIGGERS,
-    AlertConfig,
-    MemoryStore,
-    Notification,
-    SyncStatus,
-    check_alert_syncs,
-    client_factory,
-    evaluate,
-    notify,
-    parse_alerts,
-    sns_subject,
-)
 from devtools.local_aws import LocalEventBridge
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -44,11 +36,11 @@ WEBHOOK_URL_SECRET = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 # --- helpers -------------------------------------------------------------------------------------
 
 def status(sync: str = "customers_to_crm", st: str = "success", **kw: Any) -> SyncStatus:
-    defaults: dict[str, Any] = dict(
-        sync=sync, model="customers", status=st, exit_code={"error": 2, "partial": 1, "blocked": 1}.get(st, 0),
-        message=None, run_id="run-1", planned={"added": 1, "changed": 2, "removed": 0},
-        sent={"added": 1, "changed": 2, "removed": 0}, rejected=0,
-        last_success_at=NOW - dt.timedelta(hours=1), finished_at=NOW, rejections=[])
+    defaults: dict[str, Any] = {
+        "sync": sync, "model": "customers", "status": st, "exit_code": {"error": 2, "partial": 1, "blocked": 1}.get(st, 0),
+        "message": None, "run_id": "run-1", "planned": {"added": 1, "changed": 2, "removed": 0},
+        "sent": {"added": 1, "changed": 2, "removed": 0}, "rejected": 0,
+        "last_success_at": NOW - dt.timedelta(hours=1), "finished_at": NOW, "rejections": []}
     defaults.update(kw)
     return SyncStatus(**defaults)
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
+from dbt_eventbridge.config.settings import Settings
 from dbt_eventbridge.config.syncs import (
     DEFAULT_BUS,
     DetailSpec,
-    Settings,
     SyncConfig,
     check_unique_names,
     parse_syncs,
@@ -297,7 +297,7 @@ def test_detail_type_templated_with_block_tags_only_is_not_length_checked_at_par
     dt = ("{% if op == 'added' %}com.acme.crm.CustomerCreatedEvent{% elif op == 'changed' %}"
           "com.acme.crm.CustomerUpdatedEvent{% else %}com.acme.crm.CustomerDeletedEvent{% endif %}")
     assert len(dt) > 128  # every rendering is at most 33 characters
-    syncs, problems = parse_syncs(UID, MODEL, meta(detail_type=dt))
+    _syncs, problems = parse_syncs(UID, MODEL, meta(detail_type=dt))
     assert problems == [], [str(p) for p in problems]
 
 

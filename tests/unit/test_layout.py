@@ -12,7 +12,7 @@ from dbt_eventbridge.errors import TerminalError
 from dbt_eventbridge.jsonvalues import duration, to_json_value
 from dbt_eventbridge.warehouse.diff import ModelShape, plan_spec
 from dbt_eventbridge.warehouse.layout import Layout, ModelColumns
-from tests.test_config import meta
+from tests.unit.test_config import meta
 
 
 def model(cols: list[tuple[str, str]], keys=("id",), tracked=None, version="duckdb-v1") -> ModelColumns:

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from dbt_eventbridge.config.syncs import Settings
+from dbt_eventbridge.config.settings import Settings
 from dbt_eventbridge.delivery.aws import make_client
-from dbt_eventbridge.delivery.publisher import Outcome, Publisher
-from dbt_eventbridge.delivery.render import Entry, entry_size
+from dbt_eventbridge.delivery.publisher import Publisher
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
+from dbt_eventbridge.model import Entry, Outcome, entry_size
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
 
 NS = uuid.UUID("0c2d6a4e-3b1f-4e8a-9d7c-5f6e7a8b9c0d")
@@ -124,7 +124,7 @@ def run(pub: Publisher, entries: list[Entry]) -> Outcome:
         total.merge(out)
 
     publish(pub, entries, on_outcome)
-    settled = Counter([e.seq for e, _ in total.accepted] + [e.seq for e, _, _ in total.rejected])
+    settled = Counter([e.seq for e, _ in total.accepted] + [e.seq for e, _ in total.rejected])
     assert settled == Counter(e.seq for e in entries), "every entry must be accepted or rejected, once"
     return total
 
@@ -142,7 +142,7 @@ def assert_delivered_exactly_once(ep: FaultEndpoint, out: Outcome, expected: lis
 
 
 def rejected_by_seq(out: Outcome) -> dict[int, tuple[str, str]]:
-    return {e.seq: (code, msg) for e, code, msg in out.rejected}
+    return {e.seq: (r.code, r.reason) for e, r in out.rejected}
 
 
 def sent_counts(ep: FaultEndpoint) -> Counter[int]:

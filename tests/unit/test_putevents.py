@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dbt_eventbridge.config.syncs import Settings
+from dbt_eventbridge.config.settings import Settings
 from dbt_eventbridge.delivery.aws import make_client
 from dbt_eventbridge.delivery.wire import PutEventsClient, sigv4_headers
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
@@ -41,7 +41,7 @@ def test_signature_matches_botocores(token: str | None, host: str) -> None:
 
 def test_signing_key_cache_follows_the_day_and_the_secret() -> None:
     cache: dict = {}
-    args = dict(body=b"{}", host="h", region="us-east-1", access_key="A", token=None, key_cache=cache)
+    args = {"body": b"{}", "host": "h", "region": "us-east-1", "access_key": "A", "token": None, "key_cache": cache}
     day1 = sigv4_headers(secret_key="s1", now=dt.datetime(2026, 1, 1, 23, 59, tzinfo=dt.UTC), **args)
     day2 = sigv4_headers(secret_key="s1", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.UTC), **args)
     rotated = sigv4_headers(secret_key="s2", now=dt.datetime(2026, 1, 2, 0, 1, tzinfo=dt.UTC), **args)

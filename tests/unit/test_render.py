@@ -14,16 +14,14 @@ import yaml
 
 from dbt_eventbridge.config.syncs import SyncConfig, parse_syncs
 from dbt_eventbridge.delivery.render import (
-    Change,
-    Entry,
     Renderer,
     RowRejected,
     _environment,
-    entry_size,
     event_id,
     make_json_safe,
     row_columns_used,
 )
+from dbt_eventbridge.model import Change, Entry, Rejection, entry_size
 from tests.support import render_dbt_strings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +88,7 @@ def dbt_context() -> dict[str, Any]:
     return {
         "var": lambda name, default=None: project_vars.get(name, default),
         "target": {"name": "dev", "schema": "analytics"},
-        "to_cents": lambda amount: int(round(amount * 100)),
+        "to_cents": lambda amount: round(amount * 100),
         "shout": lambda text: str(text).upper() + "!",
     }
 
@@ -550,7 +548,7 @@ def test_trigger_specific_detail() -> None:
 @pytest.mark.parametrize("source_value", ["aws.ec2", "AWS.Custom"])
 def test_templated_source_starting_with_aws_is_rejected_per_row(source_value: str) -> None:
     r = renderer(config(source="{{ row.src }}"), columns=["customer_id", "src"])
-    rejects: list[RowRejected] = []
+    rejects: list[Rejection] = []
     entries = r.render_many([change({"customer_id": 1, "src": "com.acme.ok"}),
                              change({"customer_id": 2, "src": source_value})],
                             lambda ch, err: rejects.append(err))

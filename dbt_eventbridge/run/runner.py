@@ -1,0 +1,266 @@
+"""The library API: run every selected sync of a dbt project, or validate them.
+
+    from dbt_eventbridge.run.options import SyncOptions
+    from dbt_eventbridge.run.runner import run_sync
+    result = run_sync(SyncOptions(project_dir="analytics", select=("tag:crm",)))
+    result.exit_code
+
+Syncs run one at a time (each in :class:`~dbt_eventbridge.run.sync_run.SyncRun`); within a
+sync the plan is streamed in chunks and published concurrently. What the run shows goes
+to a :class:`~dbt_eventbridge.run.console.Console`; what it did is in the returned
+:class:`~dbt_eventbridge.run.results.RunResult` and its result file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from dbt_eventbridge.alerts.channels import client_factory
+from dbt_eventbridge.alerts.evaluate import MAX_SAMPLES, RUN_SYNC, SyncStatus
+from dbt_eventbridge.alerts.notify import notify
+from dbt_eventbridge.alerts.store import AlertStore, FileAlertStore
+from dbt_eventbridge.delivery.publisher import AdaptiveRate, Publisher
+from dbt_eventbridge.delivery.render import Renderer
+from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
+from dbt_eventbridge.run.console import Console, NullConsole
+from dbt_eventbridge.run.loader import LoadedProject, load
+from dbt_eventbridge.run.options import SyncOptions
+from dbt_eventbridge.run.results import RunResult, SyncResult, now
+from dbt_eventbridge.run.sync_run import RunContext, SyncRun
+from dbt_eventbridge.warehouse import diff as planning
+from dbt_eventbridge.warehouse import state as state_store
+from dbt_eventbridge.warehouse.history import History, WarehouseAlertStore, parse_time
+from dbt_eventbridge.warehouse.nodes import LastRun
+from dbt_eventbridge.warehouse.tables import NotOursError
+
+
+def run_sync(options: SyncOptions, *, console: Console | None = None, client: Any = None) -> RunResult:
+    """Run the selected syncs. Never raises for problems a user can cause: they are in the result.
+
+    ``client``: an EventBridge client to publish with (tests, embedding); by default one is
+    made from the settings (and one per process with --workers)."""
+    console = console or NullConsole()
+    result = RunResult(run_id=str(uuid.uuid4()), started_at=now(), dry_run=options.dry_run)
+    loaded: LoadedProject | None = None
+    t_start = time.perf_counter()
+    try:
+        loaded = load(options)
+        result.startup_seconds = time.perf_counter() - t_start
+        result.settings = loaded.settings.redacted()
+        _config_failures(loaded, result, console)
+        last_run = loaded.project.last_run()
+        result.dbt_invocation_id = last_run.invocation_id
+        _nothing_to_do_warnings(loaded, options, last_run, result, console)
+        with _dry_run_output(options) as output:
+            _run_syncs(loaded, options, last_run, result, console, client, output)
+    except EventBridgeSyncError as e:
+        result.error = str(e)
+        result.retryable = e.retryable
+        console.error(result.error)
+        if loaded is not None and loaded.alerts and not options.dry_run:
+            _send_alerts(loaded, result, None, console)
+    result.finished_at = now()
+    result.seconds = time.perf_counter() - t_start
+    _write_result(result, options, loaded, console)
+    return result
+
+
+def _config_failures(loaded: LoadedProject, result: RunResult, console: Console) -> None:
+    """A broken sync must not stop the others; it fails on its own with exit code 2."""
+    by_sync: dict[tuple[str | None, str | None], list[Problem]] = {}
+    for p in loaded.problems:
+        by_sync.setdefault((p.model, p.sync), []).append(p)
+    for (model, name), probs in by_sync.items():
+        sr = SyncResult(sync=name or model or "?", model=model or "?", status="error",
+                        message=" ".join(str(p) for p in probs))
+        result.syncs.append(sr)
+        console.sync_finished(sr, [])
+
+
+def _warn(result: RunResult, console: Console, message: str) -> None:
+    result.warnings.append(message)
+    console.warning(message)
+
+
+def _nothing_to_do_warnings(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, result: RunResult,
+                            console: Console) -> None:
+    if not last_run.statuses:
+        _warn(result, console, f"no {loaded.project.target_path / 'run_results.json'} found: cannot tell whether "
+                               "the last dbt run succeeded, so every selected model is synced as it is")
+    if loaded.syncs or loaded.problems:
+        return
+    if options.select or options.exclude:
+        _warn(result, console, f"the selection (--select {' '.join(options.select) or '-'} --exclude "
+                               f"{' '.join(options.exclude) or '-'}) matched no model with a sync; nothing to do. "
+                               "Check the selector with `dbt ls -s ...`")
+    else:
+        _warn(result, console, "no model has a sync: add `config: meta: eventbridge:` to a model "
+                               "(see the README's configuration reference)")
+
+
+@contextlib.contextmanager
+def _dry_run_output(options: SyncOptions) -> Iterator[IO[str] | None]:
+    if not (options.output and options.dry_run):
+        yield None
+        return
+    with open(options.output, "w", encoding="utf-8") as f:
+        yield f
+
+
+def _publisher_factory(loaded: LoadedProject, client: Any) -> Callable[[AdaptiveRate | None], Publisher]:
+    settings = loaded.settings
+
+    def make_publisher(rate: AdaptiveRate | None = None) -> Publisher:
+        # --workers: each process builds its own client (connections must not be shared
+        # across processes); an injected client (tests, embedding) is used as given.
+        if client is not None:
+            c = client
+        else:
+            from dbt_eventbridge.delivery.aws import make_client
+
+            c = make_client(settings)
+        return Publisher(c, max_request_bytes=settings.max_request_bytes, concurrency=settings.concurrency,
+                         max_attempts=settings.max_attempts,
+                         max_requests_per_second=settings.max_requests_per_second or None, rate=rate)
+
+    return make_publisher
+
+
+def _run_syncs(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, result: RunResult,
+               console: Console, client: Any, output: IO[str] | None) -> None:
+    project, settings = loaded.project, loaded.settings
+    make_publisher = _publisher_factory(loaded, client)
+    sends = bool(loaded.syncs) and not options.dry_run and not options.rebaseline
+    publisher = make_publisher(None) if sends else None
+    with project.connection("dbt_eventbridge", wait_seconds=settings.lock_wait_seconds):
+        project.setup_session(settings.duckdb_memory_limit)
+        _merge_recorded_results(loaded, last_run, result, console)
+        history = None if options.dry_run else _open_history(loaded, result, console)
+        ctx = RunContext(project, settings, options, last_run, console, history, publisher, make_publisher, output)
+        for sync, node in loaded.syncs:
+            sr = SyncRun(ctx, sync, node).run()
+            result.syncs.append(sr)
+            if history is not None:
+                _record(history, sr, result, console)
+            if sr.status == "skipped":
+                result.warnings.append(f"{sr.sync}: {sr.message}")
+            console.sync_finished(sr, sr.samples)
+        if history is not None:
+            _best_effort(console, "prune the run history", history.prune)
+            if loaded.alerts:
+                _send_alerts(loaded, result, history, console)
+
+
+def _merge_recorded_results(loaded: LoadedProject, last_run: LastRun, result: RunResult, console: Console) -> None:
+    """The test gate: results of earlier dbt invocations, as the package's hook recorded them."""
+    project = loaded.project
+    try:
+        project.merge_recorded(last_run, state_store.recorded_dbt_results(project, loaded.settings.state_schema))
+    except NotOursError as e:
+        _warn(result, console, f"the results of earlier dbt invocations are not read: {e}")
+
+
+def _open_history(loaded: LoadedProject, result: RunResult, console: Console) -> History:
+    settings = loaded.settings
+    history = History(loaded.project, settings.state_schema, run_id=result.run_id,
+                      detail=settings.history_detail, retention_days=settings.history_retention_days)
+    for sr in result.syncs:  # syncs whose config is broken are runs too
+        _record(history, sr, result, console)
+    return history
+
+
+def _record(history: History, sr: SyncResult, result: RunResult, console: Console) -> None:
+    _best_effort(console, f"record the run of {sr.sync} in the history",
+                 lambda: history.sync_finished(sr, result.dbt_invocation_id))
+
+
+def _best_effort(console: Console, what: str, action: Callable[[], Any]) -> None:
+    """Bookkeeping that must not fail the syncs it describes (history, pruning)."""
+    try:
+        action()
+    except EventBridgeSyncError as e:
+        console.warning(f"could not {what}: {e}")
+
+
+def _write_result(result: RunResult, options: SyncOptions, loaded: LoadedProject | None, console: Console) -> None:
+    """Written on every run, failed ones included, so the file never shows an older run;
+    only inside a dbt project (never create folders for a mistyped --project-dir)."""
+    project = loaded.project if loaded is not None else None
+    target = project.target_path if project is not None and project.config is not None \
+        else Path(options.project_dir) / "target"
+    if (Path(options.project_dir) / "dbt_project.yml").exists():
+        try:
+            result.result_file = str(result.write(target))
+        except OSError as e:
+            console.warning(f"could not write the result file: {e}")
+
+
+def _send_alerts(loaded: LoadedProject, result: RunResult, history: History | None, console: Console) -> None:
+    """Evaluate the alerts on this run; their status is kept in the warehouse (or, when
+    the warehouse cannot be reached, in the target folder) so each change is sent once."""
+    now_dt = dt.datetime.now(dt.UTC)
+    try:
+        statuses = [_alert_status(sr, result, history, now_dt) for sr in result.syncs]
+    except EventBridgeSyncError as e:
+        console.warning(f"alerts were not evaluated: the run history could not be read: {e}")
+        return
+    if result.error:
+        statuses.append(SyncStatus(
+            sync=RUN_SYNC, model="-", status="error", exit_code=2, message=result.error,
+            run_id=result.run_id, planned={}, sent={}, rejected=0, last_success_at=None, finished_at=now_dt))
+    store: AlertStore = WarehouseAlertStore(history) if history is not None else \
+        FileAlertStore(loaded.project.target_path / "eventbridge_alert_status.json")
+    settings = loaded.settings
+
+    def log(level: str, message: str) -> None:
+        console.warning(message) if level in ("warn", "error") else console.info(message)
+
+    notify(loaded.alerts, statuses, store, now=now_dt,
+           make_client=client_factory(settings.region, settings.aws_profile), log=log)
+
+
+def _alert_status(sr: SyncResult, result: RunResult, history: History | None, now_dt: dt.datetime
+                  ) -> SyncStatus:
+    last = first = None
+    if history is not None:
+        last, first = history.last_success(sr.sync), history.first_run(sr.sync)
+    return SyncStatus(
+        sync=sr.sync, model=sr.model, status=sr.status, exit_code=sr.exit_code, message=sr.message,
+        run_id=result.run_id, planned=dict(sr.planned), sent=dict(sr.sent), rejected=sr.rejected,
+        last_success_at=last, finished_at=parse_time(sr.finished_at) or now_dt,
+        rejections=sr.rejections[:MAX_SAMPLES], first_run_at=first)
+
+
+def validate(options: SyncOptions) -> tuple[list[Problem], int]:
+    """Every problem with every selected sync, without publishing or writing anything.
+
+    Returns (problems, number of syncs checked)."""
+    loaded = load(options, lenient=True)
+    project = loaded.project
+    problems = list(loaded.problems)
+    with project.connection("dbt_eventbridge_validate"):
+        for sync, node in loaded.syncs:
+            if node.materialized == "ephemeral":
+                problems.append(Problem(f"{node.name} is ephemeral: it has no table or view to diff", sync.model_name,
+                                        sync.name, sync.yaml_path,
+                                        "Materialize it as a table, view or incremental model"))
+                continue
+            cols = project.columns(node)
+            if cols is None:
+                problems.append(Problem(f"the relation {node.relation_name} does not exist", sync.model_name,
+                                        sync.name, sync.yaml_path, "Run `dbt run` or `dbt build` first"))
+            names = [c for c, _ in cols] if cols is not None else None
+            if cols is not None:
+                try:
+                    planning.resolve_shape(sync, node, cols)
+                except ConfigError as e:
+                    problems += e.problems
+            problems += Renderer.check(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
+                                       model_columns=names)
+    return problems, len(loaded.syncs)

@@ -1,0 +1,215 @@
+"""Which tables are ours, and the names of one sync's tables.
+
+Every table dbt-eventbridge creates is listed in ``_eb_objects``; a table is written,
+emptied or dropped only if that list names it, so a table of someone else's is never
+touched, whatever the state schema holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from dbt_eventbridge.errors import TerminalError, WarehouseError
+from dbt_eventbridge.warehouse.project import DbtProject
+
+OBJECTS = "_eb_objects"
+LAYOUTS = "_eb_layouts"
+LOCKS = "_eb_locks"
+LEGACY_REGISTRY = "_eb_syncs"    # format 1
+MAX_NAME = 63                    # PostgreSQL truncates longer identifiers (and so would collide)
+_PREFIXES = ("_eb_state__", "_eb_plan__", "_eb_acks__", "_eb_next__")
+
+OBJECT_COLUMNS = [["name", "string"], ["kind", "string"], ["sync_name", "string"], ["created_epoch", "bigint"]]
+LAYOUT_COLUMNS = [["sync_name", "string"], ["layout", "string"], ["pending_layout", "string"],
+                  ["committed_epoch", "bigint"], ["updated_epoch", "bigint"]]
+LOCK_COLUMNS = ["sync_name", "owner", "host", "pid", "heartbeat_epoch"]
+LEGACY_REGISTRY_COLUMNS = ["sync_name", "hash_version", "hash_columns", "pending_hash_version",
+                           "pending_hash_columns", "updated_epoch"]
+
+
+class NotOursError(TerminalError):
+    """A table with one of our names exists but dbt-eventbridge did not create it."""
+
+
+def table_stem(sync: str) -> str:
+    """The sync's part of its table names: the name itself, or, when too long for every
+    warehouse, a prefix and a digest of it (still one name per sync)."""
+    name = sync.lower()
+    room = MAX_NAME - max(len(p) for p in _PREFIXES)
+    if len(name) <= room:
+        return name
+    return name[:room - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+def exists(project: DbtProject, relation: Any) -> bool:
+    return str(relation.identifier).lower() in project.table_names(relation.without_identifier())
+
+
+class Ownership:
+    """Which tables of one schema dbt-eventbridge created (the ``_eb_objects`` table)."""
+
+    def __init__(self, project: DbtProject, schema: str) -> None:
+        self.project = project
+        self.schema = schema
+        self.objects = project.state_relation(schema, OBJECTS)
+        self._names: set[str] | None = None
+
+    def relation(self, name: str) -> Any:
+        return self.project.state_relation(self.schema, name)
+
+    def _load(self) -> set[str]:
+        """The names we own (read only: a dry run writes nothing, not even this table)."""
+        if self._names is None:
+            if not exists(self.project, self.objects):
+                return set()
+            self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
+            rows = self.project.execute(f"select name from {self.objects}", fetch=True)
+            self._names = {str(r[0]).lower() for r in rows}
+        return self._names
+
+    def ensure(self) -> None:
+        """The schema and the ownership table (once per run)."""
+        if self._names is not None:
+            return
+        project = self.project
+        try:
+            with project.transaction():
+                project.adapter.create_schema(self.objects.without_identifier())
+            project.forget_tables()
+        except WarehouseError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any driver error becomes ours with the schema named
+            raise WarehouseError(f"could not create the schema {self.objects.without_identifier()}: "
+                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+        if exists(project, self.objects):
+            self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
+        else:
+            project.execute(project.render_macro("history_table_sql", relation=self.objects, columns=OBJECT_COLUMNS))
+        rows = project.execute(f"select name from {self.objects}", fetch=True)
+        self._names = {str(r[0]).lower() for r in rows}
+
+    def _check_columns(self, relation: Any, expected: list[str]) -> None:
+        have = [c.lower() for c, _ in self.project.relation_columns(relation)]
+        if sorted(have) != sorted(expected):
+            raise self._refusal(relation)
+
+    def _refusal(self, relation: Any) -> NotOursError:
+        return NotOursError(
+            f"the table {relation} exists but was not created by dbt-eventbridge, so it is never written, "
+            "emptied or dropped by it; nothing was changed",
+            fix="Use a schema of its own for the state (vars.eventbridge.state_schema or "
+                "DBT_EVENTBRIDGE_STATE_SCHEMA; the default is eventbridge_state), or move that table away")
+
+    def is_ours(self, relation: Any) -> bool:
+        return str(relation.identifier).lower() in self._load()
+
+    def check(self, relation: Any) -> bool:
+        """Whether the table exists; raises if it exists and is not ours."""
+        if not exists(self.project, relation):
+            return False
+        if not self.is_ours(relation):
+            raise self._refusal(relation)
+        return True
+
+    def readable(self, relation: Any, columns: list[str]) -> bool:
+        """Whether a shared table of ours exists, to read it (one of an earlier version, made
+        before _eb_objects, is recognised by exactly its columns); nothing is written."""
+        if not exists(self.project, relation):
+            return False
+        if not self.is_ours(relation):
+            self._check_columns(relation, columns)
+        return True
+
+    def adopt(self, relation: Any, kind: str, columns: list[str], sync: str = "") -> bool:
+        """A table of an earlier version (before _eb_objects), recognised by exactly its columns."""
+        if not self.readable(relation, columns):
+            return False
+        if not self.is_ours(relation):
+            self.register(relation, kind, sync)
+        return True
+
+    def register(self, relation: Any, kind: str, sync: str = "") -> None:
+        self.ensure()
+        name = str(relation.identifier).lower()
+        lit = self.project.literal
+        self.project.execute(f"delete from {self.objects} where name = {lit(name)}")
+        self.project.execute(f"insert into {self.objects} (name, kind, sync_name, created_epoch) values "
+                             f"({lit(name)}, {lit(kind)}, {lit(sync)}, {int(time.time())})")
+        assert self._names is not None
+        self._names.add(name)
+
+    def ensure_table(self, relation: Any, kind: str, create_sql: str, columns: list[str]) -> None:
+        """A shared table of ours: created (and registered) when missing, refused when someone else's."""
+        if self.adopt(relation, kind, columns):
+            return
+        with self.project.transaction():
+            self.project.execute(create_sql)
+            self.register(relation, kind)
+
+    def create(self, relation: Any, sql: str, kind: str, sync: str) -> None:
+        """Create one of our tables (inside the caller's transaction)."""
+        if self.check(relation):
+            self.drop(relation)
+        self.project.execute(sql)
+        self.register(relation, kind, sync)
+
+    def drop(self, relation: Any) -> None:
+        if not self.check(relation):
+            return
+        name = str(relation.identifier).lower()
+        with self.project.transaction():
+            self.project.execute(f"drop table {relation}")
+            self.project.execute(f"delete from {self.objects} where name = {self.project.literal(name)}")
+        if self._names is not None:
+            self._names.discard(name)
+
+    def renamed(self, old_relation: Any, new_relation: Any) -> None:
+        old_name, new_name = str(old_relation.identifier).lower(), str(new_relation.identifier).lower()
+        self.project.execute(f"delete from {self.objects} where name = {self.project.literal(old_name)}")
+        if self._names is not None:
+            self._names.discard(old_name)
+        self.project.execute(f"update {self.objects} set created_epoch = {int(time.time())} "
+                             f"where name = {self.project.literal(new_name)}")
+
+
+class StateTables:
+    """Relations of one sync, all in the state schema, named after the (unique) sync name."""
+
+    def __init__(self, project: DbtProject, schema: str, sync_name: str) -> None:
+        self.sync = sync_name.lower()
+        stem = table_stem(sync_name)
+        rel = project.state_relation
+        self.project = project
+        self.schema = schema
+        self.owned = Ownership(project, schema)
+        self.state = rel(schema, f"_eb_state__{stem}")
+        self.plan = rel(schema, f"_eb_plan__{stem}")
+        self.acks = rel(schema, f"_eb_acks__{stem}")
+        self.next = rel(schema, f"_eb_next__{stem}")
+        self.layouts = rel(schema, LAYOUTS)
+        self.locks = rel(schema, LOCKS)
+        self.state_name = project.quote(f"_eb_state__{stem}")
+        self.next_name = project.quote(f"_eb_next__{stem}")
+        # format 1 (before typed state), migrated on the first run
+        self.legacy_state = rel(schema, self.sync)
+        self.legacy_plan = rel(schema, f"{self.sync}__plan")
+        self.legacy_acks = rel(schema, f"{self.sync}__acks")
+        self.legacy_registry = rel(schema, LEGACY_REGISTRY)
+
+    @classmethod
+    def for_sync(cls, project: DbtProject, schema: str, sync_name: str) -> StateTables:
+        return cls(project, schema, sync_name)
+
+
+def ensure_schema(project: DbtProject, tables: StateTables) -> None:
+    owned = tables.owned
+    owned.ensure()
+    owned.ensure_table(tables.layouts, "layouts",
+                       project.render_macro("history_table_sql", relation=tables.layouts, columns=LAYOUT_COLUMNS),
+                       [c for c, _ in LAYOUT_COLUMNS])
+    # The lock's primary key is what makes it a lock: a second insert fails.
+    owned.ensure_table(tables.locks, "locks",
+                       f"create table {tables.locks} (sync_name varchar(256) primary key, owner varchar(256), "
+                       "host varchar(256), pid bigint, heartbeat_epoch bigint)", LOCK_COLUMNS)

@@ -1,0 +1,87 @@
+"""The layout is the architecture: imports run one way, from the CLI down to the shared
+vocabulary, and engine differences live in one place. A change that breaks this fails here."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "dbt_eventbridge"
+
+# What each part of the package may import (besides itself). The stages warehouse,
+# delivery and alerts sit side by side and do not import each other: run wires them.
+ALLOWED: dict[str, set[str]] = {
+    "(base)": {"(base)"},
+    "config": {"(base)"},
+    "warehouse": {"(base)", "config"},
+    "delivery": {"(base)", "config"},
+    "alerts": {"(base)", "config"},
+    "run": {"(base)", "config", "warehouse", "delivery", "alerts"},
+    "ops": {"(base)", "config", "warehouse", "run"},
+    "cli": {"(base)", "config", "warehouse", "delivery", "run", "ops"},
+}
+BASE = {"errors", "model", "jsonvalues", "faults", "__init__", "__main__", "__version__"}
+
+
+def _part(module: str) -> str:
+    """dbt_eventbridge.run.tally -> run; dbt_eventbridge.errors -> (base)."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] in BASE:
+        return "(base)"
+    return parts[1]
+
+
+def _imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "dbt_eventbridge":
+            found += [node.module] if node.module != "dbt_eventbridge" else \
+                [f"dbt_eventbridge.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "dbt_eventbridge"]
+    return found
+
+
+def _modules() -> list[tuple[str, Path]]:
+    return [(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts), p) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_imports_run_one_way() -> None:
+    against = []
+    for module, path in _modules():
+        if module == "dbt_eventbridge.__main__":
+            continue  # `python -m dbt_eventbridge` is the CLI
+        here = _part(module)
+        for target in _imports(path):
+            there = _part(target)
+            if there != here and there not in ALLOWED[here]:
+                against.append(f"{module} imports {target}")
+    assert against == []
+
+
+def test_the_rule_sees_an_upward_import(tmp_path: Path) -> None:
+    """The check above is not vacuous: an import of the run from the warehouse is caught."""
+    bad = tmp_path / "m.py"
+    bad.write_text("from dbt_eventbridge.run.tally import Tally\n")
+    assert _imports(bad) == ["dbt_eventbridge.run.tally"]
+    assert _part("dbt_eventbridge.run.tally") not in ALLOWED["warehouse"]
+
+
+def test_the_adapter_type_is_read_in_one_place() -> None:
+    """Engine differences live in warehouse/engines/ or in dispatched macros, not in branches."""
+    readers = sorted(str(p.relative_to(PACKAGE)) for _, p in _modules() if "adapter_type" in p.read_text())
+    # project.py defines the property and hands it to engine_for(), the one registry of engines
+    assert readers == ["warehouse/engines/__init__.py", "warehouse/project.py"]
+    project = (PACKAGE / "warehouse" / "project.py").read_text()
+    assert project.count("adapter_type") == 2  # the property, and engine_for(self.adapter_type)
+
+
+def test_importing_the_package_loads_nothing_heavy() -> None:
+    """dbt imports every ``dbt_*`` module on each command: ours must cost nothing."""
+    code = ("import sys, dbt_eventbridge; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dbt', 'boto3', 'botocore', 'jinja2', "
+            "'dbt_eventbridge')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['dbt_eventbridge']"
