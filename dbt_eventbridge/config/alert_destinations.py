@@ -12,7 +12,7 @@ import urllib.parse
 from typing import TypedDict
 
 from dbt_eventbridge.config.alert_checker import Checker, RawAlert, looks_like_url, secret_url_fix, shown
-from dbt_eventbridge.config.syncs import BUS_ARN_RE, BUS_NAME_RE
+from dbt_eventbridge.config.definitions import BUS_ARN_RE, BUS_NAME_RE
 
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "slack": ("url_env",),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from dbt_eventbridge.config.syncs import IDENT_RE, suggest
+from dbt_eventbridge.config.definitions import IDENT_RE, suggest
 from dbt_eventbridge.errors import ConfigError, Problem
 
 _ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows",

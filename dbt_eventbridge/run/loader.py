@@ -10,14 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from dbt_eventbridge.config.alerts import AlertConfig, check_alert_syncs, parse_alerts
+from dbt_eventbridge.config.definitions import SyncConfig
 from dbt_eventbridge.config.settings import Settings
-from dbt_eventbridge.config.syncs import (
-    SyncConfig,
-    check_unique_names,
-    near_miss_keys,
-    parse_syncs,
-    parse_time_templates,
-)
+from dbt_eventbridge.config.syncs import check_unique_names, near_miss_keys, parse_syncs, parse_time_templates
 from dbt_eventbridge.errors import ConfigError, Problem
 from dbt_eventbridge.run.options import SyncOptions
 from dbt_eventbridge.warehouse.nodes import ModelNode

@@ -25,7 +25,8 @@ from dbt_eventbridge.alerts.channels import client_factory
 from dbt_eventbridge.alerts.evaluate import MAX_SAMPLES, RUN_SYNC, SyncStatus
 from dbt_eventbridge.alerts.notify import notify
 from dbt_eventbridge.alerts.store import AlertStore, FileAlertStore
-from dbt_eventbridge.delivery.publisher import AdaptiveRate, Publisher
+from dbt_eventbridge.delivery.publisher import Publisher
+from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.render import Renderer
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
 from dbt_eventbridge.run.console import Console, NullConsole

@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+from dbt_eventbridge.config.definitions import SyncConfig
 from dbt_eventbridge.config.settings import Settings
-from dbt_eventbridge.config.syncs import SyncConfig
-from dbt_eventbridge.delivery.publisher import AdaptiveRate, Publisher
+from dbt_eventbridge.delivery.publisher import Publisher
+from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.render import Renderer
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
 from dbt_eventbridge.faults import CrashPoints
@@ -34,6 +35,7 @@ from dbt_eventbridge.run.results import SyncResult, now
 from dbt_eventbridge.run.sinks import DryRunSink, Sink
 from dbt_eventbridge.run.tally import Tally
 from dbt_eventbridge.run.workers import WorkerPool, shared_rate
+from dbt_eventbridge.warehouse import changes as reading
 from dbt_eventbridge.warehouse import diff as planning
 from dbt_eventbridge.warehouse.driver_errors import out_of_memory
 from dbt_eventbridge.warehouse.history import History
@@ -248,10 +250,10 @@ class SyncRun:
         with _timed(r, "publish"):
             self._publish(store, self._row_spec(shape, spec), renderer, ops, sum(counts.values()))
 
-    def _row_spec(self, shape: planning.ModelShape, spec: planning.PlanSpec) -> planning.RowSpec:
+    def _row_spec(self, shape: planning.ModelShape, spec: planning.PlanSpec) -> reading.RowSpec:
         project = self.project
         json_types = project.cached("json_types", lambda: {str(t).lower() for t in project.call("json_types")})
-        return planning.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
+        return reading.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
 
     def _counted(self, counts: dict[str, int], ops: list[str]) -> None:
         r = self.result
@@ -288,7 +290,7 @@ class SyncRun:
         history = self.ctx.history
         return Tally(history_detail=None if history is None else history.detail)
 
-    def _publish(self, store: PlanStore, spec: planning.RowSpec, renderer: Renderer, ops: list[str],
+    def _publish(self, store: PlanStore, spec: reading.RowSpec, renderer: Renderer, ops: list[str],
                  total: int) -> None:
         """Publish the plan chunk by chunk, journaling acks after each chunk.
 
@@ -329,12 +331,12 @@ class SyncRun:
         if isinstance(sink, DryRunSink):
             self.result.samples = sink.samples
 
-    def _publish_here(self, store: PlanStore, sink: Sink, spec: planning.RowSpec, renderer: Renderer,
+    def _publish_here(self, store: PlanStore, sink: Sink, spec: reading.RowSpec, renderer: Renderer,
                       ops: list[str], seqs: tuple[int, int], preflight: bool) -> bool:
         """One chunk in this process; its counts reach the result even if publishing fails midway
         (what EventBridge accepted was sent), its acks are journaled only when it completes."""
         tally = self._tally()
-        batches = planning.changes(self.project, str(store.plan), ops, spec, self.settings.batch_size,
+        batches = reading.changes(self.project, str(store.plan), ops, spec, self.settings.batch_size,
                                    seq_range=seqs, old_rows=renderer.uses_old_rows)
         try:
             sent = sink.publish(self._entries(batches, renderer, tally), tally.on_outcome, preflight=preflight)
@@ -353,7 +355,7 @@ class SyncRun:
         return WorkerPool(self.settings.workers, renderer, lambda: make(rate),
                           history_detail=None if history is None else history.detail)
 
-    def _entries(self, batches: Iterator[planning.PlanRows], renderer: Renderer, tally: Tally) -> Iterator[Entry]:
+    def _entries(self, batches: Iterator[reading.PlanRows], renderer: Renderer, tally: Tally) -> Iterator[Entry]:
         r = self.result
         for batch in _timed_iter(r, "stream", batches):
             t = time.perf_counter()
@@ -380,15 +382,15 @@ class SyncRun:
         self.ctx.console.progress(Progress(self.sync.name, planned, sent, r.rejected,
                                            sent / elapsed if elapsed > 0 else 0.0, done))
 
-    def _dispatch(self, pool: WorkerPool, store: PlanStore, spec: planning.RowSpec, ops: list[str], lo: int,
+    def _dispatch(self, pool: WorkerPool, store: PlanStore, spec: reading.RowSpec, ops: list[str], lo: int,
                   size: int, old_rows: bool) -> None:
-        sql = planning.changes_sql(self.project, str(store.plan), ops, spec, (lo, lo + size), old_rows)
+        sql = reading.changes_sql(self.project, str(store.plan), ops, spec, (lo, lo + size), old_rows)
         rows: list[tuple[Any, ...]] = []
         names: list[str] = []
         with _timed(self.result, "stream"):
             for names, batch in self.project.stream(sql, size):  # noqa: B007 - every batch has the same names
                 rows += batch
-        reader = planning.ChangeReader(names, spec) if names else None
+        reader = reading.ChangeReader(names, spec) if names else None
         parts = WorkerPool.partition(reader, rows, pool.n) if reader else [[] for _ in range(pool.n)]
         pool.dispatch(lo, names, spec, parts)
 

@@ -24,11 +24,12 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from dbt_eventbridge.delivery.publisher import AdaptiveRate, Publisher
+from dbt_eventbridge.delivery.publisher import Publisher
+from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.render import Renderer
 from dbt_eventbridge.errors import EventBridgeSyncError, TerminalError, TransientError
 from dbt_eventbridge.run.tally import Tally
-from dbt_eventbridge.warehouse.diff import ChangeReader
+from dbt_eventbridge.warehouse.changes import ChangeReader
 
 
 def _die_with_parent() -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_eventbridge.config.syncs import ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.config.definitions import ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.errors import ConfigError, Problem, TerminalError, WarehouseError
-from dbt_eventbridge.model import OPS, Change
+from dbt_eventbridge.model import OPS
 from dbt_eventbridge.warehouse.layout import LEGACY_ROW, Layout, ModelColumns, Shape, old, phys
 from dbt_eventbridge.warehouse.nodes import ModelNode
 from dbt_eventbridge.warehouse.project import DbtProject
@@ -298,163 +295,6 @@ def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     counts: dict[str, int] = dict.fromkeys(OPS, 0)
     counts.update({str(op): int(n) for op, n in rows})
     return counts
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """How plan rows become the values templates see (picklable, for --workers).
-
-    New values come under the model's names; the delivered ones (removed rows, old_row)
-    from the state's physical columns, named by the shape each row was delivered in. JSON
-    columns that the driver returns as text are parsed, so a JSON object stays one."""
-
-    columns: tuple[str, ...]
-    keys: tuple[str, ...]
-    json_columns: frozenset[str]
-    # shape id -> ((name, physical index, is JSON), ...); legacy shapes have the JSON text column.
-    shapes: tuple[tuple[int, tuple[tuple[str, int, bool], ...], bool], ...] = ()
-
-    @classmethod
-    def make(cls, shape: ModelShape, layout: Layout | None, json_types: set[str]) -> RowSpec:
-        def is_json(dtype: str) -> bool:
-            return dtype.strip().lower() in json_types
-
-        shapes = []
-        for s in (layout.shapes.values() if layout else ()):
-            shapes.append((s.id, tuple((c.name, c.index, is_json(c.dtype)) for c in s.columns), s.legacy))
-        return cls(tuple(shape.columns), tuple(shape.keys),
-                   frozenset(c for c in shape.columns if is_json(shape.dtypes.get(c, ""))), tuple(shapes))
-
-    def old_indexes(self) -> list[int]:
-        return sorted({i for _, cols, _ in self.shapes for _, i, _ in cols})
-
-
-@dataclass
-class PlanRows:
-    """A batch of plan rows as the cursor returned them; ``changes()`` makes the renderer's input.
-
-    The rows stay tuples until rendering: the same form the --workers processes receive."""
-
-    reader: ChangeReader
-    rows: list[tuple[Any, ...]]
-
-    def changes(self) -> list[Change]:
-        return self.reader(self.rows)
-
-
-def changes(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec, batch_size: int,
-            seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> Iterator[PlanRows]:
-    """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
-    if not ops:
-        return
-    reader: ChangeReader | None = None
-    sql = changes_sql(project, source_sql, ops, spec, seq_range, old_rows)
-    for names, rows in project.stream(sql, batch_size):
-        if reader is None:
-            reader = ChangeReader(names, spec)
-        yield PlanRows(reader, rows)
-
-
-def changes_sql(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec,
-                seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> str:
-    op_list = ", ".join(f"'{op}'" for op in ops)
-    # The delivered values cross the wire only where they are used: they are the payload of
-    # a removed row; for changed rows they give old_row and changed_columns, read only when
-    # a template uses them.
-    cols = [f"p.{c}" for c in (project.quote(n) for n in spec.columns)]
-    if old_rows:
-        cols += [f"p.{old(i)}" for i in spec.old_indexes()]
-    else:
-        cols += [f"case when p._eb_op = 'removed' then p.{old(i)} end as {old(i)}" for i in spec.old_indexes()]
-    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, p._eb_shape, {', '.join(cols)} from {source_sql} as p "
-           f"where p._eb_op in ({op_list})")
-    if seq_range is not None:
-        sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
-    return sql
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is b:
-        return True
-    if type(a) is float and type(b) is float and math.isnan(a) and math.isnan(b):
-        return True
-    try:
-        return bool(a == b)
-    except Exception:  # noqa: BLE001 - values some drivers return do not compare; then they differ
-        return False
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, (str, bytes, bytearray)):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-class ChangeReader:
-    """Plan rows (as the cursor returns them) to Changes; picklable, for --workers."""
-
-    def __init__(self, names: list[str], spec: RowSpec) -> None:
-        pos = {n.lower(): i for i, n in enumerate(names)}
-        self.names = list(names)
-        self.spec = spec
-        self.key_idx = [(k, pos[k.lower()]) for k in spec.keys]
-        self.col_idx = [(c, pos[c.lower()]) for c in spec.columns]
-        self.json_idx = [(c, pos[c.lower()]) for c in spec.columns if c in spec.json_columns]
-        self.i_seq, self.i_op, self.i_hash, self.i_shape = pos["_eb_seq"], pos["_eb_op"], pos["_eb_hash"], \
-            pos["_eb_shape"]
-        # per shape: [(name, position, is JSON)], and the JSON text column of a legacy shape
-        self.shapes: dict[int, tuple[list[tuple[str, int, bool]], int | None]] = {}
-        for sid, cols, legacy in spec.shapes:
-            named = [(n, pos[old(i)], j) for n, i, j in cols if n != LEGACY_ROW and old(i) in pos]
-            text = next((pos[old(i)] for n, i, _ in cols if n == LEGACY_ROW and old(i) in pos), None) \
-                if legacy else None
-            self.shapes[sid] = (named, text)
-        # changes_sql selects the model's columns right after the four bookkeeping columns, in order.
-        idx = [i for _, i in self.col_idx]
-        self.col_slice = (idx[0], idx[0] + len(idx)) if idx and idx == list(range(idx[0], idx[0] + len(idx))) \
-            else None
-
-    def _old(self, r: tuple[Any, ...]) -> dict[str, Any] | None:
-        sid = r[self.i_shape]
-        if sid is None:
-            return None
-        found = self.shapes.get(int(sid))
-        if found is None:
-            return None
-        named, text = found
-        if text is not None:  # delivered by version 1: the warehouse's JSON of the row, keys typed
-            row = dict(json.loads(r[text]) if r[text] is not None else {})
-            row.update({n: r[i] for n, i, _ in named})
-            return row
-        return {n: (_json(r[i]) if j else r[i]) for n, i, j in named}
-
-    def __call__(self, rows: list[tuple[Any, ...]]) -> list[Change]:
-        batch = []
-        columns = self.spec.columns
-        i_op, i_seq, i_hash = self.i_op, self.i_seq, self.i_hash
-        key_idx, col_idx, sl, json_idx = self.key_idx, self.col_idx, self.col_slice, self.json_idx
-        for r in rows:
-            op = r[i_op]
-            old_row = None if op == "added" else self._old(r)  # an added row has no delivered values
-            key = {k: r[i] for k, i in key_idx}  # for removed rows too: the plan keeps the delivered key
-            if op == "removed":
-                row = old_row or {}
-                changed: list[str] = []
-            else:
-                row = dict(zip(columns, r[sl[0]:sl[1]])) if sl is not None else {c: r[i] for c, i in col_idx}
-                for c, i in json_idx:
-                    row[c] = _json(r[i])
-                changed = []
-                if op == "changed" and old_row is not None:
-                    changed = [c for c in columns if c in old_row and not _same(row[c], old_row[c])]
-            batch.append(Change(r[i_seq], op, key, row, old_row, r[i_hash], changed))
-        return batch
-
-    def key_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(row[i] for _, i in self.key_idx)
 
 
 def drop_temp_plan(project: DbtProject, name: str) -> None:

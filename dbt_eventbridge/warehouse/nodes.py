@@ -140,3 +140,31 @@ def merge_recorded(out: LastRun, rows: list[tuple[Any, ...]], manifest: Any) -> 
     out.builds.update(last[0])
     for model_id, tests in last[1].items():
         out.tests.setdefault(model_id, {}).update(tests)
+
+
+def declared_meta(project_dir: Path, node: ModelNode, key: str, cache: dict[Path, Any]) -> Any:
+    """The node's ``meta: {key: ...}`` as written in its schema YAML (before dbt rendered
+    its Jinja), or None when it is not declared in a YAML file of this project. ``cache``
+    keeps each file read once."""
+    if not node.file or not node.file.endswith((".yml", ".yaml")):
+        return None
+    path = project_dir / node.file
+    if path not in cache:
+        import yaml
+
+        try:
+            cache[path] = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            cache[path] = {}
+    doc = cache[path]
+    if not isinstance(doc, dict):
+        return None
+    for section in ("models", "seeds", "snapshots"):
+        for entry in doc.get(section) or []:
+            if not isinstance(entry, dict) or entry.get("name") != node.name:
+                continue
+            config = entry.get("config")
+            for meta in ((config if isinstance(config, dict) else {}).get("meta"), entry.get("meta")):
+                if isinstance(meta, dict) and key in meta:
+                    return meta[key]
+    return None

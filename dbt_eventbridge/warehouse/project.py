@@ -22,7 +22,14 @@ from dbt_eventbridge.errors import ProjectError, WarehouseError, WarehouseUnavai
 from dbt_eventbridge.warehouse.driver_errors import BusyError, file_lock_holder, first_line, memory_fix, warehouse_error
 from dbt_eventbridge.warehouse.engines import engine_for
 from dbt_eventbridge.warehouse.engines.base import Engine
-from dbt_eventbridge.warehouse.nodes import SYNCABLE, LastRun, ModelNode, merge_recorded, read_last_run
+from dbt_eventbridge.warehouse.nodes import (
+    SYNCABLE,
+    LastRun,
+    ModelNode,
+    declared_meta,
+    merge_recorded,
+    read_last_run,
+)
 
 # A statement that may create, drop or rename a table (over-matching only costs a listing).
 _DDL = re.compile(r"\b(create|drop|alter|rename)\b", re.IGNORECASE)
@@ -147,31 +154,8 @@ class DbtProject:
         return out
 
     def yaml_meta(self, node: ModelNode, key: str) -> Any:
-        """The node's ``meta: {key: ...}`` as written in its schema YAML (before dbt rendered
-        its Jinja), or None when it is not declared in a YAML file of this project."""
-        if not node.file or not node.file.endswith((".yml", ".yaml")):
-            return None
-        path = self.project_dir / node.file
-        docs = self._cache.setdefault("yaml_files", {})
-        if path not in docs:
-            import yaml
-
-            try:
-                docs[path] = yaml.safe_load(path.read_text()) or {}
-            except (OSError, yaml.YAMLError):
-                docs[path] = {}
-        doc = docs[path]
-        if not isinstance(doc, dict):
-            return None
-        for section in ("models", "seeds", "snapshots"):
-            for entry in doc.get(section) or []:
-                if not isinstance(entry, dict) or entry.get("name") != node.name:
-                    continue
-                config = entry.get("config")
-                for meta in ((config if isinstance(config, dict) else {}).get("meta"), entry.get("meta")):
-                    if isinstance(meta, dict) and key in meta:
-                        return meta[key]
-        return None
+        """The node's ``meta: {key: ...}`` as written in its schema YAML (see nodes.declared_meta)."""
+        return declared_meta(self.project_dir, node, key, self._cache.setdefault("yaml_files", {}))
 
     @property
     def target_path(self) -> Path:

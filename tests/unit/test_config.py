@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from dbt_eventbridge.config.definitions import DEFAULT_BUS, DetailSpec, SyncConfig
 from dbt_eventbridge.config.settings import Settings
-from dbt_eventbridge.config.syncs import (
-    DEFAULT_BUS,
-    DetailSpec,
-    SyncConfig,
-    check_unique_names,
-    parse_syncs,
-)
+from dbt_eventbridge.config.syncs import check_unique_names, parse_syncs
 from dbt_eventbridge.errors import ConfigError, Problem
 from tests.support import render_dbt_strings
 

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from dbt_eventbridge.config.syncs import ColumnResolver, near_miss_keys, parse_syncs, parse_time_templates
+from dbt_eventbridge.config.definitions import ColumnResolver
+from dbt_eventbridge.config.syncs import near_miss_keys, parse_syncs, parse_time_templates
 from dbt_eventbridge.errors import TerminalError
 from dbt_eventbridge.jsonvalues import duration, to_json_value
 from dbt_eventbridge.warehouse.diff import ModelShape, plan_spec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbt_eventbridge.delivery.publisher import AdaptiveRate
+from dbt_eventbridge.delivery.rate import AdaptiveRate
 
 
 class Clock:

@@ -12,15 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_eventbridge.config.syncs import SyncConfig, parse_syncs
-from dbt_eventbridge.delivery.render import (
-    Renderer,
-    RowRejected,
-    _environment,
-    event_id,
-    make_json_safe,
-    row_columns_used,
-)
+from dbt_eventbridge.config.definitions import SyncConfig
+from dbt_eventbridge.config.syncs import parse_syncs
+from dbt_eventbridge.delivery.render import Renderer, event_id
+from dbt_eventbridge.delivery.templates import RowRejected, environment, make_json_safe, row_columns_used
 from dbt_eventbridge.model import Change, Entry, Rejection, entry_size
 from tests.support import render_dbt_strings
 
@@ -326,7 +321,7 @@ def test_set_and_expressions_with_filters_and_conditionals() -> None:
 
 
 def test_make_json_safe_leaves_string_literals_untouched_and_drops_whitespace_between_tokens() -> None:
-    env = _environment()
+    env = environment()
     src = '{\n  "a": "text with \\" and {# c #}  two spaces",\n  "b": [1, 2]\n}'
     out = make_json_safe(src, env)
     assert out == '{"a":"text with \\" and {# c #}  two spaces","b":[1,2]}'

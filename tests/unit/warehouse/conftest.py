@@ -34,7 +34,9 @@ import pytest
 from dbt_common.events.event_manager import EventManager
 from dbt_common.events.event_manager_client import ctx_set_event_manager, get_event_manager
 
-from dbt_eventbridge.config.syncs import SyncConfig, parse_syncs
+from dbt_eventbridge.config.definitions import SyncConfig
+from dbt_eventbridge.config.syncs import parse_syncs
+from dbt_eventbridge.warehouse import changes as reading
 from dbt_eventbridge.warehouse import diff as planning
 from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.warehouse.layout import phys
@@ -248,7 +250,7 @@ class Plan:
     counts: dict[str, int]
     spec: planning.PlanSpec
     shape: planning.ModelShape
-    rows: planning.RowSpec
+    rows: reading.RowSpec
 
 
 class Sync:
@@ -294,14 +296,14 @@ class Sync:
             create(True)  # a key duplicated after the audit (a concurrent rebuild)
         counts = planning.count_ops(project, tables.plan)
         json_types = project.cached("json_types", lambda: {str(t).lower() for t in project.call("json_types")})
-        rows = planning.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
+        rows = reading.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
         return Plan(audit, counts, spec, shape, rows)
 
     def changes(self, plan: Plan, ops: Sequence[str] = OPS, *, seq_range: tuple[int, int] | None = None,
                 old_rows: bool = True, batch_size: int = 1000) -> list[Any]:
         """The plan's Changes, in seq order."""
         out = []
-        for batch in planning.changes(self.project, str(self.tables.plan), list(ops), plan.rows, batch_size,
+        for batch in reading.changes(self.project, str(self.tables.plan), list(ops), plan.rows, batch_size,
                                       seq_range=seq_range, old_rows=old_rows):
             out += batch.changes()
         return sorted(out, key=lambda c: c.seq)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dbt_eventbridge.warehouse import diff as planning
+from dbt_eventbridge.warehouse import changes as reading
 from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.warehouse.diff import KeyChangedError
 
@@ -152,7 +152,7 @@ def test_changes_are_read_back_in_seq_ranges_and_batches(engine) -> None:
     assert by_key(first + rest) == by_key(everything)
     assert sync.changes(plan, seq_range=(5, 10)) == []
 
-    batches = list(planning.changes(engine.project, str(sync.tables.plan), ["added", "changed", "removed"],
+    batches = list(reading.changes(engine.project, str(sync.tables.plan), ["added", "changed", "removed"],
                                     plan.rows, 2, seq_range=(0, 5)))
     assert [len(b.rows) for b in batches] == [2, 2, 1]
 
