@@ -19,7 +19,9 @@ import yaml
 
 from devtools.local_aws import LocalEventBridge
 from devtools.postgres import PgParams
+from tests.integration import prewarmed
 
+_SERVER = prewarmed.Server()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 _counter = itertools.count()
@@ -75,6 +77,8 @@ class Project:
 
     def run(self, cmd: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         env = {**self.env, **(extra_env or {})}
+        if Path(cmd[0]).name in prewarmed.SERVED and not os.environ.get("EB_TEST_COLD"):
+            return _SERVER.run(cmd, self.dir, env, 600, self.dir.parent)
         return subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True, timeout=600)
 
     def run_ok(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
