@@ -72,20 +72,8 @@ def changes(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec,
 
 def changes_sql(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec,
                 seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> str:
-    op_list = ", ".join(f"'{op}'" for op in ops)
-    # The delivered values cross the wire only where they are used: they are the payload of
-    # a removed row; for changed rows they give old_row and changed_columns, read only when
-    # a template uses them.
-    cols = [f"p.{c}" for c in (project.quote(n) for n in spec.columns)]
-    if old_rows:
-        cols += [f"p.{old(i)}" for i in spec.old_indexes()]
-    else:
-        cols += [f"case when p._eb_op = 'removed' then p.{old(i)} end as {old(i)}" for i in spec.old_indexes()]
-    sql = (f"select p._eb_seq, p._eb_op, p._eb_hash, p._eb_shape, {', '.join(cols)} from {source_sql} as p "
-           f"where p._eb_op in ({op_list})")
-    if seq_range is not None:
-        sql += f" and p._eb_seq > {int(seq_range[0])} and p._eb_seq <= {int(seq_range[1])}"
-    return sql
+    return project.sql.plan_changes(source_sql, ops, [project.quote(n) for n in spec.columns],
+                                    [old(i) for i in spec.old_indexes()], old_rows, seq_range)
 
 
 def _same(a: Any, b: Any) -> bool:

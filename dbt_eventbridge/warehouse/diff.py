@@ -273,7 +273,7 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
 def create_temp_plan(project: DbtProject, plan_sql: str) -> str:
     """A dry run's plan, in a temporary table of this session; returns its name."""
     name = f"eb_dry_run_{uuid.uuid4().hex[:12]}"
-    project.execute(f"create temporary table {name} as {plan_sql}")
+    project.execute(project.sql.create_table_as(name, plan_sql, temporary=True))
     index = project.render_macro("plan_index_sql", plan=name)
     if index:
         project.execute(index)
@@ -283,15 +283,13 @@ def create_temp_plan(project: DbtProject, plan_sql: str) -> str:
 def has_duplicate_keys(project: DbtProject, plan: Any, shape: ModelShape) -> bool:
     """A plan made without duplicate handling holds a key twice if the model gained a
     duplicated key after the audit (a concurrent rebuild): then it is planned again."""
-    keys = ", ".join(shape.quoted(project, shape.keys))
-    rows = project.execute(f"select count(*) from (select {keys} from {plan} as p group by {keys} "
-                           "having count(*) > 1) as d", fetch=True)
+    rows = project.execute(project.sql.duplicate_key_groups(plan, shape.quoted(project, shape.keys)), fetch=True)
     return bool(rows and rows[0][0])
 
 
 def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     """Rows per op: added, changed, removed, and rebaseline (recorded, never sent)."""
-    rows = project.execute(f"select _eb_op, count(*) from {plan} as p group by _eb_op", fetch=True)
+    rows = project.execute(project.sql.op_counts(plan), fetch=True)
     counts: dict[str, int] = dict.fromkeys(OPS, 0)
     counts.update({str(op): int(n) for op, n in rows})
     return counts
@@ -299,4 +297,4 @@ def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
 
 def drop_temp_plan(project: DbtProject, name: str) -> None:
     """A dry run's plan, once read."""
-    project.execute(f"drop table if exists {name}")
+    project.execute(project.sql.drop_table(name, if_exists=True))

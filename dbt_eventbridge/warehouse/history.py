@@ -45,6 +45,14 @@ ALERT_COLUMNS: list[tuple[str, str]] = [
     ("changed_at", "timestamp"), ("run_id", "string")]
 
 EVENT_FIELDS = [c for c, _ in EVENT_COLUMNS[2:]]  # what an EventBuffer holds, per event
+# What the runs and inspect commands show.
+_RECENT_RUN_COLUMNS = ["run_id", "sync_name", "model", "status", "exit_code", "started_at", "finished_at", "seconds",
+                       "sent_added", "sent_changed", "sent_removed", "rejected", "invalid_keys", "message",
+                       "dbt_invocation_id"]
+_RUN_EVENT_COLUMNS = ["sync_name", "event_key", "op", "event_id", "detail_type", "size_bytes", "aws_event_id",
+                      "error_code", "error_message", "attempts", "sent_at"]
+_KEY_HISTORY_COLUMNS = ["run_id", "event_key", "op", "event_id", "source", "detail_type", "size_bytes", "aws_event_id",
+                        "error_code", "error_message", "attempts", "sent_at", "detail"]
 
 
 def key_json(key: Any) -> str:
@@ -128,20 +136,15 @@ class History:
         self._replace_run(r.sync.lower(), row)
 
     def _replace_run(self, sync: str, row: dict[str, Any]) -> None:
-        names = [c for c, _ in RUN_COLUMNS]
-        values = ", ".join(self._literal(row.get(c)) for c in names)
+        sql = self.project.sql
         with self.project.transaction():
-            self.project.execute(f"delete from {self.runs} where run_id = {self._literal(self.run_id)} "
-                                 f"and sync_name = {self._literal(sync)}")
-            self.project.execute(f"insert into {self.runs} ({', '.join(names)}) values ({values})")
+            self.project.execute(sql.delete_where(self.runs, run_id=self.run_id, sync_name=sync))
+            self.project.execute(sql.insert_values(self.runs, {c: row.get(c) for c, _ in RUN_COLUMNS}))
 
     def mark_interrupted(self, sync: str) -> None:
         """Rows of earlier runs of this sync left 'running' by a run that died."""
         self.ensure()
-        self.project.execute(
-            f"update {self.runs} set status = 'interrupted', exit_code = 2, message = 'the run was stopped "
-            f"before it finished; the next run recorded what it had delivered' where sync_name = "
-            f"{self._literal(sync.lower())} and status = 'running' and run_id <> {self._literal(self.run_id)}")
+        self.project.execute(self.project.sql.mark_interrupted(self.runs, sync.lower(), self.run_id))
 
     def add_events(self, sync: str, events: EventBuffer) -> None:
         """Record a chunk's events (call inside the chunk's journal transaction)."""
@@ -164,13 +167,10 @@ class History:
             return
         self.ensure()
         now = now or dt.datetime.now(dt.UTC)
-        cutoff = self._literal(timestamp(now - dt.timedelta(days=self.retention_days)))
+        cutoff = timestamp(now - dt.timedelta(days=self.retention_days))
         with self.project.transaction():
-            self.project.execute(f"delete from {self.events} where sent_at < {cutoff}")
-            self.project.execute(f"delete from {self.runs} where started_at < {cutoff}")
-
-    def _literal(self, value: Any) -> str:
-        return self.project.engine.literal(value)
+            self.project.execute(self.project.sql.delete_before(self.events, "sent_at", cutoff))
+            self.project.execute(self.project.sql.delete_before(self.runs, "started_at", cutoff))
 
     # -- reading (the runs and inspect commands, alerts) ----------------------------------
 
@@ -186,64 +186,40 @@ class History:
         return [dict(zip(names, r)) for r in handle_rows]
 
     def recent_runs(self, limit: int = 20, sync: str | None = None) -> list[dict[str, Any]]:
-        where = f" where sync_name = {self._literal(sync.lower())}" if sync else ""
-        return self.query(
-            "select run_id, sync_name, model, status, exit_code, started_at, finished_at, seconds, "
-            "sent_added, sent_changed, sent_removed, rejected, invalid_keys, message, dbt_invocation_id "
-            f"from {self.runs}{where} order by started_at desc, sync_name limit {int(limit)}")
+        return self.query(self.project.sql.recent_runs(self.runs, _RECENT_RUN_COLUMNS, sync.lower() if sync else None,
+                                                       limit))
 
     def find_run_ids(self, prefix: str) -> list[str]:
-        rows = self.project.execute(f"select distinct run_id from {self.runs} where run_id like "
-                                    f"{self._literal(prefix.replace('%', '') + '%')}", fetch=True)
+        rows = self.project.execute(self.project.sql.run_ids_like(self.runs, prefix), fetch=True)
         return sorted(str(r[0]) for r in rows)
 
     def run_rows(self, run_id: str) -> list[dict[str, Any]]:
-        cols = ", ".join(c for c, _ in RUN_COLUMNS)
-        return self.query(f"select {cols} from {self.runs} where run_id = {self._literal(run_id)} "
-                          "order by started_at, sync_name")
+        return self.query(self.project.sql.run_rows(self.runs, [c for c, _ in RUN_COLUMNS], run_id))
 
     def event_counts(self, run_id: str) -> list[dict[str, Any]]:
-        return self.query(
-            "select sync_name, op, error_code, count(*) as events, sum(attempts) as attempts, "
-            f"min(sent_at) as first_at, max(sent_at) as last_at from {self.events} "
-            f"where run_id = {self._literal(run_id)} group by sync_name, op, error_code "
-            "order by sync_name, op, error_code")
+        return self.query(self.project.sql.event_counts(self.events, run_id))
 
     def run_events(self, run_id: str, *, failed_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-        failed = " and error_code is not null" if failed_only else ""
-        return self.query(
-            "select sync_name, event_key, op, event_id, detail_type, size_bytes, aws_event_id, error_code, "
-            f"error_message, attempts, sent_at from {self.events} where run_id = {self._literal(run_id)}{failed} "
-            f"order by sent_at, sync_name, event_key limit {int(limit)}")
+        return self.query(self.project.sql.run_events(self.events, _RUN_EVENT_COLUMNS, run_id, failed_only, limit))
 
     def timeline(self, run_id: str) -> list[dict[str, Any]]:
         """Events per second of each sync of one run, accepted and rejected, counted in the warehouse."""
         second = self.project.render_macro("history_second", column="sent_at")
-        return self.query(
-            f"select sync_name, {second} as second, sum(case when error_code is null then 1 else 0 end) as sent, "
-            f"sum(case when error_code is null then 0 else 1 end) as rejected from {self.events} "
-            f"where run_id = {self._literal(run_id)} group by sync_name, {second} order by sync_name, second")
+        return self.query(self.project.sql.timeline(self.events, run_id, second))
 
     def key_names(self, sync: str) -> list[str]:
-        rows = self.project.execute(f"select event_key from {self.events} where sync_name = "
-                                    f"{self._literal(sync.lower())} limit 1", fetch=True)
+        rows = self.project.execute(self.project.sql.any_event_key(self.events, sync.lower()), fetch=True)
         return list(json.loads(rows[0][0])) if rows else []
 
     def key_history(self, sync: str, keys: list[str], limit: int = 200) -> list[dict[str, Any]]:
-        listed = ", ".join(self._literal(k) for k in keys)
-        return self.query(
-            "select run_id, event_key, op, event_id, source, detail_type, size_bytes, aws_event_id, error_code, "
-            f"error_message, attempts, sent_at, detail from {self.events} where sync_name = "
-            f"{self._literal(sync.lower())} and event_key in ({listed}) order by sent_at limit {int(limit)}")
+        return self.query(self.project.sql.key_history(self.events, _KEY_HISTORY_COLUMNS, sync.lower(), keys, limit))
 
     def last_success(self, sync: str) -> dt.datetime | None:
-        rows = self.project.execute(f"select max(finished_at) from {self.runs} where sync_name = "
-                                    f"{self._literal(sync.lower())} and status in ('success', 'partial')", fetch=True)
+        rows = self.project.execute(self.project.sql.last_success(self.runs, sync.lower()), fetch=True)
         return parse_time(rows[0][0]) if rows else None
 
     def first_run(self, sync: str) -> dt.datetime | None:
-        rows = self.project.execute(f"select min(started_at) from {self.runs} where sync_name = "
-                                    f"{self._literal(sync.lower())}", fetch=True)
+        rows = self.project.execute(self.project.sql.first_run(self.runs, sync.lower()), fetch=True)
         return parse_time(rows[0][0]) if rows else None
 
 
@@ -274,7 +250,8 @@ class WarehouseAlertStore:
     def load(self) -> dict[tuple[str, str, str], str]:
         h = self.history
         h.ensure()
-        rows = h.project.execute(f"select alert_name, sync_name, trigger_name, status from {h.alerts}", fetch=True)
+        rows = h.project.execute(h.project.sql.select(h.alerts, ["alert_name", "sync_name", "trigger_name", "status"]),
+                                 fetch=True)
         return {(str(a), str(s), str(t)): str(st) for a, s, t, st in rows}
 
     def save(self, changes: dict[tuple[str, str, str], str]) -> None:
@@ -282,15 +259,14 @@ class WarehouseAlertStore:
         if not changes:
             return
         h.ensure()
-        now = h._literal(timestamp())
+        now = timestamp()
+        sql = h.project.sql
         with h.project.transaction():
             for (alert, sync, trigger), status in changes.items():
-                where = (f"alert_name = {h._literal(alert)} and sync_name = {h._literal(sync)} "
-                         f"and trigger_name = {h._literal(trigger)}")
-                h.project.execute(f"delete from {h.alerts} where {where}")
-                h.project.execute(f"insert into {h.alerts} (alert_name, sync_name, trigger_name, status, changed_at, "
-                                  f"run_id) values ({h._literal(alert)}, {h._literal(sync)}, {h._literal(trigger)}, "
-                                  f"{h._literal(status)}, {now}, {h._literal(h.run_id)})")
+                h.project.execute(sql.delete_where(h.alerts, alert_name=alert, sync_name=sync, trigger_name=trigger))
+                h.project.execute(sql.insert_values(h.alerts, {
+                    "alert_name": alert, "sync_name": sync, "trigger_name": trigger, "status": status,
+                    "changed_at": now, "run_id": h.run_id}))
 
 
 class EventBuffer:

@@ -31,29 +31,27 @@ class SyncLock:
 
     def __enter__(self) -> SyncLock:
         deadline = time.monotonic() + self.wait
-        name = self.project.literal(self.tables.sync)
+        sql = self.project.sql
         # What other processes did to this sync's tables before we held it is seen afresh.
         self.project.forget_tables()
         while True:
             try:
                 with self.project.transaction():
-                    self.project.execute(
-                        f"insert into {self.tables.locks} (sync_name, owner, host, pid, heartbeat_epoch) values "
-                        f"({name}, {self.project.literal(self.owner)}, {self.project.literal(self.host)}, "
-                        f"{os.getpid()}, "
-                        f"{int(time.time())})")
+                    self.project.execute(sql.insert_values(self.tables.locks, {
+                        "sync_name": self.tables.sync, "owner": self.owner, "host": self.host,
+                        "pid": os.getpid(), "heartbeat_epoch": int(time.time())}))
                 self._last_beat = time.monotonic()
                 return self
             except WarehouseError:
                 pass  # held: look at the holder
-            rows = self.project.execute(f"select owner, host, pid, heartbeat_epoch from {self.tables.locks} "
-                                        f"where sync_name = {name}", fetch=True)
+            rows = self.project.execute(sql.select(self.tables.locks, ["owner", "host", "pid", "heartbeat_epoch"],
+                                                   sync_name=self.tables.sync), fetch=True)
             if not rows:
                 continue
             owner, host, pid, beat = rows[0]
             if self._stale(str(host), int(pid), int(beat)):
-                self.project.execute(f"delete from {self.tables.locks} where sync_name = {name} "
-                                     f"and owner = {self.project.literal(str(owner))}")
+                self.project.execute(sql.delete_where(self.tables.locks, sync_name=self.tables.sync,
+                                                      owner=str(owner)))
                 continue
             if time.monotonic() >= deadline:
                 age = int(time.time()) - int(beat)
@@ -77,20 +75,16 @@ class SyncLock:
                 return False
         return False
 
-    def _mine(self) -> str:
-        """The condition that selects this lock's row."""
-        lit = self.project.literal
-        return f"sync_name = {lit(self.tables.sync)} and owner = {lit(self.owner)}"
-
     def heartbeat(self) -> None:
         if time.monotonic() - self._last_beat < 5:
             return
         self._last_beat = time.monotonic()
-        self.project.execute(f"update {self.tables.locks} set heartbeat_epoch = {int(time.time())} "
-                             f"where {self._mine()}")
+        self.project.execute(self.project.sql.lock_beat(self.tables.locks, self.tables.sync, self.owner,
+                                                        int(time.time())))
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            self.project.execute(f"delete from {self.tables.locks} where {self._mine()}")
+            self.project.execute(self.project.sql.delete_where(self.tables.locks, sync_name=self.tables.sync,
+                                                               owner=self.owner))
         except WarehouseError:
             pass  # the lock expires by itself

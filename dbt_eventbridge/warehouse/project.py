@@ -22,6 +22,7 @@ from dbt_eventbridge.errors import ProjectError, WarehouseError, WarehouseUnavai
 from dbt_eventbridge.warehouse.driver_errors import BusyError, file_lock_holder, first_line, memory_fix, warehouse_error
 from dbt_eventbridge.warehouse.engines import engine_for
 from dbt_eventbridge.warehouse.engines.base import Engine
+from dbt_eventbridge.warehouse.engines.statements import Statements
 from dbt_eventbridge.warehouse.nodes import (
     SYNCABLE,
     LastRun,
@@ -198,6 +199,11 @@ class DbtProject:
         if self._engine is None:
             self._engine = engine_for(self.adapter_type)
         return self._engine
+
+    @property
+    def sql(self) -> Statements:
+        """The statements on our own tables, in this engine's dialect."""
+        return self.engine.sql
 
     def literal(self, value: Any) -> str:
         """A SQL literal in this engine's syntax (our own names and ids; row values never go into SQL)."""

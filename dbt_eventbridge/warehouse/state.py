@@ -37,32 +37,26 @@ def read_layout(project: DbtProject, tables: StateTables) -> tuple[Layout | None
     """The committed layout (None: no state, or it was reset), and whether anything was ever committed."""
     if not exists(project, tables.layouts):
         return None, False
-    rows = project.execute(f"select layout, committed_epoch from {tables.layouts} "
-                           f"where sync_name = {project.literal(tables.sync)}", fetch=True)
+    rows = project.execute(project.sql.select(tables.layouts, ["layout", "committed_epoch"], sync_name=tables.sync),
+                           fetch=True)
     if not rows:
         return None, False
     return Layout.from_text(rows[0][0]), rows[0][1] is not None
 
 
 def _pending_layout(project: DbtProject, tables: StateTables) -> Layout | None:
-    name = project.literal(tables.sync)
-    rows = project.execute(f"select pending_layout from {tables.layouts} where sync_name = {name}", fetch=True)
+    rows = project.execute(project.sql.select(tables.layouts, ["pending_layout"], sync_name=tables.sync), fetch=True)
     return Layout.from_text(rows[0][0]) if rows else None
 
 
 def _set_layout(project: DbtProject, tables: StateTables, **values: Any) -> None:
     """Update this sync's row of _eb_layouts (inserted when missing). ``updated_epoch`` is the
     time the committed layout last changed: a plan that is abandoned leaves the row as it was."""
-    name = project.literal(tables.sync)
-    sets = {k: ("null" if v is None else str(v) if isinstance(v, int) else project.literal(str(v)))
-            for k, v in values.items()}
+    sets = {k: (v if v is None or isinstance(v, int) else str(v)) for k, v in values.items()}
     if "layout" in values:
-        sets["updated_epoch"] = str(int(time.time()))
-    project.execute(f"update {tables.layouts} set {', '.join(f'{k} = {v}' for k, v in sets.items())} "
-                    f"where sync_name = {name}")
-    cols = ", ".join(sets)
-    project.execute(f"insert into {tables.layouts} (sync_name, {cols}) select {name}, {', '.join(sets.values())} "
-                    f"where not exists (select 1 from {tables.layouts} where sync_name = {name})")
+        sets["updated_epoch"] = int(time.time())
+    for sql in project.sql.layout_update(tables.layouts, tables.sync, sets):
+        project.execute(sql)
 
 
 def create_plan(project: DbtProject, tables: StateTables, plan_sql: str, send_ops: list[str],
@@ -73,14 +67,12 @@ def create_plan(project: DbtProject, tables: StateTables, plan_sql: str, send_op
     owned.drop(tables.acks)
     with project.transaction():
         _set_layout(project, tables, pending_layout=layout.to_text())
-        owned.create(tables.plan, f"create table {tables.plan} as {plan_sql}", "plan", tables.sync)
+        owned.create(tables.plan, project.sql.create_table_as(tables.plan, plan_sql), "plan", tables.sync)
         index = project.render_macro("plan_index_sql", plan=tables.plan)
         if index:
             project.execute(index)
-        owned.create(tables.acks, f"create table {tables.acks} (_eb_seq bigint)", "acks", tables.sync)
-        ops = ", ".join(project.literal(op) for op in send_ops) or "''"
-        project.execute(f"insert into {tables.acks} (_eb_seq) select _eb_seq from {tables.plan} "
-                        f"where _eb_op not in ({ops})")
+        owned.create(tables.acks, project.sql.create_acks(tables.acks), "acks", tables.sync)
+        project.execute(project.sql.ack_unsent(tables.acks, tables.plan, send_ops))
 
 
 def drop_plan(project: DbtProject, tables: StateTables) -> None:
@@ -90,10 +82,9 @@ def drop_plan(project: DbtProject, tables: StateTables) -> None:
         tables.owned.drop(tables.plan)
         tables.owned.drop(tables.acks)
         if exists(project, tables.layouts):
-            name = project.literal(tables.sync)
-            project.execute(f"update {tables.layouts} set pending_layout = null where sync_name = {name}")
-            project.execute(f"delete from {tables.layouts} where sync_name = {name} and layout is null "
-                            "and committed_epoch is null")
+            for sql in project.sql.layout_update(tables.layouts, tables.sync, {"pending_layout": None})[:1]:
+                project.execute(sql)
+            project.execute(project.sql.layout_forget_unused(tables.layouts, tables.sync))
 
 
 def seq_runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
@@ -148,8 +139,8 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     previous, _ = read_layout(project, tables)
     # Plan seqs are 1..n and acks are distinct by construction (each accepted entry is
     # journaled once): n acks adding up to n(n+1)/2 are all of them.
-    n = int(project.execute(f"select count(*) from {tables.plan}", fetch=True)[0][0])
-    acked, total = project.execute(f"select count(*), sum(_eb_seq) from {tables.acks}", fetch=True)[0]
+    n = int(project.execute(project.sql.count(tables.plan), fetch=True)[0][0])
+    acked, total = project.execute(project.sql.ack_totals(tables.acks), fetch=True)[0]
     all_acked = int(acked) == n and int(total or 0) == n * (n + 1) // 2
     args = {"plan": tables.plan, "acks": tables.acks, "keys": [project.quote(k) for k in layout.shape.keys],
             "all_acked": all_acked}
@@ -192,7 +183,7 @@ def _rebuild(project: DbtProject, tables: StateTables, layout: Layout, keep: Lay
             if crash:
                 crash.reach("commit.statement")
         if state_exists:
-            project.execute(f"drop table {tables.state}")
+            project.execute(project.sql.drop_table(tables.state))
         project.execute(project.render_macro("rename_table_sql", relation=tables.next, new_name=tables.state_name))
         owned.renamed(tables.next, tables.state)
         if not state_exists:
@@ -214,7 +205,7 @@ def _merge(project: DbtProject, tables: StateTables, layout: Layout, previous: L
                 crash.reach("commit.statement")
         final = layout
         if len(layout.shapes) > 1:  # forget shapes no row has any more
-            rows = project.execute(f"select distinct _eb_shape from {tables.state}", fetch=True)
+            rows = project.execute(project.sql.distinct_shapes(tables.state), fetch=True)
             final = layout.keeping({int(r[0]) for r in rows if r[0] is not None})
         _finish(project, tables, final)
 
@@ -229,11 +220,10 @@ def _finish(project: DbtProject, tables: StateTables, layout: Layout) -> None:
     layout.restart = False
     _set_layout(project, tables, layout=layout.to_text(), pending_layout=None, committed_epoch=int(time.time()))
     for relation in (tables.plan, tables.acks):
-        project.execute(f"drop table {relation}")
-        project.execute(f"delete from {tables.owned.objects} where name = "
-                        f"{project.literal(str(relation.identifier).lower())}")
-        if tables.owned._names is not None:
-            tables.owned._names.discard(str(relation.identifier).lower())
+        name = str(relation.identifier).lower()
+        project.execute(project.sql.drop_table(relation))
+        project.execute(project.sql.delete_where(tables.owned.objects, name=name))
+        tables.owned.forget(name)
 
 
 def pending_replay(project: DbtProject, tables: StateTables) -> bool:
@@ -249,7 +239,7 @@ def replay(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     if not tables.owned.check(tables.acks) or _pending_layout(project, tables) is None:
         tables.owned.drop(tables.plan)
         return 0
-    n = int(project.execute(f"select count(*) from {tables.acks}", fetch=True)[0][0])
+    n = int(project.execute(project.sql.count(tables.acks), fetch=True)[0][0])
     commit(project, tables, keys, crash)
     return n
 
@@ -257,7 +247,7 @@ def replay(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
 def delivered_count(project: DbtProject, tables: StateTables) -> int:
     if not tables.owned.check(tables.state):
         return 0
-    return int(project.execute(f"select count(*) from {tables.state}", fetch=True)[0][0])
+    return int(project.execute(project.sql.count(tables.state), fetch=True)[0][0])
 
 
 def reset(project: DbtProject, tables: StateTables) -> int:
@@ -268,8 +258,8 @@ def reset(project: DbtProject, tables: StateTables) -> int:
         for relation in (tables.state, tables.plan, tables.acks, tables.next):
             owned.drop(relation)
         if exists(project, tables.layouts):
-            project.execute(f"update {tables.layouts} set layout = null, pending_layout = null "
-                            f"where sync_name = {project.literal(tables.sync)}")
+            project.execute(project.sql.layout_update(tables.layouts, tables.sync,
+                                                      {"layout": None, "pending_layout": None})[0])
     return n
 
 
@@ -282,8 +272,8 @@ def legacy_layout(project: DbtProject, tables: StateTables) -> tuple[Layout, str
     if not exists(project, tables.legacy_registry):
         return None
     owned._check_columns(tables.legacy_registry, LEGACY_REGISTRY_COLUMNS)
-    rows = project.execute(f"select hash_version, hash_columns from {tables.legacy_registry} "
-                           f"where sync_name = {project.literal(tables.sync)}", fetch=True)
+    rows = project.execute(project.sql.select(tables.legacy_registry, ["hash_version", "hash_columns"],
+                                              sync_name=tables.sync), fetch=True)
     if not rows or rows[0][0] is None or not exists(project, tables.legacy_state):
         return None
     hash_version, tracked = str(rows[0][0]), json.loads(rows[0][1])
@@ -296,11 +286,11 @@ def legacy_layout(project: DbtProject, tables: StateTables) -> tuple[Layout, str
     stored.append(StoredColumn(LEGACY_ROW, len(stored) + 1, "text"))
     shape = Shape(1, tuple(stored), tuple(c for c, _ in key_cols), tuple(sorted(tracked)), hash_version, legacy=True)
     q = project.quote
-    select = ", ".join([f"{q(c.name)} as {phys(c.index)}" for c in stored[:-1]]
-                       + [f"{LEGACY_ROW} as {phys(stored[-1].index)}", "_eb_hash",
-                          f"cast(1 as {project.render_macro('int_type')}) as _eb_shape",
-                          f"cast(1 as {project.render_macro('int_type')}) as _eb_fp", "_eb_delivered_at"])
-    return Layout({1: shape}, 1, len(stored) + 1, 2), f"(select {select} from {tables.legacy_state})"
+    one = project.sql.cast("1", project.render_macro("int_type"))
+    columns = ([(q(c.name), phys(c.index)) for c in stored[:-1]]
+               + [(LEGACY_ROW, phys(stored[-1].index)), ("_eb_hash", "_eb_hash"), (one, "_eb_shape"),
+                  (one, "_eb_fp"), ("_eb_delivered_at", "_eb_delivered_at")])
+    return Layout({1: shape}, 1, len(stored) + 1, 2), project.sql.renamed(tables.legacy_state, columns)
 
 
 def migrate_legacy(project: DbtProject, tables: StateTables, warn: Callable[[str], None] | None = None
@@ -324,21 +314,18 @@ def migrate_legacy(project: DbtProject, tables: StateTables, warn: Callable[[str
                 raise owned._refusal(tables.legacy_plan)
             if exists(project, tables.legacy_acks):
                 keys = [q(k) for k in found[0].shape.keys]
-                done = (f"(select * from {tables.legacy_plan} as p where exists (select 1 from {tables.legacy_acks} "
-                        f"as a where a._eb_seq = p._eb_seq))")
-                match = " and ".join(f"d.{k} = {q(str(tables.legacy_state.identifier))}.{k}" for k in keys)
-                project.execute(f"delete from {tables.legacy_state} using {done} as d where {match}")
-                project.execute(f"insert into {tables.legacy_state} ({', '.join(keys)}, _eb_hash, {LEGACY_ROW}, "
-                                f"_eb_delivered_at) select {', '.join(keys)}, _eb_hash, {LEGACY_ROW}, "
-                                f"{project.render_macro('now_sql')} from {done} as d where d._eb_op <> 'removed'")
-                project.execute(f"drop table {tables.legacy_acks}")
-            project.execute(f"drop table {tables.legacy_plan}")
+                for sql in project.sql.legacy_apply_journal(
+                        tables.legacy_state, q(str(tables.legacy_state.identifier)), tables.legacy_plan,
+                        tables.legacy_acks, keys, LEGACY_ROW, project.render_macro("now_sql")):
+                    project.execute(sql)
+                project.execute(project.sql.drop_table(tables.legacy_acks))
+            project.execute(project.sql.drop_table(tables.legacy_plan))
         new, select = legacy_layout(project, tables)  # type: ignore[misc]  # after the journal's rows
-        owned.create(tables.state, f"create table {tables.state} as select * from {select} as legacy",
+        owned.create(tables.state, project.sql.create_table_as(tables.state, project.sql.all_of(select)),
                      "state", tables.sync)
         _set_layout(project, tables, layout=new.to_text(), pending_layout=None, committed_epoch=int(time.time()))
-        project.execute(f"drop table {tables.legacy_state}")
-        project.execute(f"delete from {tables.legacy_registry} where sync_name = {project.literal(tables.sync)}")
+        project.execute(project.sql.drop_table(tables.legacy_state))
+        project.execute(project.sql.delete_where(tables.legacy_registry, sync_name=tables.sync))
     if warn is not None:
         warn("the delivered state was written by an earlier version; it now keeps typed "
              "values (this run re-baselines unchanged rows into them without sending)")
@@ -357,4 +344,4 @@ def recorded_dbt_results(project: DbtProject, schema: str) -> list[tuple[Any, ..
     if not exists(project, relation):
         return []
     owned._check_columns(relation, DBT_RESULT_COLUMNS)
-    return project.execute(f"select {', '.join(DBT_RESULT_COLUMNS)} from {relation}", fetch=True)
+    return project.execute(project.sql.select(relation, DBT_RESULT_COLUMNS), fetch=True)

@@ -65,7 +65,7 @@ class Ownership:
             if not exists(self.project, self.objects):
                 return set()
             self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
-            rows = self.project.execute(f"select name from {self.objects}", fetch=True)
+            rows = self.project.execute(self.project.sql.select(self.objects, ["name"]), fetch=True)
             self._names = {str(r[0]).lower() for r in rows}
         return self._names
 
@@ -87,7 +87,7 @@ class Ownership:
             self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
         else:
             project.execute(project.render_macro("history_table_sql", relation=self.objects, columns=OBJECT_COLUMNS))
-        rows = project.execute(f"select name from {self.objects}", fetch=True)
+        rows = project.execute(project.sql.select(self.objects, ["name"]), fetch=True)
         self._names = {str(r[0]).lower() for r in rows}
 
     def _check_columns(self, relation: Any, expected: list[str]) -> None:
@@ -133,10 +133,10 @@ class Ownership:
     def register(self, relation: Any, kind: str, sync: str = "") -> None:
         self.ensure()
         name = str(relation.identifier).lower()
-        lit = self.project.literal
-        self.project.execute(f"delete from {self.objects} where name = {lit(name)}")
-        self.project.execute(f"insert into {self.objects} (name, kind, sync_name, created_epoch) values "
-                             f"({lit(name)}, {lit(kind)}, {lit(sync)}, {int(time.time())})")
+        sql = self.project.sql
+        self.project.execute(sql.delete_where(self.objects, name=name))
+        self.project.execute(sql.insert_values(self.objects, {"name": name, "kind": kind, "sync_name": sync,
+                                                              "created_epoch": int(time.time())}))
         assert self._names is not None
         self._names.add(name)
 
@@ -160,18 +160,20 @@ class Ownership:
             return
         name = str(relation.identifier).lower()
         with self.project.transaction():
-            self.project.execute(f"drop table {relation}")
-            self.project.execute(f"delete from {self.objects} where name = {self.project.literal(name)}")
+            self.project.execute(self.project.sql.drop_table(relation))
+            self.project.execute(self.project.sql.delete_where(self.objects, name=name))
+        self.forget(name)
+
+    def forget(self, name: str) -> None:
+        """A table of ours that is gone (its row in _eb_objects is deleted by the caller)."""
         if self._names is not None:
             self._names.discard(name)
 
     def renamed(self, old_relation: Any, new_relation: Any) -> None:
         old_name, new_name = str(old_relation.identifier).lower(), str(new_relation.identifier).lower()
-        self.project.execute(f"delete from {self.objects} where name = {self.project.literal(old_name)}")
-        if self._names is not None:
-            self._names.discard(old_name)
-        self.project.execute(f"update {self.objects} set created_epoch = {int(time.time())} "
-                             f"where name = {self.project.literal(new_name)}")
+        self.project.execute(self.project.sql.delete_where(self.objects, name=old_name))
+        self.forget(old_name)
+        self.project.execute(self.project.sql.touch_object(self.objects, new_name, int(time.time())))
 
 
 class StateTables:
@@ -209,7 +211,4 @@ def ensure_schema(project: DbtProject, tables: StateTables) -> None:
     owned.ensure_table(tables.layouts, "layouts",
                        project.render_macro("history_table_sql", relation=tables.layouts, columns=LAYOUT_COLUMNS),
                        [c for c, _ in LAYOUT_COLUMNS])
-    # The lock's primary key is what makes it a lock: a second insert fails.
-    owned.ensure_table(tables.locks, "locks",
-                       f"create table {tables.locks} (sync_name varchar(256) primary key, owner varchar(256), "
-                       "host varchar(256), pid bigint, heartbeat_epoch bigint)", LOCK_COLUMNS)
+    owned.ensure_table(tables.locks, "locks", project.sql.create_locks(tables.locks), LOCK_COLUMNS)

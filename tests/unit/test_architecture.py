@@ -4,6 +4,7 @@ vocabulary, and engine differences live in one place. A change that breaks this 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,36 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
             "'dbt_eventbridge')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['dbt_eventbridge']"
+
+
+_STATEMENT = re.compile(r"^\s*(select\s+\S|insert\s+into|delete\s+from|update\s+\S+\s+set|create\s+(temporary\s+)?table|"
+                        r"drop\s+table|alter\s+table|merge\s+into)\b", re.IGNORECASE)
+
+
+def _sql_strings(path: Path) -> list[str]:
+    """String constants and f-strings of a module that begin like a SQL statement."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.JoinedStr):
+            head = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+            text = node.values[0].value if node.values and isinstance(node.values[0], ast.Constant) else ""
+            if _STATEMENT.match(str(text)) or _STATEMENT.match(head[:40]):
+                found.append(f"{path.name}:{node.lineno}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _STATEMENT.match(node.value) \
+                and node.value.strip().lower() != "select 1":
+            found.append(f"{path.name}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_sql_text_lives_in_the_engines_and_the_macros() -> None:
+    """Every statement comes from warehouse/engines/ (statements.py, or an engine's own module)
+    or from a dispatched macro; a stage that writes SQL itself fails here."""
+    engines = PACKAGE / "warehouse" / "engines"
+    outside = [s for _, p in _modules() if engines not in p.parents for s in _sql_strings(p)]
+    assert outside == []
+
+
+def test_the_sql_rule_sees_a_statement(tmp_path: Path) -> None:
+    bad = tmp_path / "m.py"
+    bad.write_text('def f(t):\n    return f"delete from {t} where x = 1"\n')
+    assert _sql_strings(bad) == ["m.py:2"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dbt_eventbridge.warehouse.engines.statements import Statements
+
 Rows = list[tuple[Any, ...]]
 EventColumns = Sequence[tuple[str, str]]  # (name, kind): kind is string, int, bigint, float or timestamp
 
@@ -12,10 +14,15 @@ VALUES_ROWS = 100  # rows per INSERT ... VALUES statement on engines without a f
 
 
 class Engine:
+    # The statements on our own tables (see statements.py); an engine whose dialect differs
+    # names a subclass here.
+    statements_class: type[Statements] = Statements
+
     def __init__(self, name: str, *, backslash_escapes: bool = False) -> None:
         self.name = name
         # BigQuery, Spark and Databricks read a backslash in a string literal as an escape.
         self.backslash_escapes = backslash_escapes
+        self.sql = self.statements_class(self.literal)
 
     # -- reading a large result -------------------------------------------------------
     # Whether a read needs no transaction of ours (and no dbt query events).
