@@ -1,0 +1,233 @@
+"""SQL on the warehouse through dbt's adapter: the connection, transactions, statements, listings.
+
+Split from project.py (which parses the project and opens the adapter) so that each stays
+readable; :class:`DbtProject` is one object with both. Every statement dbt-eventbridge runs
+goes through :meth:`AdapterSession.execute` (or ``execute_fast`` / ``stream`` for the hot
+paths), which turns any driver error into one of ours, classified transient or terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from dbt_eventbridge.errors import WarehouseError, WarehouseUnavailableError
+from dbt_eventbridge.warehouse.driver_errors import BusyError, file_lock_holder, memory_fix, warehouse_error
+from dbt_eventbridge.warehouse.engines.base import Engine
+from dbt_eventbridge.warehouse.nodes import ModelNode
+
+PACKAGE = "dbt_eventbridge"
+# A statement that may create, drop or rename a table (over-matching only costs a listing).
+_DDL = re.compile(r"\b(create|drop|alter|rename)\b", re.IGNORECASE)
+
+
+class AdapterSession:
+    """The SQL half of :class:`~dbt_eventbridge.warehouse.project.DbtProject`."""
+
+    adapter: Any
+    config: Any
+    _listings: dict[str, set[str]]
+    _in_transaction: bool
+
+    @property
+    def engine(self) -> Engine:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def connection(self, name: str = "dbt_eventbridge", wait_seconds: int = 0) -> Iterator[None]:
+        """The warehouse connection. An embedded database held by another process (DuckDB lets
+        one process write a file) is waited for up to ``wait_seconds`` (lock_wait_seconds)."""
+        import time
+
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            opened = False
+            try:
+                with self.adapter.connection_named(name):
+                    self._open(name)
+                    opened = True
+                    yield
+                return
+            except BusyError:
+                if opened or time.monotonic() >= deadline:
+                    raise
+                self.adapter.cleanup_connections()
+                time.sleep(1)
+
+    def _open(self, name: str) -> None:
+        try:
+            self.execute("select 1")
+        except WarehouseError as e:
+            holder = file_lock_holder(e.message)
+            if holder is not None:
+                raise BusyError(
+                    f"another run is syncing right now: the warehouse file is held by another process ({holder}); "
+                    "DuckDB lets one process write a database file, so this run published nothing",
+                    fix="Wait for it to finish (a `dbt` command holds the file too); lock_wait_seconds makes this "
+                        "run wait instead") from None
+            cls = WarehouseUnavailableError if isinstance(e, WarehouseUnavailableError) else WarehouseError
+            raise cls(f"could not connect to the warehouse (target '{self.config.target_name}'): "
+                      f"{e.message.split(': ', 1)[-1]}",
+                      fix="Check profiles.yml (a relative DuckDB path is relative to the current "
+                          "folder); `dbt debug` shows the connection details") from None
+
+    def setup_session(self, memory_limit: str = "") -> None:
+        """The session settings our SQL relies on (UTC, exact floats; DuckDB's memory limit)."""
+        setup = self.render_macro("session_setup", memory_limit=memory_limit)
+        for stmt in (s for s in setup.split(";") if s.strip()):
+            self.execute(stmt)
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def call(self, macro: str, **kwargs: Any) -> Any:
+        """Run one of our package's macros (dispatched per adapter) and return its value."""
+        try:
+            return self.adapter.execute_macro(macro, project=PACKAGE, kwargs=kwargs)
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error(f"the warehouse failed in {macro}", e) from None
+
+    def render_macro(self, macro: str, **kwargs: Any) -> str:
+        """Render a macro to SQL text without running it."""
+        return str(self.call(macro, **kwargs)).strip()
+
+    def execute(self, sql: str, fetch: bool = False) -> list[tuple[Any, ...]]:
+        """Run one statement; outside :meth:`transaction` it is committed on its own.
+
+        (psycopg2 opens a transaction implicitly, so a statement that is not committed
+        explicitly would be rolled back when the connection closes.)
+        """
+        if not self._in_transaction:
+            with self.transaction():
+                return self.execute(sql, fetch)
+        if _DDL.search(sql):
+            self._listings.clear()
+        try:
+            _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error("a statement failed in the warehouse", e) from None
+        return [tuple(r.values()) for r in table.rows] if fetch else []
+
+    def table_names(self, schema_relation: Any) -> set[str]:
+        """The lower-cased table names of one schema, listed once until a statement of ours
+        changes tables (any DDL through :meth:`execute`), a transaction rolls back, or
+        :meth:`forget_tables` (taking a sync's lock: other processes may have made tables).
+
+        Not adapter.get_relation: dbt's relation cache is filled when the adapter opens and
+        does not see the tables we create or drop with SQL. Measured on DuckDB: a listing
+        costs about 36 ms of dbt macro rendering and events, and a sync asked about 14 times
+        (0.5 s of its 1.3 s).
+        """
+        key = str(schema_relation).lower()
+        if key not in self._listings:
+            try:
+                with self.transaction():
+                    found = self.adapter.list_relations_without_caching(schema_relation)
+            except WarehouseError:
+                raise
+            except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+                raise warehouse_error(f"could not list the tables of {schema_relation}", e) from None
+            self._listings[key] = {str(r.identifier).lower() for r in found}
+        return self._listings[key]
+
+    def forget_tables(self) -> None:
+        self._listings.clear()
+
+    def execute_fast(self, sql: str, params: Any = None) -> None:
+        """A statement on the connection's own cursor, inside the current transaction.
+
+        For the per-chunk statements (journal inserts): dbt's execute builds and fires two
+        log events per statement, which costs more than the statement. Nothing is fetched.
+        """
+        if not self._in_transaction:
+            with self.transaction():
+                return self.execute_fast(sql, params)
+        try:
+            handle = self.adapter.connections.get_thread_connection().handle
+            cursor = handle.cursor()
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
+            self.engine.close_cursor(cursor)
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error("a statement failed in the warehouse", e) from None
+
+    def stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        """Yield (column names, rows) batches; the result is never loaded whole."""
+        if self.engine.streams_outside_transaction and not self._in_transaction:
+            yield from self._stream(sql, batch_size)
+            return
+        with self.transaction():
+            yield from self._stream(sql, batch_size)
+
+    def _stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        try:
+            cursor = self.engine.open_stream(self.adapter, sql, batch_size)
+            first = cursor.fetchmany(batch_size)
+            names = [d[0] for d in cursor.description]
+            rows = first
+            while rows:
+                yield names, rows if isinstance(rows, list) else list(rows)
+                rows = cursor.fetchmany(batch_size)
+            self.engine.close_stream(cursor)
+        except WarehouseError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any driver error becomes ours, classified
+            raise warehouse_error("reading changes from the warehouse failed", e) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            yield
+            return
+        conns = self.adapter.connections
+        try:
+            if conns.get_thread_connection().transaction_open:
+                # dbt's own macros (get_relation, get_columns_in_relation) leave a
+                # transaction open; close it so ours starts clean.
+                conns.commit()
+            conns.begin()
+            self.engine.began(self.adapter)
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error("the warehouse refused to start a transaction", e) from None
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._in_transaction = False
+            self._listings.clear()  # a listing read inside it may show tables rolled back
+            conns.rollback_if_open()
+            raise
+        self._in_transaction = False
+        if not conns.get_thread_connection().transaction_open:
+            return  # some of dbt's own macros (create_schema) commit by themselves
+        try:
+            conns.commit()
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error("committing to the warehouse failed", e) from None
+
+    def columns(self, node: ModelNode) -> list[tuple[str, str]] | None:
+        """(name, data type) of the built relation, or None when it does not exist."""
+        try:
+            relation = self.adapter.get_relation(node.database, node.schema, node.alias)
+            if relation is None:
+                return None
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error(f"reading the columns of {node.relation_name} failed", e) from None
+        return self.relation_columns(relation)
+
+    def relation_columns(self, relation: Any) -> list[tuple[str, str]]:
+        """(name, type) of a relation's columns, typed the same way from run to run (a macro per adapter)."""
+        try:
+            with self.transaction():
+                return [(str(n), str(t)) for n, t in self.adapter.execute_macro(
+                    "relation_columns", project=PACKAGE, kwargs={"relation": relation})]
+        except WarehouseError:
+            raise
+        except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
+            raise warehouse_error(f"reading the columns of {relation} failed", e) from None
+
+    @staticmethod
+    def out_of_memory(e: BaseException) -> bool:
+        return memory_fix(e) is not None
