@@ -9,122 +9,14 @@ import click
 
 from dbt_eventbridge import __version__
 from dbt_eventbridge.cli.console import CliConsole, json_line, resolve_format
-
-
-class _MultiValue(click.Option):
-    """Accept dbt's `-s a b` as well as `-s a -s b`, like dbt's own selection flags."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("multiple", True)
-        super().__init__(*args, **kwargs)
-
-    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
-        super().add_to_parser(parser, ctx)
-        for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is None:
-                continue
-            original = opt.process
-
-            def process(value: Any, state: Any, original: Any = original) -> None:
-                values = [value]
-                while state.rargs and not state.rargs[0].startswith("-"):
-                    values.append(state.rargs.pop(0))
-                for v in values:
-                    for part in str(v).split():
-                        original(part, state)
-
-            opt.process = process
-
-
-_log_format_option = click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default=None, envvar="DBT_EVENTBRIDGE_LOG_FORMAT",
-    help="text (default) or json: one JSON object per line on stdout, for log collectors.")
-
-
-def _project_options() -> list[Any]:
-    """Where the dbt project and its connection are: the options every command takes."""
-    return [
-        click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
-                     help="The dbt project folder."),
-        click.option("--profiles-dir", default=None, type=click.Path(file_okay=False),
-                     help="Folder of profiles.yml (default: DBT_PROFILES_DIR, the project folder, ~/.dbt)."),
-        click.option("--target", "-t", default=None, help="The dbt target to use."),
-        click.option("--profile", default=None, help="The dbt profile to use (default: the project's)."),
-        click.option("--vars", "vars_", default=None, help="dbt vars as YAML, e.g. '{day: 2}'."),
-    ]
-
-
-def _apply(f: Any, options: list[Any]) -> Any:
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _history_common(f: Any) -> Any:
-    """The options of commands that only read or reset the state schema (no selection)."""
-    return _apply(f, _project_options() + [
-        click.option("--state-schema", default=None, help="Schema that holds the delivered state and history."),
-        _log_format_option])
-
-
-def _common(f: Any) -> Any:
-    return _apply(f, _project_options() + [
-        click.option("--select", "-s", "select", cls=_MultiValue,
-                     help="dbt selection syntax, e.g. -s customers+ tag:crm."),
-        click.option("--exclude", "exclude", cls=_MultiValue, help="dbt selection syntax of models to leave out."),
-        _log_format_option])
-
-
-def _options(project_dir: str, profiles_dir: str | None, target: str | None, profile: str | None,
-             vars_: str | None, select: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
-             log_format: str | None = None, state_schema: str | None = None, **extra: Any) -> Any:
-    import yaml
-
-    from dbt_eventbridge.run.options import SyncOptions
-
-    parsed: dict[str, Any] = {}
-    if vars_:
-        try:
-            parsed = yaml.safe_load(vars_) or {}
-        except yaml.YAMLError as e:
-            raise click.UsageError(f"--vars is not valid YAML: {e}") from None
-        if not isinstance(parsed, dict):
-            raise click.UsageError("--vars must be a YAML mapping, e.g. '{day: 2}'")
-    if state_schema:
-        extra.setdefault("settings", {})["state_schema"] = state_schema
-    return SyncOptions(project_dir=project_dir, profiles_dir=profiles_dir, target=target, profile=profile,
-                       vars=parsed, select=tuple(select), exclude=tuple(exclude), **extra)
-
-
-def _internal_error(e: Exception, log_format: str | None = None) -> None:
-    import os
-    import traceback
-
-    if os.environ.get("DBT_EVENTBRIDGE_DEBUG"):
-        traceback.print_exc()
-    _fail(f"unexpected {e.__class__.__name__}: {e}. Nothing more was published or committed. "
-          "Run again with DBT_EVENTBRIDGE_DEBUG=1 to see the traceback, and please report it.", log_format)
-
-
-def _fail(message: str, log_format: str | None, code: int = 2) -> None:
-    if resolve_format(log_format) == "json":
-        json_line("error", message)
-    else:
-        click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
-
-
-def _run_library(action: Any, log_format: str | None) -> Any:
-    """Call the library; its errors become one paragraph and exit code 2, never a traceback."""
-    from dbt_eventbridge.errors import EventBridgeSyncError
-
-    try:
-        return action()
-    except EventBridgeSyncError as e:
-        _fail(str(e), log_format)
-    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-        _internal_error(e, log_format)
+from dbt_eventbridge.cli.options import (
+    build_options,
+    fail,
+    history_options,
+    internal_error,
+    run_library,
+    selection_options,
+)
 
 
 @click.group()
@@ -139,7 +31,7 @@ def main() -> None:
 
 
 @main.command()
-@_common
+@selection_options
 @click.option("--dry-run", is_flag=True, help="Plan and render; send nothing and leave the state untouched.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="With --dry-run: write every entry as JSON lines to this file.")
@@ -174,7 +66,7 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
     from dbt_eventbridge.run.runner import run_sync
 
     log_format = common.get("log_format")
-    opts = _options(dry_run=dry_run, output=output, full_refresh=full_refresh,
+    opts = build_options(dry_run=dry_run, output=output, full_refresh=full_refresh,
                     allow_mass_removal=allow_mass_removal, syncs=tuple(sync_names),
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "workers": workers, "state_schema": state_schema},
@@ -183,7 +75,7 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
     try:
         result = run_sync(opts, console=printer)
     except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-        _internal_error(e, log_format)
+        internal_error(e, log_format)
     if report:
         _write_report(result.to_dict(), report, printer)
     if printer.json:
@@ -205,7 +97,7 @@ def _write_report(run: dict[str, Any], path: str, console: CliConsole) -> None:
 
 
 @main.command()
-@_common
+@selection_options
 def validate(**common: Any) -> None:
     """Check every sync's config, templates and columns; list every problem. For CI.
 
@@ -223,15 +115,15 @@ def validate(**common: Any) -> None:
         json_line("error", text) if as_json else click.echo(f"- {text}", err=True)
 
     try:
-        problems, checked = run_validate(_options(**common))
+        problems, checked = run_validate(build_options(**common))
     except PackageMissingError as e:  # a problem validate exists to find, not a failure to run
         problem(str(e))
-        _fail("1 problem(s) found.", log_format, 1) if as_json else click.echo("1 problem(s) found.", err=True)
+        fail("1 problem(s) found.", log_format, 1) if as_json else click.echo("1 problem(s) found.", err=True)
         sys.exit(1)
     except EventBridgeSyncError as e:
-        _fail(str(e), log_format)
+        fail(str(e), log_format)
     except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-        _internal_error(e, log_format)
+        internal_error(e, log_format)
     for p in problems:
         problem(str(p))
     if problems:
@@ -272,7 +164,7 @@ def _emit_json(kind: str, rows: list[dict[str, Any]]) -> None:
 
 
 @main.command()
-@_history_common
+@history_options
 @click.option("--sync", "sync_name", default=None, help="Only the runs of this sync.")
 @click.option("--limit", type=int, default=20, show_default=True, help="How many rows (one per sync per run).")
 def runs(sync_name: str | None, limit: int, **common: Any) -> None:
@@ -280,7 +172,7 @@ def runs(sync_name: str | None, limit: int, **common: Any) -> None:
     from dbt_eventbridge.ops.operations import recent_runs
 
     log_format = common.get("log_format")
-    rows = _run_library(lambda: recent_runs(_options(**common), limit=limit, sync=sync_name), log_format)
+    rows = run_library(lambda: recent_runs(build_options(**common), limit=limit, sync=sync_name), log_format)
     if resolve_format(log_format) == "json":
         _emit_json("run", rows)
         return
@@ -295,7 +187,7 @@ def runs(sync_name: str | None, limit: int, **common: Any) -> None:
 
 
 @main.command()
-@_history_common
+@history_options
 @click.argument("run_id", required=False)
 @click.option("--sync", "sync_name", default=None, help="With --key: the sync whose row to follow.")
 @click.option("--key", default=None, help="With --sync: the row's key: 42, customer_id=42 or '{\"customer_id\": 42}'.")
@@ -314,9 +206,9 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
     as_json = resolve_format(log_format) == "json"
     if (run_id is None) == (key is None) or (key is not None and not sync_name):
         raise click.UsageError("give a RUN_ID, or --sync S --key K")
-    opts = _options(**common)
+    opts = build_options(**common)
     if key is not None:
-        rows = _run_library(lambda: operations.key_history(opts, sync_name or "", key, limit=limit), log_format)
+        rows = run_library(lambda: operations.key_history(opts, sync_name or "", key, limit=limit), log_format)
         if as_json:
             _emit_json("event", rows)
             return
@@ -335,7 +227,7 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
             if detail and r.get("detail"):
                 click.echo(f"    detail {r['detail']}")
         return
-    d = _run_library(lambda: operations.run_details(opts, run_id or "", limit=limit, failed_only=failed,
+    d = run_library(lambda: operations.run_details(opts, run_id or "", limit=limit, failed_only=failed,
                                                     report=bool(report)), log_format)
     if report:
         _write_report(d.report, report, CliConsole(False, log_format_value=log_format))
@@ -370,14 +262,14 @@ def _confirm(yes: bool, question: str, log_format: str | None) -> None:
     if yes:
         return
     if not sys.stdin or not sys.stdin.isatty():
-        _fail(f"{question} This needs a confirmation: run it again with --yes (no terminal to ask on).",
+        fail(f"{question} This needs a confirmation: run it again with --yes (no terminal to ask on).",
               log_format, 1)
     if not click.confirm(question, default=False):
-        _fail("cancelled; nothing was changed.", log_format, 1)
+        fail("cancelled; nothing was changed.", log_format, 1)
 
 
 @main.command()
-@_history_common
+@history_options
 @click.option("--sync", "sync_name", required=True, help="The sync whose delivered state to forget.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def reset(sync_name: str, yes: bool, **common: Any) -> None:
@@ -387,7 +279,7 @@ def reset(sync_name: str, yes: bool, **common: Any) -> None:
     log_format = common.get("log_format")
     _confirm(yes, f"Forget the delivered state of sync {sync_name}? Its next run sends every row again.",
              log_format)
-    n = _run_library(lambda: reset_sync(_options(**common), sync_name), log_format)
+    n = run_library(lambda: reset_sync(build_options(**common), sync_name), log_format)
     message = (f"Reset {sync_name}: forgot {n} delivered row(s); the next sync sends every current row as "
                "added." if n else f"{sync_name} has no delivered state; nothing to reset.")
     json_line("info", message, {"sync": sync_name, "forgotten": n}) if resolve_format(log_format) == "json" \
@@ -395,7 +287,7 @@ def reset(sync_name: str, yes: bool, **common: Any) -> None:
 
 
 @main.command()
-@_history_common
+@history_options
 @click.option("--sync", "sync_name", required=True, help="The sync to re-baseline.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
@@ -406,11 +298,11 @@ def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
     _confirm(yes, f"Record the current rows of sync {sync_name} as delivered, without sending them?", log_format)
     printer = CliConsole(False, log_format_value=log_format)
     # Nothing is sent, so the mass-removal guard has nothing to protect: removals are taken as delivered.
-    opts = _options(syncs=(sync_name,), rebaseline=True, allow_mass_removal=True, **common)
+    opts = build_options(syncs=(sync_name,), rebaseline=True, allow_mass_removal=True, **common)
     try:
         result = run_sync(opts, console=printer)
     except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-        _internal_error(e, log_format)
+        internal_error(e, log_format)
     if printer.json:
         json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
     sys.exit(result.exit_code)

@@ -305,6 +305,8 @@ class SyncRun:
         self._publish_started = time.perf_counter()
         size = self.settings.batch_size
         preflight = True
+        # --workers N: processes publish the rest of the plan after the first chunk (never a dry run)
+        pooled = self.settings.workers > 1 and self.ctx.make_publisher is not None and not self.dry
         pool: WorkerPool | None = None
         outstanding: deque[int] = deque()
         try:
@@ -312,7 +314,7 @@ class SyncRun:
                 if pool is None:
                     sent = self._publish_here(store, sink, spec, renderer, ops, (lo, lo + size), preflight)
                     preflight = preflight and not sent
-                    if not preflight and lo + size < total:
+                    if pooled and not preflight and lo + size < total:
                         pool = self._pool(renderer)
                     continue
                 self._dispatch(pool, store, spec, ops, lo, size, renderer.uses_old_rows)
@@ -345,11 +347,10 @@ class SyncRun:
         self._journal(store, tally)
         return sent
 
-    def _pool(self, renderer: Renderer) -> WorkerPool | None:
-        """--workers N: the processes that publish the rest of the plan (not for a dry run)."""
+    def _pool(self, renderer: Renderer) -> WorkerPool:
+        """--workers N: the processes that publish the rest of the plan."""
         make = self.ctx.make_publisher
-        if self.settings.workers <= 1 or make is None or self.dry:
-            return None
+        assert make is not None
         rate = shared_rate(self.settings.max_requests_per_second or None)
         history = self.ctx.history
         return WorkerPool(self.settings.workers, renderer, lambda: make(rate),
