@@ -30,9 +30,11 @@ test-fast: install
 # Unit and integration tests, DuckDB and PostgreSQL. The PostgreSQL server is started
 # by the tests (installed with apt-get when missing and running as root), unless the
 # standard PG* variables name one.
-# Two workers: most of the time goes to dbt parsing in subprocesses, which is CPU-bound.
+# Two workers: most of the time goes to dbt commands (parsing, above all), which are CPU-bound;
+# the integration tests run them forked from a pre-warmed process (tests/integration/prewarmed.py).
+# The 15 slowest tests are listed at the end, to see where the time goes.
 test: install
-	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --durations=15
 
 # Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. About 10 minutes.
 # More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick

@@ -56,15 +56,16 @@ class EventBridgeSyncError(Exception):
         return _rebuild, (self.__class__, self.args, dict(self.__dict__))
 
     def __str__(self) -> str:
-        where = []
-        if self.model:
-            where.append(f"model '{self.model}'")
-        if self.sync:
-            where.append(f"sync '{self.sync}'")
-        text = (", ".join(where) + ": " if where else "") + self.message.rstrip(".") + "."
+        text = _located(self.model, self.sync, self.message)
         if self.fix:
             text += " " + _sentence(self.fix)
         return text
+
+
+def _located(model: str | None, sync: str | None, message: str) -> str:
+    """``model 'm', sync 's': message.`` (the parts that are known)."""
+    where = [f"{kind} '{name}'" for kind, name in (("model", model), ("sync", sync)) if name]
+    return (", ".join(where) + ": " if where else "") + message.rstrip(".") + "."
 
 
 def _sentence(text: str) -> str:
@@ -91,13 +92,7 @@ class Problem:
     fix: str | None = None
 
     def __str__(self) -> str:
-        where = []
-        if self.model:
-            where.append(f"model '{self.model}'")
-        if self.sync:
-            where.append(f"sync '{self.sync}'")
-        head = ", ".join(where)
-        text = (head + ": " if head else "") + self.message.rstrip(".") + "."
+        text = _located(self.model, self.sync, self.message)
         if self.path:
             text += f" (at {self.path})"
         if self.fix:
