@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -78,62 +77,9 @@ class Project:
 
     def run(self, cmd: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         env = {**self.env, **(extra_env or {})}
-        key = self._parse_key(cmd)
-        self._restore_parse(key)
-        try:
-            if Path(cmd[0]).name in prewarmed.SERVED and not os.environ.get("EB_TEST_COLD"):
-                return _SERVER.run(cmd, self.dir, env, 600, self.dir.parent)
-            return subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True, timeout=600)
-        finally:
-            self._keep_parse(key)
-
-    # dbt reuses target/partial_parse.msgpack only when the command's --vars, --target and
-    # --profile are those it was written with; a test that takes turns between `dbt build
-    # --vars '{day: 2}'` and a sync without vars would parse the whole project on every
-    # command. So each set keeps its own file, put back before a command with the same set.
-    # dbt still checks the file (vars, profile, version, and each project file's mtime and
-    # checksum) and parses again what changed, as it does for a user who takes such turns:
-    # a wrong guess here only costs time. The installed packages are part of the set (dbt
-    # does not notice a package that was removed).
-    _PARTIAL_PARSE = "partial_parse.msgpack"
-
-    def _parse_key(self, cmd: list[str]) -> str | None:
-        tool = Path(cmd[0]).name
-        if tool not in prewarmed.SERVED:
-            return None
-        args = cmd[1:]
-        opts = {name: args[i + 1] for i, name in enumerate(args[:-1]) if name in ("--vars", "--target", "-t",
-                                                                                 "--profile")}
-        try:
-            vars_ = yaml.safe_load(opts.get("--vars", "{}")) or {}
-        except yaml.YAMLError:
-            return None
-        if not isinstance(vars_, dict):
-            return None
-        if tool == "dbt-eventbridge":
-            vars_.pop("eventbridge", None)  # the tool's own settings never reach dbt
-        packages = self.dir / "dbt_packages"
-        installed = sorted(os.listdir(packages)) if packages.is_dir() else None
-        spec = self.dir / "packages.yml"
-        return json.dumps([vars_, opts.get("--target", opts.get("-t")), opts.get("--profile"), installed,
-                           spec.read_text() if spec.exists() else None], sort_keys=True, default=str)
-
-    def _parse_file(self, key: str) -> Path:
-        return self.dir.parent / ".parses" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".msgpack")
-
-    def _restore_parse(self, key: str | None) -> None:
-        if key is None:
-            return
-        saved = self._parse_file(key)
-        if saved.exists():
-            (self.dir / "target").mkdir(exist_ok=True)
-            shutil.copyfile(saved, self.dir / "target" / self._PARTIAL_PARSE)
-
-    def _keep_parse(self, key: str | None) -> None:
-        current = self.dir / "target" / self._PARTIAL_PARSE
-        if key is not None and current.exists():
-            self._parse_file(key).parent.mkdir(exist_ok=True)
-            shutil.copyfile(current, self._parse_file(key))
+        if Path(cmd[0]).name in prewarmed.SERVED and not os.environ.get("EB_TEST_COLD"):
+            return _SERVER.run(cmd, self.dir, env, 600, self.dir.parent)
+        return subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True, timeout=600)
 
     def run_ok(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
         p = self.run(cmd)
