@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from dbt_eventbridge.errors import ProjectError
 from dbt_eventbridge.warehouse.driver_errors import first_line
 from dbt_eventbridge.warehouse.engines import engine_for
@@ -35,6 +37,9 @@ from dbt_eventbridge.warehouse.session import PACKAGE, AdapterSession
 INSTALL_HINT = (
     "Add the dbt package to the project's packages.yml (`- local: <path to a dbt-eventbridge checkout>`, or "
     "`- git: <its git URL>` with a `revision:`) and run `dbt deps`")
+
+
+PARSE_FOLDER = "dbt_eventbridge"  # in dbt's target path: our parse's artifacts (see _parse_target)
 
 
 class PackageMissingError(ProjectError):
@@ -101,10 +106,29 @@ class DbtProject(AdapterSession):
             args += ["--vars", json.dumps(dbt_vars)]
         return args
 
+    def _parse_target(self) -> Path:
+        """Where our parse writes its artifacts: a folder of its own in dbt's target path.
+
+        Written to the target path itself, they replaced the user's (partial_parse.msgpack,
+        manifest.json) with a parse made under other --vars: the user's next dbt command
+        parsed the whole project again, and `--state target` compared against our parse.
+        In a folder of their own, dbt still parses our next run partially from them."""
+        configured = os.environ.get("DBT_TARGET_PATH") or ""
+        if not configured:
+            try:
+                project = yaml.safe_load((self.project_dir / "dbt_project.yml").read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                project = {}
+            value = project.get("target-path") if isinstance(project, dict) else None
+            configured = value if isinstance(value, str) and "{" not in value else "target"
+        base = Path(configured)
+        return (base if base.is_absolute() else self.project_dir / base) / PARSE_FOLDER
+
     def parse(self) -> None:
         from dbt.cli.main import dbtRunner
 
-        res = _quiet(dbtRunner().invoke, ["parse", "--quiet", *self._cli_args()])
+        res = _quiet(dbtRunner().invoke, ["parse", "--quiet", "--target-path", str(self._parse_target()),
+                                          *self._cli_args()])
         if not res.success or res.result is None:
             detail = first_line(res.exception) if res.exception else "see logs/dbt.log in the project"
             fix = "Run `dbt deps` in the project" if "dbt deps" in detail else \

@@ -230,3 +230,23 @@ def test_duckdb_out_of_memory_names_the_setting(project: Project) -> None:
     r = project.sync("sync", "-s", "customers")  # the default limit is plenty for this model
     assert r.rc == 0, r.stderr
     assert len(project.drain()["crm-events"]) == 5
+
+
+def test_sync_leaves_dbts_own_artifacts_alone(project: Project) -> None:
+    """A sync parses the project with its own --vars; what it writes goes to a folder of its
+    own, so the user's target/ (manifest.json for `--state`, the partial parse of their next
+    dbt command) stays exactly as their last dbt command left it."""
+    project.build(day=1)
+    target = project.dir / "target"
+    before = {name: (target / name).read_bytes() for name in ("manifest.json", "partial_parse.msgpack")}
+    sync = project.sync("-s", "order_lines")
+    assert sync.rc == 0, sync.stderr
+    validate = project.sync("validate")
+    assert validate.rc == 0, validate.stdout + validate.stderr
+    assert {name: (target / name).read_bytes() for name in before} == before
+    assert (target / "dbt_eventbridge" / "manifest.json").exists()  # ours, beside them
+    log = project.dir / "logs" / "dbt.log"
+    log.write_text("")
+    project.build(day=1)  # the user's next command, with the vars of their last one
+    text = log.read_text()
+    assert "Unable to do partial parsing" not in text and "Partial parsing enabled" in text, text[-2000:]

@@ -59,7 +59,7 @@ def _cache_root() -> Path:
 @pytest.fixture(scope="session")
 def project_slot() -> Iterator[Path]:
     """A folder of this session's own for the dbt projects (and the DuckDB file), the same
-    from one session to the next: dbt's partial parsing (target/partial_parse.msgpack)
+    from one session to the next: dbt's partial parsing (target/dbt_eventbridge/partial_parse.msgpack)
     then spares the full parse of dbt's own macros (2 s of CPU, 3-5 s on a busy machine).
     dbt checks every file it would read against that cache, our package's included. A lock held for the
     session keeps any other session (an xdist worker, another checkout) out of the slot.
