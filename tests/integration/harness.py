@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
@@ -9,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +66,11 @@ class Project:
             self.env["DBT_SCHEMA"] = f"analytics_{os.getpid()}_{n}"
             self.env["DBT_EVENTBRIDGE_STATE_SCHEMA"] = f"eb_state_{os.getpid()}_{n}"
         self.drain()  # events of earlier tests must not leak into this one
-        self.run_ok([str(BIN / "dbt"), "deps", "--quiet"])
+        # What `dbt deps` installs (a link to this checkout, and the lock file) is the same for
+        # every copy: it runs once per test process, and each copy gets what it installed.
+        installed = _installed_packages()
+        shutil.copytree(installed / "dbt_packages", self.dir / "dbt_packages", symlinks=True)
+        shutil.copyfile(installed / "package-lock.yml", self.dir / "package-lock.yml")
 
     @property
     def db(self) -> Path:
@@ -127,6 +133,26 @@ class Project:
                 found += [json.loads(m["Body"]) for m in msgs]
             out[bus] = found
         return out
+
+
+_installed: list[Path] = []
+
+
+def _installed_packages() -> Path:
+    """A folder where `dbt deps` ran on the sample project's packages.yml (once per test process)."""
+    if not _installed:
+        folder = Path(tempfile.mkdtemp(prefix="dbt-eventbridge-deps-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        shutil.copytree(REPO_ROOT / "integration_project", folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"))
+        (folder / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))}
+        env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        p = subprocess.run([str(BIN / "dbt"), "deps", "--quiet"], cwd=folder, env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert p.returncode == 0, f"dbt deps failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
+        _installed.append(folder)
+    return _installed[0]
 
 
 def by_type(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
