@@ -34,7 +34,7 @@ test-fast: install
 # the integration tests run them forked from a pre-warmed process (tests/integration/prewarmed.py).
 # The 15 slowest tests are listed at the end, to see where the time goes.
 test: install
-	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. About 10 minutes.
 # More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick

@@ -38,10 +38,28 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgParams]:
     stop()
 
 
+# The slowest files first (`make test` lists its slowest tests; these from its run on 2026-12-01):
+# with two workers and --dist loadfile --no-loadscope-reorder, a file that takes minutes starts
+# at once, and the many short unit tests fill the end. (xdist's own order, most tests first,
+# sent the one-test bench file last, with the other worker idle for its 97 s.)
+SLOWEST_FIRST = ("tests/integration/test_guarantees.py", "tests/bench/test_bench.py",
+                 "tests/integration/test_sync_story.py", "tests/integration/test_contract.py")
+
+
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    path = Path(str(item.fspath)).relative_to(Path(__file__).resolve().parents[1]).as_posix()
+    if path in SLOWEST_FIRST:
+        return 0, SLOWEST_FIRST.index(path)
+    return (1 if "integration" in path or "bench" in path else 2), 0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The markers by where a test lives and what it runs on, so lanes can be chosen with -m:
     ``integration`` for tests/integration/, ``postgres`` for tests that need the PostgreSQL
-    server (an engine parameter or the fixture), ``duckdb`` for the other integration tests."""
+    server (an engine parameter or the fixture), ``duckdb`` for the other integration tests.
+    And the run order: the slowest files first, then the other integration tests, then the unit
+    tests (a stable sort: within a file, the order is the collection's)."""
+    items.sort(key=_run_order)
     for item in items:
         parts = Path(str(item.fspath)).parts
         callspec = getattr(item, "callspec", None)
