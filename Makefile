@@ -36,7 +36,7 @@ test-fast: install
 test: install
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
-# Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. About 10 minutes.
+# Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. 15 to 18 minutes (2026-12-01).
 # More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick
 bench: install
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
