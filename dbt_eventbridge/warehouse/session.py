@@ -103,10 +103,14 @@ class AdapterSession:
         if _DDL.search(sql):
             self._listings.clear()
         try:
-            _, table = self.adapter.execute(sql, auto_begin=False, fetch=fetch)
+            cursor = self.adapter.connections.get_thread_connection().handle.cursor()
+            try:
+                cursor.execute(sql)
+                return [tuple(r) for r in cursor.fetchall()] if fetch else []
+            finally:
+                self.engine.close_cursor(cursor)
         except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
             raise warehouse_error("a statement failed in the warehouse", e) from None
-        return [tuple(r.values()) for r in table.rows] if fetch else []
 
     def table_names(self, schema_relation: Any) -> set[str]:
         """The lower-cased table names of one schema, listed once until a statement of ours
@@ -187,8 +191,7 @@ class AdapterSession:
                 # dbt's own macros (get_relation, get_columns_in_relation) leave a
                 # transaction open; close it so ours starts clean.
                 conns.commit()
-            conns.begin()
-            self.engine.began(self.adapter)
+            self.engine.begin(self.adapter)
         except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
             raise warehouse_error("the warehouse refused to start a transaction", e) from None
         self._in_transaction = True
@@ -203,7 +206,7 @@ class AdapterSession:
         if not conns.get_thread_connection().transaction_open:
             return  # some of dbt's own macros (create_schema) commit by themselves
         try:
-            conns.commit()
+            self.engine.commit(self.adapter)
         except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
             raise warehouse_error("committing to the warehouse failed", e) from None
 

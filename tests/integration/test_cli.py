@@ -244,7 +244,8 @@ def test_sync_leaves_dbts_own_artifacts_alone(project: Project) -> None:
     validate = project.sync("validate")
     assert validate.rc == 0, validate.stdout + validate.stderr
     assert {name: (target / name).read_bytes() for name in before} == before
-    assert (target / "dbt_eventbridge" / "manifest.json").exists()  # ours, beside them
+    assert (target / "dbt_eventbridge" / "partial_parse.msgpack").exists()  # ours, beside them
+    assert not (target / "dbt_eventbridge" / "manifest.json").exists()  # nothing reads it: not written
     log = project.dir / "logs" / "dbt.log"
     log.write_text("")
     project.build(day=1)  # the user's next command, with the vars of their last one

@@ -40,6 +40,14 @@ class Engine:
         """After a statement on a fresh cursor of the connection's handle."""
 
     # -- transactions -------------------------------------------------------------------
+    def begin(self, adapter: Any) -> None:
+        """Open a transaction on the thread's connection."""
+        adapter.connections.begin()
+        self.began(adapter)
+
+    def commit(self, adapter: Any) -> None:
+        adapter.connections.commit()
+
     def began(self, adapter: Any) -> None:
         """After dbt's ``begin()``: make sure the server really is in a transaction."""
 
