@@ -55,7 +55,7 @@ def _set_layout(project: DbtProject, tables: StateTables, **values: Any) -> None
     sets = {k: (v if v is None or isinstance(v, int) else str(v)) for k, v in values.items()}
     if "layout" in values:
         sets["updated_epoch"] = int(time.time())
-    for sql in project.sql.layout_update(tables.layouts, tables.sync, sets):
+    for sql in project.sql.layout_upsert(tables.layouts, tables.sync, sets):
         project.execute(sql)
 
 
@@ -82,8 +82,7 @@ def drop_plan(project: DbtProject, tables: StateTables) -> None:
         tables.owned.drop(tables.plan)
         tables.owned.drop(tables.acks)
         if exists(project, tables.layouts):
-            for sql in project.sql.layout_update(tables.layouts, tables.sync, {"pending_layout": None})[:1]:
-                project.execute(sql)
+            project.execute(project.sql.layout_set(tables.layouts, tables.sync, {"pending_layout": None}))
             project.execute(project.sql.layout_forget_unused(tables.layouts, tables.sync))
 
 
@@ -220,10 +219,7 @@ def _finish(project: DbtProject, tables: StateTables, layout: Layout) -> None:
     layout.restart = False
     _set_layout(project, tables, layout=layout.to_text(), pending_layout=None, committed_epoch=int(time.time()))
     for relation in (tables.plan, tables.acks):
-        name = str(relation.identifier).lower()
-        project.execute(project.sql.drop_table(relation))
-        project.execute(project.sql.delete_where(tables.owned.objects, name=name))
-        tables.owned.forget(name)
+        tables.owned.drop_checked(relation)  # checked by create_plan or replay: no second listing
 
 
 def pending_replay(project: DbtProject, tables: StateTables) -> bool:
@@ -258,8 +254,8 @@ def reset(project: DbtProject, tables: StateTables) -> int:
         for relation in (tables.state, tables.plan, tables.acks, tables.next):
             owned.drop(relation)
         if exists(project, tables.layouts):
-            project.execute(project.sql.layout_update(tables.layouts, tables.sync,
-                                                      {"layout": None, "pending_layout": None})[0])
+            project.execute(project.sql.layout_set(tables.layouts, tables.sync,
+                                                   {"layout": None, "pending_layout": None}))
     return n
 
 

@@ -156,12 +156,16 @@ class Ownership:
         self.register(relation, kind, sync)
 
     def drop(self, relation: Any) -> None:
-        if not self.check(relation):
-            return
+        """Drop a table of ours, if it exists (raises if it exists and is not ours)."""
+        if self.check(relation):
+            with self.project.transaction():
+                self.drop_checked(relation)
+
+    def drop_checked(self, relation: Any) -> None:
+        """Drop a table this run already checked is ours, in the caller's transaction."""
         name = str(relation.identifier).lower()
-        with self.project.transaction():
-            self.project.execute(self.project.sql.drop_table(relation))
-            self.project.execute(self.project.sql.delete_where(self.objects, name=name))
+        self.project.execute(self.project.sql.drop_table(relation))
+        self.project.execute(self.project.sql.delete_where(self.objects, name=name))
         self.forget(name)
 
     def forget(self, name: str) -> None:

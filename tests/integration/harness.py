@@ -48,14 +48,12 @@ class Project:
 
     def __init__(self, tmp: Path, engine: str, aws: LocalEventBridge, pg: PgParams | None = None) -> None:
         self.dir = tmp / "project"
-        shutil.copytree(REPO_ROOT / "integration_project", self.dir,
-                        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"))
-        (self.dir / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
+        _copy_sample_project(self.dir)
         self.engine = engine
         self.aws = aws
         self.pg = pg
         n = next(_counter)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))}
+        self.env = prewarmed.outside_env()
         self.env.update(aws.env())
         self.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = aws.endpoint_url
         self.env["DBT_DUCKDB_PATH"] = str(tmp / "warehouse.duckdb")
@@ -143,16 +141,21 @@ def _installed_packages() -> Path:
     if not _installed:
         folder = Path(tempfile.mkdtemp(prefix="dbt-eventbridge-deps-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        shutil.copytree(REPO_ROOT / "integration_project", folder, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"))
-        (folder / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))}
-        env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        _copy_sample_project(folder)
+        env = {**prewarmed.outside_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         p = subprocess.run([str(BIN / "dbt"), "deps", "--quiet"], cwd=folder, env=env, capture_output=True,
                            text=True, timeout=600)
         assert p.returncode == 0, f"dbt deps failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
         _installed.append(folder)
     return _installed[0]
+
+
+def _copy_sample_project(dest: Path) -> None:
+    """integration_project/ as a user would check it out (nothing dbt made), with our package
+    installed from this checkout."""
+    shutil.copytree(REPO_ROOT / "integration_project", dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "package-lock.yml"))
+    (dest / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
 
 
 def by_type(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

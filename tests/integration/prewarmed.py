@@ -183,19 +183,23 @@ def serve() -> None:
         out.write(json.dumps({"rc": os.waitstatus_to_exitcode(status)}) + "\n")
 
 
+def outside_env() -> dict[str, str]:
+    """This process's environment without dbt's and AWS's variables: a test gives its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))}
+
+
 class Server:
     """The client side: one server per test process, started on first use, stopped at exit."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
+        atexit.register(self.stop)
 
     def _start(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.prewarmed"], cwd=Path(__file__).resolve().parents[2],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                env={k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AWS_"))})
-            atexit.register(self.stop)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=outside_env())
             assert json.loads(self._read(self._proc, 300)).get("ready"), "the pre-warmed server did not start"
         return self._proc
 

@@ -77,13 +77,17 @@ class Statements:
                 f"where {self._equal({'sync_name': sync, 'owner': owner})}")
 
     # -- layouts (_eb_layouts) -------------------------------------------------------------
-    def layout_update(self, layouts: Any, sync: str, sets: Mapping[str, Any]) -> list[str]:
+    def layout_set(self, layouts: Any, sync: str, sets: Mapping[str, Any]) -> str:
+        """Set columns of one sync's row (none when it has no row)."""
+        values = ", ".join(f"{k} = {self.lit(v)}" for k, v in sets.items())
+        return f"update {layouts} set {values} where sync_name = {self.lit(sync)}"
+
+    def layout_upsert(self, layouts: Any, sync: str, sets: Mapping[str, Any]) -> list[str]:
         """Set columns of one sync's row, inserting the row when it is missing."""
         name = self.lit(sync)
-        values = [self.lit(v) for v in sets.values()]
-        return [f"update {layouts} set {', '.join(f'{k} = {v}' for k, v in zip(sets, values))} "
-                f"where sync_name = {name}",
-                f"insert into {layouts} (sync_name, {', '.join(sets)}) select {name}, {', '.join(values)} "
+        return [self.layout_set(layouts, sync, sets),
+                f"insert into {layouts} (sync_name, {', '.join(sets)}) "
+                f"select {name}, {', '.join(self.lit(v) for v in sets.values())} "
                 f"where not exists (select 1 from {layouts} where sync_name = {name})"]
 
     def layout_forget_unused(self, layouts: Any, sync: str) -> str:
