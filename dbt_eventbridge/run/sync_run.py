@@ -37,7 +37,6 @@ from dbt_eventbridge.run.tally import Tally
 from dbt_eventbridge.run.workers import WorkerPool, shared_rate
 from dbt_eventbridge.warehouse import changes as reading
 from dbt_eventbridge.warehouse import diff as planning
-from dbt_eventbridge.warehouse.driver_errors import out_of_memory
 from dbt_eventbridge.warehouse.history import History
 from dbt_eventbridge.warehouse.nodes import LastRun, ModelNode
 from dbt_eventbridge.warehouse.project import DbtProject
@@ -123,7 +122,7 @@ class SyncRun:
         r = self.result
         r.status = "error"
         if not isinstance(e, EventBridgeSyncError):
-            e = out_of_memory(e) or e
+            e = self.project.out_of_memory_error(e) or e
         if isinstance(e, EventBridgeSyncError):
             r.message = str(e)
             r.retryable = e.retryable
@@ -229,7 +228,7 @@ class SyncRun:
 
     def _plan_spec(self, shape: planning.ModelShape, previous: Any, with_state: bool) -> planning.PlanSpec:
         opts = self.ctx.options
-        spec = planning.plan_spec(shape, self.project.render_macro("hash_version"), previous, with_state,
+        spec = planning.plan_spec(shape, planning.hash_version(self.project), previous, with_state,
                                   start_over=opts.full_refresh or opts.rebaseline, sync=self.sync)
         for note in spec.notes:
             self.warn(note)
@@ -251,9 +250,8 @@ class SyncRun:
             self._publish(store, self._row_spec(shape, spec), renderer, ops, sum(counts.values()))
 
     def _row_spec(self, shape: planning.ModelShape, spec: planning.PlanSpec) -> reading.RowSpec:
-        project = self.project
-        json_types = project.cached("json_types", lambda: {str(t).lower() for t in project.call("json_types")})
-        return reading.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
+        return reading.RowSpec.make(shape, spec.previous if spec.with_state else None,
+                                    reading.json_types(self.project))
 
     def _counted(self, counts: dict[str, int], ops: list[str]) -> None:
         r = self.result
@@ -385,12 +383,8 @@ class SyncRun:
 
     def _dispatch(self, pool: WorkerPool, store: PlanStore, spec: reading.RowSpec, ops: list[str], lo: int,
                   size: int, old_rows: bool) -> None:
-        sql = reading.changes_sql(self.project, str(store.plan), ops, spec, (lo, lo + size), old_rows)
-        rows: list[tuple[Any, ...]] = []
-        names: list[str] = []
         with _timed(self.result, "stream"):
-            for names, batch in self.project.stream(sql, size):  # noqa: B007 - every batch has the same names
-                rows += batch
+            names, rows = reading.read_chunk(self.project, str(store.plan), ops, spec, (lo, lo + size), old_rows)
         reader = reading.ChangeReader(names, spec) if names else None
         parts = WorkerPool.partition(reader, rows, pool.n) if reader else [[] for _ in range(pool.n)]
         pool.dispatch(lo, names, spec, parts)

@@ -70,6 +70,24 @@ def changes(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec,
         yield PlanRows(reader, rows)
 
 
+def read_chunk(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec, seq_range: tuple[int, int],
+               old_rows: bool) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """One chunk of the plan's changes, whole: (column names, rows) for --workers to split."""
+    rows: list[tuple[Any, ...]] = []
+    names: list[str] = []
+    size = seq_range[1] - seq_range[0]
+    sql = changes_sql(project, source_sql, ops, spec, seq_range, old_rows)
+    for names, batch in project.stream(sql, size):  # noqa: B007 - every batch has the same names
+        rows += batch
+    return names, rows
+
+
+def json_types(project: DbtProject) -> set[str]:
+    """The engine's JSON column types (lower-cased), from its dispatched macro, once per run."""
+    found: set[str] = project.cached("json_types", lambda: {str(t).lower() for t in project.call("json_types")})
+    return found
+
+
 def changes_sql(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec,
                 seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> str:
     return project.sql.plan_changes(source_sql, ops, [project.quote(n) for n in spec.columns],

@@ -155,6 +155,12 @@ def key_change(previous: Layout, model: ModelColumns) -> str | None:
     return None
 
 
+def hash_version(project: DbtProject) -> str:
+    """The version of the engine's row hash (a dispatched macro): a layout made with another
+    version compares rows by value, not by hash."""
+    return str(project.cached("hash_version", lambda: project.render_macro("hash_version")))
+
+
 def plan_spec(shape: ModelShape, hash_version: str, previous: Layout | None, state_exists: bool, *,
               start_over: bool, sync: SyncConfig) -> PlanSpec:
     """The layout this run writes and how older rows are compared.

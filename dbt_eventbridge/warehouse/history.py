@@ -180,10 +180,7 @@ class History:
         return Ownership(self.project, self.schema).readable(self.runs, [c for c, _ in RUN_COLUMNS])
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        """Rows as dicts (column names from the statement's own select list)."""
-        handle_rows = self.project.execute(sql, fetch=True)
-        names = _select_names(sql)
-        return [dict(zip(names, r)) for r in handle_rows]
+        return self.project.records(sql)
 
     def recent_runs(self, limit: int = 20, sync: str | None = None) -> list[dict[str, Any]]:
         return self.query(self.project.sql.recent_runs(self.runs, _RECENT_RUN_COLUMNS, sync.lower() if sync else None,
@@ -221,24 +218,6 @@ class History:
     def first_run(self, sync: str) -> dt.datetime | None:
         rows = self.project.execute(self.project.sql.first_run(self.runs, sync.lower()), fetch=True)
         return parse_time(rows[0][0]) if rows else None
-
-
-def _select_names(sql: str) -> list[str]:
-    """Output names of our own simple select lists (``a, b, count(*) as n``)."""
-    head = sql[len("select "):sql.lower().index(" from ")]
-    names, depth, part = [], 0, ""
-    for ch in head + ",":
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            token = part.strip()
-            names.append(token.split(" as ")[-1].strip() if " as " in token else token)
-            part = ""
-        else:
-            part += ch
-    return names
 
 
 class WarehouseAlertStore:

@@ -91,6 +91,7 @@ class DbtProject(AdapterSession):
         self._engine: Engine | None = None
         self._listings: dict[str, set[str]] = {}
         self._in_transaction = False
+        self.rollbacks = 0
 
     # -- dbt invocations -------------------------------------------------------------------
     def _cli_args(self) -> list[str]:

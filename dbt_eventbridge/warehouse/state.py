@@ -104,7 +104,7 @@ def journal(project: DbtProject, tables: StateTables, seqs: list[int]) -> None:
     max_rows = project.cached("ack_insert_max_rows", lambda: int(project.call("ack_insert_max_rows")))
     with project.transaction():
         for group in _statements(seq_runs(seqs), max_rows):
-            project.execute_fast(project.render_macro("ack_insert_sql", acks=tables.acks, runs=group))
+            project.execute(project.render_macro("ack_insert_sql", acks=tables.acks, runs=group))
 
 
 def _statements(runs: list[tuple[int, int]], max_rows: int) -> Iterator[list[list[int]]]:

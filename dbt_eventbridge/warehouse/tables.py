@@ -11,7 +11,7 @@ import hashlib
 import time
 from typing import Any
 
-from dbt_eventbridge.errors import TerminalError, WarehouseError
+from dbt_eventbridge.errors import TerminalError
 from dbt_eventbridge.warehouse.project import DbtProject
 
 OBJECTS = "_eb_objects"
@@ -55,40 +55,45 @@ class Ownership:
         self.schema = schema
         self.objects = project.state_relation(schema, OBJECTS)
         self._names: set[str] | None = None
+        self._names_rollbacks = 0  # project.rollbacks when _names was read: a rollback voids it
+
+    def _known(self) -> set[str] | None:
+        """The names read from _eb_objects, unless a transaction rolled back since (it may have
+        undone a registration or a drop that _names already shows)."""
+        if self._names is not None and self._names_rollbacks != self.project.rollbacks:
+            self._names = None
+        return self._names
+
+    def _read_names(self) -> set[str]:
+        rows = self.project.execute(self.project.sql.select(self.objects, ["name"]), fetch=True)
+        self._names = {str(r[0]).lower() for r in rows}
+        self._names_rollbacks = self.project.rollbacks
+        return self._names
 
     def relation(self, name: str) -> Any:
         return self.project.state_relation(self.schema, name)
 
     def _load(self) -> set[str]:
         """The names we own (read only: a dry run writes nothing, not even this table)."""
-        if self._names is None:
+        names = self._known()
+        if names is None:
             if not exists(self.project, self.objects):
                 return set()
             self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
-            rows = self.project.execute(self.project.sql.select(self.objects, ["name"]), fetch=True)
-            self._names = {str(r[0]).lower() for r in rows}
-        return self._names
+            names = self._read_names()
+        return names
 
     def ensure(self) -> None:
         """The schema and the ownership table (once per run)."""
-        if self._names is not None:
+        if self._known() is not None:
             return
         project = self.project
-        try:
-            with project.transaction():
-                project.adapter.create_schema(self.objects.without_identifier())
-            project.forget_tables()
-        except WarehouseError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any driver error becomes ours with the schema named
-            raise WarehouseError(f"could not create the schema {self.objects.without_identifier()}: "
-                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+        project.create_schema(self.objects.without_identifier())
         if exists(project, self.objects):
             self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
         else:
             project.execute(project.render_macro("history_table_sql", relation=self.objects, columns=OBJECT_COLUMNS))
-        rows = project.execute(project.sql.select(self.objects, ["name"]), fetch=True)
-        self._names = {str(r[0]).lower() for r in rows}
+        self._read_names()
 
     def _check_columns(self, relation: Any, expected: list[str]) -> None:
         have = [c.lower() for c, _ in self.project.relation_columns(relation)]
@@ -137,8 +142,9 @@ class Ownership:
         self.project.execute(sql.delete_where(self.objects, name=name))
         self.project.execute(sql.insert_values(self.objects, {"name": name, "kind": kind, "sync_name": sync,
                                                               "created_epoch": int(time.time())}))
-        assert self._names is not None
-        self._names.add(name)
+        names = self._known()
+        assert names is not None
+        names.add(name)
 
     def ensure_table(self, relation: Any, kind: str, create_sql: str, columns: list[str]) -> None:
         """A shared table of ours: created (and registered) when missing, refused when someone else's."""
@@ -162,7 +168,8 @@ class Ownership:
                 self.drop_checked(relation)
 
     def drop_checked(self, relation: Any) -> None:
-        """Drop a table this run already checked is ours, in the caller's transaction."""
+        """Drop a table this run already checked is ours, in the caller's transaction (a
+        rollback voids the names read, so the table is not forgotten while it still exists)."""
         name = str(relation.identifier).lower()
         self.project.execute(self.project.sql.drop_table(relation))
         self.project.execute(self.project.sql.delete_where(self.objects, name=name))
@@ -170,8 +177,9 @@ class Ownership:
 
     def forget(self, name: str) -> None:
         """A table of ours that is gone (its row in _eb_objects is deleted by the caller)."""
-        if self._names is not None:
-            self._names.discard(name)
+        names = self._known()
+        if names is not None:
+            names.discard(name)
 
     def renamed(self, old_relation: Any, new_relation: Any) -> None:
         old_name, new_name = str(old_relation.identifier).lower(), str(new_relation.identifier).lower()

@@ -20,7 +20,8 @@ from dbt_eventbridge.errors import (
     WarehouseError,
     WarehouseUnavailableError,
 )
-from dbt_eventbridge.warehouse.driver_errors import BusyError, out_of_memory, warehouse_error
+from dbt_eventbridge.warehouse.driver_errors import BusyError, warehouse_error
+from dbt_eventbridge.warehouse.engines import engine_for
 
 
 @pytest.mark.parametrize(("error", "retryable"), [
@@ -67,8 +68,18 @@ def test_a_driver_error_is_classified(driver_message: str, kind: type[WarehouseE
     assert str(err).startswith(f"a statement failed in the warehouse: {driver_message}")
 
 
-def test_out_of_memory_says_the_fix() -> None:
-    err = out_of_memory(RuntimeError("Out of Memory Error: failed to allocate data of size 1.0 GiB"))
-    assert err is not None and "duckdb_memory_limit" in (err.fix or "")
-    assert out_of_memory(RuntimeError("something else")) is None
-    assert "duckdb_memory_limit" in (warehouse_error("x", RuntimeError("Out of Memory Error")).fix or "")
+def test_out_of_memory_on_duckdb_says_the_fix() -> None:
+    duckdb, postgres = engine_for("duckdb"), engine_for("postgres")
+    oom = RuntimeError("Out of Memory Error: failed to allocate data of size 1.0 GiB")
+    assert "duckdb_memory_limit" in (duckdb.memory_fix(oom) or "")
+    assert duckdb.memory_fix(RuntimeError("something else")) is None
+    assert postgres.memory_fix(oom) is None  # the advice is DuckDB's setting
+
+
+def test_a_duckdb_file_held_by_another_process_names_it() -> None:
+    duckdb = engine_for("duckdb")
+    message = ('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in '
+               "/usr/bin/python3.11 (PID 4242) by user root")
+    assert duckdb.lock_holder(message) == "/usr/bin/python3.11 (PID 4242)"
+    assert duckdb.lock_holder("Catalog Error: no such table") is None
+    assert engine_for("postgres").lock_holder(message) is None

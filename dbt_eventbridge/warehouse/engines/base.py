@@ -40,16 +40,21 @@ class Engine:
         """After a statement on a fresh cursor of the connection's handle."""
 
     # -- transactions -------------------------------------------------------------------
+    # -- errors -------------------------------------------------------------------------
+    def memory_fix(self, e: BaseException) -> str | None:
+        """The fix for an error that says the engine ran out of memory (None: not that error)."""
+        return None
+
+    def lock_holder(self, message: str) -> str | None:
+        """Who holds the warehouse, if the error says it is held by another process."""
+        return None
+
     def begin(self, adapter: Any) -> None:
-        """Open a transaction on the thread's connection."""
+        """Open a transaction on the thread's connection (the server must really be in one)."""
         adapter.connections.begin()
-        self.began(adapter)
 
     def commit(self, adapter: Any) -> None:
         adapter.connections.commit()
-
-    def began(self, adapter: Any) -> None:
-        """After dbt's ``begin()``: make sure the server really is in a transaction."""
 
     # -- literals -----------------------------------------------------------------------
     def string_literal(self, text: str) -> str:
@@ -97,4 +102,4 @@ class ValuesEventWriter(EventWriter):
         for i in range(0, len(rows), VALUES_ROWS):
             values = ", ".join("(" + ", ".join(self.engine.literal(v) for v in fixed + tuple(r)) + ")"
                                for r in rows[i:i + VALUES_ROWS])
-            self.project.execute_fast(f"insert into {self.table} ({names}) values {values}")
+            self.project.execute(f"insert into {self.table} ({names}) values {values}")

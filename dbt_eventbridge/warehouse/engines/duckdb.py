@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 from typing import Any
 
@@ -25,6 +26,20 @@ class DuckDBEngine(Engine):
         cursor = adapter.connections.get_thread_connection().handle.cursor()
         cursor.execute(sql)
         return cursor
+
+    def memory_fix(self, e: BaseException) -> str | None:
+        if "Out of Memory" not in str(e):
+            return None
+        return ("DuckDB needed more memory than duckdb_memory_limit allows; raise it (vars.eventbridge."
+                "duckdb_memory_limit or DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT, e.g. 1GB), or set 0 to use the "
+                "profile's memory_limit")
+
+    def lock_holder(self, message: str) -> str | None:
+        """DuckDB's "Could not set lock on file ... Conflicting lock is held in <program> (PID n)"."""
+        if "Could not set lock on file" not in message:
+            return None
+        found = re.search(r"Conflicting lock is held in (.*?\(PID \d+\))", message)
+        return found.group(1) if found else "another process"
 
     # BEGIN and COMMIT on the connection's own cursor: through dbt (add_query) each fires its
     # query events, and a sync opens about 50 transactions (a no-change sync of one model
@@ -70,7 +85,7 @@ class _JsonEventWriter(EventWriter):
         if self._background is not None:
             self._background.submit(sql, args)
         else:
-            self.project.execute_fast(sql, args)
+            self.project.execute(sql, params=args)
 
     def flush(self) -> None:
         if self._background is not None:

@@ -22,7 +22,8 @@ class PostgresEngine(Engine):
         cursor.execute(sql)
         return cursor
 
-    def began(self, adapter: Any) -> None:
+    def begin(self, adapter: Any) -> None:
+        adapter.connections.begin()
         # dbt-postgres's begin() sends no BEGIN (it relies on psycopg2 opening one before the
         # first statement) and its commit() sends COMMIT as SQL, which psycopg2 does not see:
         # it still believes a transaction is open and never opens one again, so from the first
@@ -65,4 +66,4 @@ class _JsonRecordsetWriter(EventWriter):
         params = ", ".join("%s" for _ in fixed)
         sql = (f"insert into {self.table} ({names}) select {params}, {', '.join(fields)} "
                f"from json_to_recordset(%s::json) as x({typed})")
-        self.project.execute_fast(sql, (*fixed, json.dumps(records, ensure_ascii=False, default=str)))
+        self.project.execute(sql, params=(*fixed, json.dumps(records, ensure_ascii=False, default=str)))

@@ -96,6 +96,20 @@ def test_ownership_never_drops_a_table_it_did_not_create(engine) -> None:
     assert owned.check(engine.state_table("missing")) is False
 
 
+def test_a_drop_that_is_rolled_back_leaves_the_table_ours(engine) -> None:
+    """The names of our tables are cached per run; a transaction that rolls back after a drop
+    must not leave the table (still there) looking like someone else's."""
+    owned = Ownership(engine.project, engine.state_schema)
+    owned.ensure()
+    table = engine.state_table("_eb_plan__rolled_back")
+    owned.create(table, f"create table {table} (x integer)", "plan", "rolled_back")
+    with pytest.raises(RuntimeError), engine.project.transaction():
+        owned.drop_checked(table)
+        raise RuntimeError("the run fails after the drop")
+    assert owned.check(table) is True
+    assert engine.query(f"select count(*) from {table}") == [(0,)]
+
+
 def test_a_transaction_that_fails_changes_nothing(engine) -> None:
     project = engine.project
     table = f"{engine.schema}.t"
