@@ -27,7 +27,8 @@ check: install
 test-fast: install
 	$(BIN)/python -m pytest -q -ra -n 2 -m "not postgres" tests/unit
 
-# Unit and integration tests, DuckDB and PostgreSQL. The PostgreSQL server is started
+# Unit and integration tests, DuckDB and PostgreSQL (and the sync stories on a Snowflake
+# emulator, devtools/fakesnow_server.py, started by the tests). The PostgreSQL server is started
 # by the tests (installed with apt-get when missing and running as root), unless the
 # standard PG* variables name one.
 # Two workers: most of the time goes to dbt commands (parsing, above all), which are CPU-bound;

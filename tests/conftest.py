@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,24 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgParams]:
     stop()
 
 
+@pytest.fixture(scope="session")
+def snowflake() -> Iterator[int]:
+    """The port of a Snowflake emulator (devtools/fakesnow_server.py) on 127.0.0.1, one per
+    test session; tests keep apart by schema, as on the PostgreSQL server."""
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.fakesnow_server"], cwd=REPO_ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    assert line, "the Snowflake emulator did not start (is fakesnow installed? `make install`)"
+    yield int(json.loads(line)["port"])
+    proc.stdin.close()  # the server stops when its stdin closes
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # The slowest files first (`make test` lists its slowest tests; these from its run on 2026-12-01):
 # with two workers and --dist loadfile --no-loadscope-reorder, a file that takes minutes starts
 # at once, and the many short unit tests fill the end. (xdist's own order, most tests first,
@@ -56,7 +76,8 @@ def _run_order(item: pytest.Item) -> tuple[int, int]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The markers by where a test lives and what it runs on, so lanes can be chosen with -m:
     ``integration`` for tests/integration/, ``postgres`` for tests that need the PostgreSQL
-    server (an engine parameter or the fixture), ``duckdb`` for the other integration tests.
+    server (an engine parameter or the fixture), ``snowflake`` likewise for the Snowflake
+    emulator, ``duckdb`` for the other integration tests.
     And the run order: the slowest files first, then the other integration tests, then the unit
     tests (a stable sort: within a file, the order is the collection's)."""
     items.sort(key=_run_order)
@@ -69,5 +90,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if "postgres" in values or ("postgres" in fixtures and "duckdb" not in values):
             item.add_marker(pytest.mark.postgres)
+        elif "snowflake" in values or ("snowflake" in fixtures and "duckdb" not in values):
+            item.add_marker(pytest.mark.snowflake)
         elif "integration" in parts:
             item.add_marker(pytest.mark.duckdb)

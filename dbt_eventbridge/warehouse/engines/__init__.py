@@ -16,6 +16,6 @@ def engine_for(adapter_type: str) -> Engine:
         from dbt_eventbridge.warehouse.engines.postgres import PostgresEngine
 
         return PostgresEngine(adapter_type)
-    if adapter_type in ("bigquery", "spark", "databricks"):
+    if adapter_type in ("bigquery", "spark", "databricks", "snowflake"):
         return Engine(adapter_type, backslash_escapes=True)
     return Engine(adapter_type)

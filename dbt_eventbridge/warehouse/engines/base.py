@@ -20,7 +20,7 @@ class Engine:
 
     def __init__(self, name: str, *, backslash_escapes: bool = False) -> None:
         self.name = name
-        # BigQuery, Spark and Databricks read a backslash in a string literal as an escape.
+        # BigQuery, Snowflake, Spark and Databricks read a backslash in a string literal as an escape.
         self.backslash_escapes = backslash_escapes
         self.sql = self.statements_class(self.literal)
 
