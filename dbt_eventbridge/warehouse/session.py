@@ -19,8 +19,8 @@ from dbt_eventbridge.warehouse.engines.base import Engine
 from dbt_eventbridge.warehouse.nodes import ModelNode
 
 PACKAGE = "dbt_eventbridge"
-# A statement that may create, drop or rename a table (over-matching only costs a listing).
-# Anchored: a row value that contains "create" in an INSERT is not DDL.
+# A statement that may create, drop or rename (alter) a table; over-matching only costs a
+# listing. Anchored at the start: a row value containing "create" in an INSERT is not DDL.
 _DDL = re.compile(r"\s*(create|drop|alter)\b", re.IGNORECASE)
 
 

@@ -39,7 +39,6 @@ class Engine:
     def close_cursor(self, cursor: Any) -> None:
         """After a statement on a fresh cursor of the connection's handle."""
 
-    # -- transactions -------------------------------------------------------------------
     # -- errors -------------------------------------------------------------------------
     def memory_fix(self, e: BaseException) -> str | None:
         """The fix for an error that says the engine ran out of memory (None: not that error)."""
@@ -49,6 +48,7 @@ class Engine:
         """Who holds the warehouse, if the error says it is held by another process."""
         return None
 
+    # -- transactions -------------------------------------------------------------------
     def begin(self, adapter: Any) -> None:
         """Open a transaction on the thread's connection (the server must really be in one)."""
         adapter.connections.begin()
