@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ENGINES_STAMP := $(VENV)/.installed-engines
 
-.PHONY: install demo check test test-fast bench clean
+.PHONY: install install-engines demo check test test-fast bench clean
 
 install: $(STAMP)
 
@@ -13,6 +14,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+# The other warehouses' adapters and PySpark, for the tests only (the demo needs none).
+# PySpark comes as a 435 MB source package that pip builds into a wheel (about 2 minutes):
+# pip's cache is kept in build/pip-cache, which a CI cache of the build folder keeps.
+install-engines: $(ENGINES_STAMP)
+
+$(ENGINES_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --cache-dir build/pip-cache -c constraints.txt -e ".[dev,engines]"
+	@touch $(ENGINES_STAMP)
 
 demo: install
 	$(BIN)/python -m devtools.demo
@@ -24,7 +34,7 @@ check: install
 
 # The unit lane: no dbt or CLI subprocess; the warehouse stages run in process on DuckDB
 # (tests/unit/warehouse). About a minute on 2 cores.
-test-fast: install
+test-fast: install-engines
 	$(BIN)/python -m pytest -q -ra -n 2 -m "not postgres" tests/unit
 
 # Unit and integration tests, DuckDB and PostgreSQL (and the sync stories on a Snowflake
@@ -34,7 +44,7 @@ test-fast: install
 # Two workers: most of the time goes to dbt commands (parsing, above all), which are CPU-bound;
 # the integration tests run them forked from a pre-warmed process (tests/integration/prewarmed.py).
 # The 15 slowest tests are listed at the end, to see where the time goes.
-test: install
+test: install-engines
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. 15 to 18 minutes (2026-12-01).

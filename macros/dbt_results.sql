@@ -44,7 +44,9 @@
   {%- endfor -%}
   {%- if not rows -%}{{ return('') }}{%- endif -%}
   {%- set schema = env_var('DBT_EVENTBRIDGE_STATE_SCHEMA', '') or settings.get('state_schema', 'eventbridge_state') -%}
-  {%- set relation = api.Relation.create(database=target.database, schema=schema, identifier='_eb_dbt_results') -%}
+  {#- Spark has no database level: its targets have no `database`. -#}
+  {%- set relation = api.Relation.create(database=target.database if target.database is defined else none,
+                                         schema=schema, identifier='_eb_dbt_results') -%}
   {%- set columns = [['model_id', 'string'], ['node_id', 'string'], ['kind', 'string'], ['status', 'string'],
                      ['invocation_id', 'string'], ['command', 'string'], ['completed_at', 'string'],
                      ['relation_name', 'string']] -%}
@@ -64,7 +66,7 @@
   {%- set at = run_started_at.strftime('%Y-%m-%dT%H:%M:%S') -%}
   {%- set pairs = [] -%}
   {%- for r in rows -%}
-    {%- do pairs.append("(relation_name = '" ~ r[4] | replace("'", "''") ~ "' and node_id = '" ~ r[1] | replace("'", "''") ~ "')") -%}
+    {%- do pairs.append("(relation_name = " ~ dbt_eventbridge.string_literal(r[4]) ~ " and node_id = " ~ dbt_eventbridge.string_literal(r[1]) ~ ")") -%}
   {%- endfor -%}
   {#- One transaction (hooks run outside dbt's own), committed as dbt's materializations do. -#}
   {%- for batch in pairs | batch(200) %}
@@ -75,8 +77,11 @@
   {%- for batch in rows | batch(200) -%}
     {%- set values = [] -%}
     {%- for r in batch -%}
-      {%- do values.append("('" ~ r[:4] | map('replace', "'", "''") | join("', '") ~ "', '" ~ invocation_id ~ "', '"
-                            ~ invocation_args_dict.get('which') ~ "', '" ~ at ~ "', '" ~ r[4] | replace("'", "''") ~ "')") -%}
+      {%- set fields = [] -%}
+      {%- for v in r[:4] + [invocation_id, invocation_args_dict.get('which'), at, r[4]] -%}
+        {%- do fields.append(dbt_eventbridge.string_literal(v)) -%}
+      {%- endfor -%}
+      {%- do values.append("(" ~ fields | join(", ") ~ ")") -%}
     {%- endfor -%}
     {%- call statement('eventbridge_record_dbt_results', auto_begin=true) -%}
       insert into {{ relation }} (model_id, node_id, kind, status, invocation_id, command, completed_at, relation_name)
@@ -86,3 +91,20 @@
   {%- do adapter.commit() -%}
   {{ return('') }}
 {%- endmacro %}
+
+{#- A string literal: quotes doubled where the SQL standard holds; where a backslash is an
+    escape character (BigQuery, Snowflake, Spark, Databricks, Redshift), backslashes doubled
+    and quotes escaped (dbt's escape_single_quotes leaves backslashes as they are). -#}
+{% macro string_literal(value) -%}
+  {{ return(adapter.dispatch('string_literal', 'dbt_eventbridge')(value)) }}
+{%- endmacro %}
+{% macro default__string_literal(value) -%}
+  {{ return("'" ~ (value | string) | replace("'", "''") ~ "'") }}
+{%- endmacro %}
+{% macro _backslash_string_literal(value) -%}
+  {{ return("'" ~ (value | string) | replace("\\", "\\\\") | replace("'", "\\'") ~ "'") }}
+{%- endmacro %}
+{% macro bigquery__string_literal(value) -%}{{ return(dbt_eventbridge._backslash_string_literal(value)) }}{%- endmacro %}
+{% macro snowflake__string_literal(value) -%}{{ return(dbt_eventbridge._backslash_string_literal(value)) }}{%- endmacro %}
+{% macro spark__string_literal(value) -%}{{ return(dbt_eventbridge._backslash_string_literal(value)) }}{%- endmacro %}
+{% macro redshift__string_literal(value) -%}{{ return(dbt_eventbridge._backslash_string_literal(value)) }}{%- endmacro %}

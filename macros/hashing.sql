@@ -21,7 +21,7 @@
 {% macro default__row_hash(columns, alias) -%}
   md5(
   {%- for c in dbt_eventbridge._qualify(columns, alias) %}
-    coalesce(cast(length(cast({{ c }} as {{ dbt.type_string() }})) as {{ dbt.type_string() }}) || ':' || cast({{ c }} as {{ dbt.type_string() }}), '~')
+    coalesce(cast(length(cast({{ c }} as {{ dbt_eventbridge.text_type() }})) as {{ dbt_eventbridge.text_type() }}) || ':' || cast({{ c }} as {{ dbt_eventbridge.text_type() }}), '~')
     {%- if not loop.last %} || '|' ||{% endif %}
   {%- endfor %}
   )
@@ -38,12 +38,21 @@
   md5(row({{ dbt_eventbridge._qualify(columns, alias) | join(", ") }})::text)
 {%- endmacro %}
 
+{#- Redshift has no ROW(...)::text (dbt-redshift dispatches to postgres__ first): the
+    portable form, with VARCHAR(MAX) so long values are hashed whole. -#}
+{% macro redshift__row_hash(columns, alias) -%}
+  {{ return(dbt_eventbridge.default__row_hash(columns, alias)) }}
+{%- endmacro %}
+
 {% macro snowflake__row_hash(columns, alias) -%}
   hash({{ dbt_eventbridge._qualify(columns, alias) | join(", ") }})
 {%- endmacro %}
 
+{#- Each value as JSON text (typed: 1 and '1' differ, NULL is null), in a JSON array: a
+    STRUCT's JSON would carry the column names, and the diff compares a model's columns with
+    the state's physical ones (_eb_c1...) across schema changes. -#}
 {% macro bigquery__row_hash(columns, alias) -%}
-  farm_fingerprint(to_json_string(struct({{ dbt_eventbridge._qualify(columns, alias) | join(", ") }})))
+  farm_fingerprint(to_json_string([{% for c in dbt_eventbridge._qualify(columns, alias) %}to_json_string({{ c }}){{ ", " if not loop.last }}{% endfor %}]))
 {%- endmacro %}
 
 {#- Spark's xxhash64 skips NULL arguments, so a NULL flag precedes each column. -#}
@@ -67,6 +76,10 @@
 {% macro default__session_setup(memory_limit) -%}{{ return('') }}{%- endmacro %}
 {% macro postgres__session_setup(memory_limit) -%}
   {{ return("set timezone = 'UTC'; set extra_float_digits = 3; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'") }}
+{%- endmacro %}
+{#- Redshift has no intervalstyle setting. -#}
+{% macro redshift__session_setup(memory_limit) -%}
+  {{ return("set timezone to 'UTC'; set extra_float_digits to 3; set datestyle to 'ISO, MDY'") }}
 {%- endmacro %}
 {% macro duckdb__session_setup(memory_limit) -%}
   {%- set limit = "; set memory_limit = '" ~ memory_limit ~ "'" if memory_limit not in ('', '0') else '' -%}

@@ -59,6 +59,12 @@
   {{ return(out) }}
 {%- endmacro %}
 
+{#- Redshift answers PostgreSQL's catalog query, but a late-binding view has no rows in
+    pg_attribute: dbt-redshift's own listing (svv_columns) knows them. -#}
+{% macro redshift__relation_columns(relation) -%}
+  {{ return(dbt_eventbridge.default__relation_columns(relation)) }}
+{%- endmacro %}
+
 {#- Column types whose values the warehouse's driver returns as JSON text: they reach
     templates and details as JSON values (an object stays an object). -#}
 {% macro json_types() -%}
@@ -68,6 +74,7 @@
 {% macro duckdb__json_types() -%}{{ return(['json']) }}{%- endmacro %}
 {% macro snowflake__json_types() -%}{{ return(['variant', 'object', 'array']) }}{%- endmacro %}
 {% macro bigquery__json_types() -%}{{ return(['json']) }}{%- endmacro %}
+{% macro redshift__json_types() -%}{{ return(['super']) }}{%- endmacro %}
 
 {#- One scan: rows with a NULL in a key column, and rows whose key is not unique. -#}
 {% macro key_audit_sql(model, keys) -%}
@@ -160,11 +167,28 @@ limit {{ limit }}
   {{ return(dbt_eventbridge.default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, carry=true)) }}
 {%- endmacro %}
 
+{#- The plan's numbers, 1..n: any order will do, and no order costs no sort. Snowflake and
+    Spark require an ORDER BY in ROW_NUMBER's window: the keys (the diff's `d`). -#}
+{% macro plan_seq_sql(keys) -%}
+  {{ return(adapter.dispatch('plan_seq_sql', 'dbt_eventbridge')(keys)) }}
+{%- endmacro %}
+{% macro default__plan_seq_sql(keys) -%}row_number() over (){%- endmacro %}
+{% macro snowflake__plan_seq_sql(keys) -%}row_number() over (order by {% for k in keys %}d.{{ k }}{{ ", " if not loop.last }}{% endfor %}){%- endmacro %}
+{% macro spark__plan_seq_sql(keys) -%}{{ dbt_eventbridge.snowflake__plan_seq_sql(keys) }}{%- endmacro %}
+
+{#- The text type a value is cast to when it is compared or hashed as text: unbounded
+    (Redshift's VARCHAR without a length is 256 bytes, which would cut values short). -#}
+{% macro text_type() -%}
+  {{ return(adapter.dispatch('text_type', 'dbt_eventbridge')()) }}
+{%- endmacro %}
+{% macro default__text_type() -%}{{ return(dbt.type_string()) }}{%- endmacro %}
+{% macro redshift__text_type() -%}{{ return('varchar(max)') }}{%- endmacro %}
+
 {% macro _cmp_exprs(pairs, side, alias) -%}
   {%- set out = [] -%}
   {%- for p in pairs -%}
     {%- set e = alias ~ '.' ~ (p[0] if side == 'm' else p[1]) -%}
-    {%- do out.append(('cast(' ~ e ~ ' as ' ~ dbt.type_string() ~ ')') if p[2] else e) -%}
+    {%- do out.append(('cast(' ~ e ~ ' as ' ~ dbt_eventbridge.text_type() ~ ')') if p[2] else e) -%}
   {%- endfor -%}
   {{ return(out) }}
 {%- endmacro %}
@@ -202,7 +226,7 @@ d as (
     m.{{ c }}{% endfor %}{% endif %}
   from m
 )
-{%- set items = ["row_number() over () as _eb_seq", "d._eb_op", "d._eb_new_hash as _eb_hash", "d._eb_old_shape as _eb_shape"] -%}
+{%- set items = [dbt_eventbridge.plan_seq_sql(keys) ~ " as _eb_seq", "d._eb_op", "d._eb_new_hash as _eb_hash", "d._eb_old_shape as _eb_shape"] -%}
 {%- for k in keys %}{% do items.append("d." ~ k) %}{% endfor -%}
 {%- for c in non_keys %}{% do items.append(('d.' if carry else 'src.') ~ c) %}{% endfor %}
 select
@@ -252,7 +276,7 @@ d as (
      {%- if older %} or s._eb_fp <> {{ current }}{% endif %}
      {%- if full_refresh %} or m._eb_hash is not null{% endif %}
 )
-{%- set items = ["row_number() over () as _eb_seq", "d._eb_op", "coalesce(d._eb_new_hash, d._eb_old_hash) as _eb_hash",
+{%- set items = [dbt_eventbridge.plan_seq_sql(keys) ~ " as _eb_seq", "d._eb_op", "coalesce(d._eb_new_hash, d._eb_old_hash) as _eb_hash",
                    "cast(d._eb_old_shape as " ~ dbt.type_int() ~ ") as _eb_shape"] -%}
 {%- for k in keys %}{% do items.append("d." ~ k) %}{% endfor -%}
 {%- for c in non_keys %}{% do items.append(('d.' if carry else 'src.') ~ c) %}{% endfor -%}
@@ -299,6 +323,16 @@ delete from {{ state }} using {{ done }} as d where {{ cond | join(" and ") }} a
            dbt_eventbridge.renew_fingerprints_sql(state, state_name, done, keys, state_keys, current)]) }}
 {%- endmacro %}
 
+{#- BigQuery has no DELETE ... USING: the same rows, by a correlated EXISTS. -#}
+{% macro bigquery__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false) -%}
+{%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
+{%- set delete_sql -%}
+delete from {{ state }} as st where exists (select 1 from {{ done }} as d where d._eb_op <> 'rebaseline' and {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %})
+{%- endset -%}
+{{ return([delete_sql, dbt_eventbridge._insert_done(state, done, new_columns, current),
+           dbt_eventbridge.renew_fingerprints_sql(state, state_name, done, keys, state_keys, current)]) }}
+{%- endmacro %}
+
 {% macro _insert_done(target, done, new_columns, current) -%}
 insert into {{ target }} ({% for c, p in new_columns %}{{ p }}, {% endfor %}_eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
 select {% for c, p in new_columns %}d.{{ c }}, {% endfor %}d._eb_hash, {{ current }}, {{ current }}, {{ dbt.current_timestamp() }}
@@ -313,6 +347,13 @@ from {{ done }} as d where d._eb_op not in ('removed', 'rebaseline')
 update {{ target }} set _eb_hash = d._eb_hash, _eb_fp = {{ current }}
 from {{ done }} as d
 where d._eb_op = 'rebaseline' and {% for k in keys %}d.{{ k }} = {{ target_name }}.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %}
+{%- endmacro %}
+
+{#- BigQuery: the target with an alias of its own (a table path is not a correlation name). -#}
+{% macro bigquery__renew_fingerprints_sql(target, target_name, done, keys, state_keys, current) -%}
+update {{ target }} as t set _eb_hash = d._eb_hash, _eb_fp = {{ current }}
+from {{ done }} as d
+where d._eb_op = 'rebaseline' and {% for k in keys %}d.{{ k }} = t.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %}
 {%- endmacro %}
 
 {#- A new state table, when the schema changed (or there is no state yet): its columns take
@@ -385,6 +426,15 @@ insert into {{ acks }} (_eb_seq) values
 {% macro default__ack_insert_max_rows() -%}{{ return(1000) }}{%- endmacro %}
 {% macro duckdb__ack_insert_max_rows() -%}{{ return(10000000) }}{%- endmacro %}
 {% macro postgres__ack_insert_max_rows() -%}{{ return(10000000) }}{%- endmacro %}
+{#- generate_series runs on Redshift's leader node only, never in an INSERT ... SELECT. -#}
+{% macro redshift__ack_insert_max_rows() -%}{{ return(1000) }}{%- endmacro %}
+{% macro redshift__ack_insert_sql(acks, runs) -%}{{ return(dbt_eventbridge.default__ack_insert_sql(acks, runs)) }}{%- endmacro %}
+{#- GENERATE_ARRAY builds each run in memory: 100,000 a statement stays far below its limits. -#}
+{% macro bigquery__ack_insert_max_rows() -%}{{ return(100000) }}{%- endmacro %}
+{% macro bigquery__ack_insert_sql(acks, runs) -%}
+insert into {{ acks }} (_eb_seq)
+select s from unnest([{% for r in runs %}struct({{ r[0] }} as lo, {{ r[1] }} as hi){{ ", " if not loop.last }}{% endfor %}]) as r, unnest(generate_array(r.lo, r.hi)) as s
+{%- endmacro %}
 {% macro duckdb__ack_insert_sql(acks, runs) -%}
 insert into {{ acks }} (_eb_seq)
 select unnest(generate_series(r.lo, r.hi)) from (values {% for r in runs %}({{ r[0] }}, {{ r[1] }}){{ ", " if not loop.last }}{% endfor %}) as r(lo, hi)
@@ -402,3 +452,5 @@ select generate_series(r.lo, r.hi) from (values {% for r in runs %}({{ r[0] }}::
 {% macro postgres__plan_index_sql(plan) -%}
   {{ return('create index on ' ~ plan ~ ' (_eb_seq)') }}
 {%- endmacro %}
+{#- Redshift has no indexes (its sort keys are set when a table is created). -#}
+{% macro redshift__plan_index_sql(plan) -%}{{ return('') }}{%- endmacro %}

@@ -164,7 +164,7 @@ class TempPlan:
                layout: Layout) -> None:
         def make(sql: str) -> str:
             self._drop()
-            self.plan = planning.create_temp_plan(self.project, sql)
+            self.plan = planning.create_temp_plan(self.project, sql, self.tables.schema)
             return str(self.plan)
 
         _create(self.project, plan_sql, state, dups, shape, make)

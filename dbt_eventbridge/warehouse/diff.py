@@ -276,9 +276,10 @@ def audit_keys(project: DbtProject, model: Any, shape: ModelShape) -> KeyAudit:
     return audit
 
 
-def create_temp_plan(project: DbtProject, plan_sql: str) -> str:
-    """A dry run's plan, in a temporary table of this session; returns its name."""
-    name = f"eb_dry_run_{uuid.uuid4().hex[:12]}"
+def create_temp_plan(project: DbtProject, plan_sql: str, schema: str) -> Any:
+    """A dry run's plan, in a temporary table of this session (or, on an engine without
+    them, a table of its own in the state schema ``schema``); returns it."""
+    name = project.engine.temp_relation(project, schema, f"eb_dry_run_{uuid.uuid4().hex[:12]}")
     project.execute(project.sql.create_table_as(name, plan_sql, temporary=True))
     index = project.render_macro("plan_index_sql", plan=name)
     if index:
@@ -301,6 +302,6 @@ def count_ops(project: DbtProject, plan: Any) -> dict[str, int]:
     return counts
 
 
-def drop_temp_plan(project: DbtProject, name: str) -> None:
+def drop_temp_plan(project: DbtProject, name: Any) -> None:
     """A dry run's plan, once read."""
-    project.execute(project.sql.drop_table(name, if_exists=True))
+    project.execute(project.sql.drop_temp(name))

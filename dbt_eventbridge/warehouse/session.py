@@ -9,19 +9,15 @@ any driver error into one of ours, classified transient or terminal.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from dbt_eventbridge.errors import WarehouseError, WarehouseUnavailableError
 from dbt_eventbridge.warehouse.driver_errors import BusyError, warehouse_error
-from dbt_eventbridge.warehouse.engines.base import Engine
+from dbt_eventbridge.warehouse.engines.base import DDL, Engine
 from dbt_eventbridge.warehouse.nodes import ModelNode
 
 PACKAGE = "dbt_eventbridge"
-# A statement that may create, drop or rename (alter) a table; over-matching only costs a
-# listing. Anchored at the start: a row value containing "create" in an INSERT is not DDL.
-_DDL = re.compile(r"\s*(create|drop|alter)\b", re.IGNORECASE)
 
 
 class AdapterSession:
@@ -115,21 +111,10 @@ class AdapterSession:
         if not self._in_transaction:
             with self.transaction():
                 return self._statement(sql, fetch, params)
-        if _DDL.match(sql):
+        if DDL.match(sql):  # over-matching only costs a listing
             self._listings.clear()
         try:
-            cursor = self.adapter.connections.get_thread_connection().handle.cursor()
-            try:
-                if params is None:
-                    cursor.execute(sql)
-                else:
-                    cursor.execute(sql, params)
-                if not fetch or cursor.description is None:
-                    return [], []
-                names = [str(d[0]).lower() for d in cursor.description]
-                return names, [tuple(r) for r in cursor.fetchall()]
-            finally:
-                self.engine.close_cursor(cursor)
+            return self.engine.run(self.adapter, sql, fetch, params)
         except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
             raise self._error("a statement failed in the warehouse", e) from None
 
@@ -180,14 +165,7 @@ class AdapterSession:
 
     def _stream(self, sql: str, batch_size: int) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         try:
-            cursor = self.engine.open_stream(self.adapter, sql, batch_size)
-            first = cursor.fetchmany(batch_size)
-            names = [d[0] for d in cursor.description]
-            rows = first
-            while rows:
-                yield names, rows if isinstance(rows, list) else list(rows)
-                rows = cursor.fetchmany(batch_size)
-            self.engine.close_stream(cursor)
+            yield from self.engine.stream(self.adapter, sql, batch_size)
         except WarehouseError:
             raise
         except Exception as e:  # noqa: BLE001 - any driver error becomes ours, classified
@@ -227,7 +205,7 @@ class AdapterSession:
         self._listings.clear()  # a listing read inside it may show tables rolled back
         self.rollbacks += 1
         try:
-            self.adapter.connections.rollback_if_open()
+            self.engine.rollback(self.adapter)
         except Exception:  # noqa: BLE001 - the connection may be gone; the error being raised says why
             pass
 

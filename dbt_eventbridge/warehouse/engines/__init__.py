@@ -8,14 +8,29 @@ from dbt_eventbridge.warehouse.engines.base import Engine
 
 
 def engine_for(adapter_type: str) -> Engine:
+    # Imported on demand: each module is small, but the CLI should not load every engine.
     if adapter_type == "duckdb":
         from dbt_eventbridge.warehouse.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine()
-    if adapter_type in ("postgres", "redshift"):
+    if adapter_type == "postgres":
         from dbt_eventbridge.warehouse.engines.postgres import PostgresEngine
 
         return PostgresEngine(adapter_type)
-    if adapter_type in ("bigquery", "spark", "databricks", "snowflake"):
-        return Engine(adapter_type, backslash_escapes=True)
+    if adapter_type == "redshift":
+        from dbt_eventbridge.warehouse.engines.redshift import RedshiftEngine
+
+        return RedshiftEngine()
+    if adapter_type == "snowflake":
+        from dbt_eventbridge.warehouse.engines.snowflake import SnowflakeEngine
+
+        return SnowflakeEngine()
+    if adapter_type == "bigquery":
+        from dbt_eventbridge.warehouse.engines.bigquery import BigQueryEngine
+
+        return BigQueryEngine()
+    if adapter_type in ("spark", "databricks"):
+        from dbt_eventbridge.warehouse.engines.spark import SparkEngine
+
+        return SparkEngine(adapter_type)
     return Engine(adapter_type)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dbt_eventbridge.warehouse.engines.statements import Statements
 
 Rows = list[tuple[Any, ...]]
 EventColumns = Sequence[tuple[str, str]]  # (name, kind): kind is string, int, bigint, float or timestamp
+
+# A statement that may create, drop or rename (alter) a table. Anchored at the start: a row
+# value containing "create" in an INSERT is not DDL.
+DDL = re.compile(r"\s*(create|drop|alter)\b", re.IGNORECASE)
 
 VALUES_ROWS = 100  # rows per INSERT ... VALUES statement on engines without a faster path
 
@@ -24,9 +29,40 @@ class Engine:
         self.backslash_escapes = backslash_escapes
         self.sql = self.statements_class(self.literal)
 
+    # -- running a statement ----------------------------------------------------------
+    def run(self, adapter: Any, sql: str, fetch: bool, params: Any) -> tuple[list[str], Rows]:
+        """One statement on the connection's own DB-API cursor: (lower-cased column names, rows)."""
+        cursor = adapter.connections.get_thread_connection().handle.cursor()
+        try:
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
+            if not fetch or cursor.description is None:
+                return [], []
+            return _names(cursor.description), [tuple(r) for r in cursor.fetchall()]
+        finally:
+            self.close_cursor(cursor)
+
+    def close_cursor(self, cursor: Any) -> None:
+        """After a statement on a fresh cursor of the connection's handle."""
+
     # -- reading a large result -------------------------------------------------------
     # Whether a read needs no transaction of ours (and no dbt query events).
     streams_outside_transaction = False
+
+    def stream(self, adapter: Any, sql: str, batch_size: int) -> Iterator[tuple[list[str], Rows]]:
+        """(column names as the driver gives them, rows) batches of at most ``batch_size`` rows;
+        the result is never held whole in Python."""
+        cursor = self.open_stream(adapter, sql, batch_size)
+        rows = cursor.fetchmany(batch_size)
+        # After the first fetch: a server-side cursor (psycopg2's named one) has no
+        # description before it.
+        names = [str(d[0]) for d in cursor.description]
+        while rows:
+            yield names, rows if isinstance(rows, list) else list(rows)
+            rows = cursor.fetchmany(batch_size)
+        self.close_stream(cursor)
 
     def open_stream(self, adapter: Any, sql: str, batch_size: int) -> Any:
         """A cursor over ``sql`` whose rows are fetched ``batch_size`` at a time."""
@@ -35,9 +71,6 @@ class Engine:
 
     def close_stream(self, cursor: Any) -> None:
         """Most adapters hand out the connection's own cursor, which stays open."""
-
-    def close_cursor(self, cursor: Any) -> None:
-        """After a statement on a fresh cursor of the connection's handle."""
 
     # -- errors -------------------------------------------------------------------------
     def memory_fix(self, e: BaseException) -> str | None:
@@ -49,12 +82,27 @@ class Engine:
         return None
 
     # -- transactions -------------------------------------------------------------------
+    # Whether a transaction of ours is atomic with CREATE, DROP and RENAME inside it (DuckDB,
+    # PostgreSQL, Redshift). Where it is not (Snowflake commits before and after each DDL
+    # statement; BigQuery and Spark have no multi-statement transactions our statements can
+    # use), a transaction is atomic for DML alone, or not at all, and a crash between two
+    # statements leaves the steps before it done: see README "Guarantees per warehouse".
+    transactional_ddl = True
+
     def begin(self, adapter: Any) -> None:
         """Open a transaction on the thread's connection (the server must really be in one)."""
         adapter.connections.begin()
 
     def commit(self, adapter: Any) -> None:
         adapter.connections.commit()
+
+    def rollback(self, adapter: Any) -> None:
+        adapter.connections.rollback_if_open()
+
+    # -- temporary tables ---------------------------------------------------------------
+    def temp_relation(self, project: Any, schema: str, name: str) -> Any:
+        """Where a dry run's plan goes: a temporary table of the session, named alone."""
+        return name
 
     # -- literals -----------------------------------------------------------------------
     def string_literal(self, text: str) -> str:
@@ -74,6 +122,10 @@ class Engine:
     # -- the run history's events -------------------------------------------------------
     def event_writer(self, project: Any, table: Any, columns: EventColumns) -> EventWriter:
         return ValuesEventWriter(self, project, table, columns)
+
+
+def _names(description: Sequence[Sequence[Any]]) -> list[str]:
+    return [str(d[0]).lower() for d in description]
 
 
 class EventWriter:

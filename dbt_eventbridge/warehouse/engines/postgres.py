@@ -1,4 +1,4 @@
-"""PostgreSQL (and Redshift, which speaks its protocol): server-side cursors, JSON inserts."""
+"""PostgreSQL: server-side cursors, JSON inserts (Redshift, which speaks its protocol, has its own module)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class PostgresEngine(Engine):
         handle = adapter.connections.get_thread_connection().handle
         info = getattr(handle, "info", None)
         if info is None or handle.status == extensions.STATUS_READY:
-            return  # not psycopg2 (redshift_connector), or psycopg2 opens one itself
+            return  # psycopg2 opens one itself
         if info.transaction_status == extensions.TRANSACTION_STATUS_IDLE:
             with handle.cursor() as cursor:
                 cursor.execute("begin")

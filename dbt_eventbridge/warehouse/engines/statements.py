@@ -52,6 +52,10 @@ class Statements:
     def create_table_as(self, relation: Any, select_sql: str, temporary: bool = False) -> str:
         return f"create {'temporary ' if temporary else ''}table {relation} as {select_sql}"
 
+    def drop_temp(self, relation: Any) -> str:
+        """A dry run's plan (see Engine.temp_relation), once read."""
+        return self.drop_table(relation, if_exists=True)
+
     def insert_values(self, relation: Any, row: Mapping[str, Any]) -> str:
         return (f"insert into {relation} ({', '.join(row)}) "
                 f"values ({', '.join(self.lit(v) for v in row.values())})")
