@@ -73,7 +73,7 @@ def render(project: Any) -> list[tuple[str, str]]:
     plan = project.state_relation("eventbridge_state", "_eb_plan__customers")
     acks = project.state_relation("eventbridge_state", "_eb_acks__customers")
     layouts = project.state_relation("eventbridge_state", "_eb_layouts")
-    locks = project.state_relation("eventbridge_state", "_eb_locks")
+    lock = project.state_relation("eventbridge_state", "_eb_lock__customers")
     objects = project.state_relation("eventbridge_state", "_eb_objects")
     runs = project.state_relation("eventbridge_state", "_eb_runs")
     events = project.state_relation("eventbridge_state", "_eb_events")
@@ -134,17 +134,17 @@ def render(project: Any) -> list[tuple[str, str]]:
                                                                 columns=[list(c) for c in RUN_COLUMNS])),
         ("history_second", lambda: project.render_macro("history_second", column="sent_at")),
         # The statements of warehouse/engines/statements.py, in this engine's subclass.
-        ("create_locks", lambda: sql.create_locks(locks)),
+        ("create_lock", lambda: sql.create_lock(lock, "host:1:ab", "host", 1, 1700000000)),
         ("create_acks", lambda: sql.create_acks(acks)),
         ("create_table_as temporary", lambda: sql.create_table_as(
             project.engine.temp_relation(project, "eventbridge_state", "eb_dry_run_1"), "select 1 as x",
             temporary=True)),
         ("drop_temp", lambda: sql.drop_temp(project.engine.temp_relation(project, "eventbridge_state",
                                                                          "eb_dry_run_1"))),
-        ("insert_values", lambda: sql.insert_values(locks, {"sync_name": "o'k\\", "owner": None, "pid": 7})),
+        ("insert_values", lambda: sql.insert_values(objects, {"name": "o'k\\", "kind": None, "created_epoch": 7})),
         ("delete_where", lambda: sql.delete_where(objects, name="_eb_plan__customers")),
         ("touch_object", lambda: sql.touch_object(objects, "_eb_state__customers", 1700000000)),
-        ("lock_beat", lambda: sql.lock_beat(locks, "customers", "host:1:ab", 1700000000)),
+        ("lock_beat", lambda: sql.lock_beat(lock, "host:1:ab", 1700000000)),
         ("layout_upsert", lambda: sql.layout_upsert(layouts, "customers", {"pending_layout": "{}",
                                                                           "updated_epoch": 1})),
         ("layout_forget_unused", lambda: sql.layout_forget_unused(layouts, "customers")),

@@ -1,4 +1,9 @@
-"""One writer per sync: a row in ``_eb_locks``, with a heartbeat."""
+"""One writer per sync: a table of its own, ``_eb_lock__<sync>``, with a heartbeat.
+
+The lock is the table's existence: creating a table of a given name succeeds for one
+creator on every warehouse, where a primary key (the lock row of versions before 0.2) is
+not enforced on Snowflake, BigQuery, Redshift or Spark, so two runs could both insert it.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,15 @@ from typing import Any
 
 from dbt_eventbridge.errors import LockedError, WarehouseError
 from dbt_eventbridge.warehouse.project import DbtProject
-from dbt_eventbridge.warehouse.tables import StateTables
+from dbt_eventbridge.warehouse.tables import LOCK_COLUMNS, StateTables, exists
 
 
 class SyncLock:
-    """One writer per sync, as a row in ``_eb_locks``.
+    """One writer per sync, as the table ``_eb_lock__<sync>`` holding its owner and heartbeat.
 
     A lock whose owner stopped heart-beating for ``ttl`` seconds, or whose owner was a
-    process on this machine that no longer exists (a killed run), is taken over.
+    process on this machine that no longer exists (a killed run), is taken over: dropped,
+    then created again by the one run whose CREATE succeeds.
     """
 
     def __init__(self, project: DbtProject, tables: StateTables, *, ttl: int, wait: int) -> None:
@@ -31,27 +37,30 @@ class SyncLock:
 
     def __enter__(self) -> SyncLock:
         deadline = time.monotonic() + self.wait
-        sql = self.project.sql
-        # What other processes did to this sync's tables before we held it is seen afresh.
-        self.project.forget_tables()
+        lock, owned = self.tables.lock, self.tables.owned
         while True:
+            # What other processes did to this sync's tables is seen afresh each time.
+            self.project.forget_tables()
             try:
                 with self.project.transaction():
-                    self.project.execute(sql.insert_values(self.tables.locks, {
-                        "sync_name": self.tables.sync, "owner": self.owner, "host": self.host,
-                        "pid": os.getpid(), "heartbeat_epoch": int(time.time())}))
+                    self.project.execute(self.project.sql.create_lock(lock, self.owner, self.host, os.getpid(),
+                                                                      int(time.time())))
+                    owned.register(lock, "lock", self.tables.sync)
                 self._last_beat = time.monotonic()
                 return self
-            except WarehouseError:
-                pass  # held: look at the holder
-            rows = self.project.execute(sql.select(self.tables.locks, ["owner", "host", "pid", "heartbeat_epoch"],
-                                                   sync_name=self.tables.sync), fetch=True)
+            except WarehouseError as e:
+                self.project.forget_tables()
+                if not exists(self.project, lock):
+                    raise e from None  # not held: the warehouse refused the CREATE for its own reason
+            # Held. A lock table whose creator died before registering it is recognised by
+            # exactly its columns (never one of someone else's).
+            owned.adopt(lock, "lock", LOCK_COLUMNS, self.tables.sync)
+            rows = self.project.execute(self.project.sql.select(lock, LOCK_COLUMNS), fetch=True)
             if not rows:
-                continue
+                continue  # dropped in between: try again
             owner, host, pid, beat = rows[0]
             if self._stale(str(host), int(pid), int(beat)):
-                self.project.execute(sql.delete_where(self.tables.locks, sync_name=self.tables.sync,
-                                                      owner=str(owner)))
+                owned.drop(lock)
                 continue
             if time.monotonic() >= deadline:
                 age = int(time.time()) - int(beat)
@@ -79,12 +88,13 @@ class SyncLock:
         if time.monotonic() - self._last_beat < 5:
             return
         self._last_beat = time.monotonic()
-        self.project.execute(self.project.sql.lock_beat(self.tables.locks, self.tables.sync, self.owner,
-                                                        int(time.time())))
+        self.project.execute(self.project.sql.lock_beat(self.tables.lock, self.owner, int(time.time())))
 
     def __exit__(self, *exc: Any) -> None:
+        lock = self.tables.lock
         try:
-            self.project.execute(self.project.sql.delete_where(self.tables.locks, sync_name=self.tables.sync,
-                                                               owner=self.owner))
+            rows = self.project.execute(self.project.sql.select(lock, ["owner"]), fetch=True)
+            if rows and rows[0][0] == self.owner:  # not one that a run taking over ours made
+                self.tables.owned.drop(lock)
         except WarehouseError:
             pass  # the lock expires by itself

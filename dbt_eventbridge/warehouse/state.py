@@ -5,11 +5,12 @@ sync's, or with a model of the same name: every table of ours starts with ``_eb_
 - ``_eb_state__<sync>``: what was delivered, typed (see layout.py);
 - ``_eb_plan__<sync>``: the changes of the current run, numbered by ``_eb_seq``;
 - ``_eb_acks__<sync>``: the ``_eb_seq`` of plan rows that need no more sending, journaled
-  as EventBridge accepts them, so a killed run loses at most what was in flight.
-Shared: ``_eb_layouts`` (each state's layout, and the one its pending plan will write),
-``_eb_locks`` (one writer per sync) and ``_eb_objects``: every table dbt-eventbridge
-created. A table is written, emptied or dropped only if ``_eb_objects`` lists it, so a
-table of someone else's is never touched, whatever the state schema holds.
+  as EventBridge accepts them, so a killed run loses at most what was in flight;
+- ``_eb_lock__<sync>``: exists while a run holds the sync (see lock.py).
+Shared: ``_eb_layouts`` (each state's layout, and the one its pending plan will write) and
+``_eb_objects``: every table dbt-eventbridge created. A table is written, emptied or
+dropped only if ``_eb_objects`` lists it, so a table of someone else's is never touched,
+whatever the state schema holds.
 """
 
 from __future__ import annotations

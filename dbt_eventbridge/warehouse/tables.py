@@ -16,15 +16,14 @@ from dbt_eventbridge.warehouse.project import DbtProject
 
 OBJECTS = "_eb_objects"
 LAYOUTS = "_eb_layouts"
-LOCKS = "_eb_locks"
 LEGACY_REGISTRY = "_eb_syncs"    # format 1
 MAX_NAME = 63                    # PostgreSQL truncates longer identifiers (and so would collide)
-_PREFIXES = ("_eb_state__", "_eb_plan__", "_eb_acks__", "_eb_next__")
+_PREFIXES = ("_eb_state__", "_eb_plan__", "_eb_acks__", "_eb_next__", "_eb_lock__")
 
 OBJECT_COLUMNS = [["name", "string"], ["kind", "string"], ["sync_name", "string"], ["created_epoch", "bigint"]]
 LAYOUT_COLUMNS = [["sync_name", "string"], ["layout", "string"], ["pending_layout", "string"],
                   ["committed_epoch", "bigint"], ["updated_epoch", "bigint"]]
-LOCK_COLUMNS = ["sync_name", "owner", "host", "pid", "heartbeat_epoch"]
+LOCK_COLUMNS = ["owner", "host", "pid", "heartbeat_epoch"]
 LEGACY_REGISTRY_COLUMNS = ["sync_name", "hash_version", "hash_columns", "pending_hash_version",
                            "pending_hash_columns", "updated_epoch"]
 
@@ -203,7 +202,7 @@ class StateTables:
         self.acks = rel(schema, f"_eb_acks__{stem}")
         self.next = rel(schema, f"_eb_next__{stem}")
         self.layouts = rel(schema, LAYOUTS)
-        self.locks = rel(schema, LOCKS)
+        self.lock = rel(schema, f"_eb_lock__{stem}")
         self.state_name = project.quote(f"_eb_state__{stem}")
         self.next_name = project.quote(f"_eb_next__{stem}")
         # format 1 (before typed state), migrated on the first run
@@ -223,4 +222,3 @@ def ensure_schema(project: DbtProject, tables: StateTables) -> None:
     owned.ensure_table(tables.layouts, "layouts",
                        project.render_macro("history_table_sql", relation=tables.layouts, columns=LAYOUT_COLUMNS),
                        [c for c, _ in LAYOUT_COLUMNS])
-    owned.ensure_table(tables.locks, "locks", project.sql.create_locks(tables.locks), LOCK_COLUMNS)

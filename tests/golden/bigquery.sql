@@ -276,8 +276,8 @@ timestamp_trunc(
         second
     );
 
--- create_locks
-create table `offline-project`.`eventbridge_state`.`_eb_locks` (sync_name string, owner string, host string, pid int64, heartbeat_epoch int64);
+-- create_lock
+create table `offline-project`.`eventbridge_state`.`_eb_lock__customers` as select 'host:1:ab' as owner, 'host' as host, cast(1 as bigint) as pid, cast(1700000000 as bigint) as heartbeat_epoch;
 
 -- create_acks
 create table `offline-project`.`eventbridge_state`.`_eb_acks__customers` (_eb_seq int64);
@@ -289,7 +289,7 @@ create table `offline-project`.`eventbridge_state`.`eb_dry_run_1` options (expir
 drop table if exists `offline-project`.`eventbridge_state`.`eb_dry_run_1`;
 
 -- insert_values
-insert into `offline-project`.`eventbridge_state`.`_eb_locks` (sync_name, owner, pid) values ('o\'k\\', null, 7);
+insert into `offline-project`.`eventbridge_state`.`_eb_objects` (name, kind, created_epoch) values ('o\'k\\', null, 7);
 
 -- delete_where
 delete from `offline-project`.`eventbridge_state`.`_eb_objects` where name = '_eb_plan__customers';
@@ -298,7 +298,7 @@ delete from `offline-project`.`eventbridge_state`.`_eb_objects` where name = '_e
 update `offline-project`.`eventbridge_state`.`_eb_objects` set created_epoch = 1700000000 where name = '_eb_state__customers';
 
 -- lock_beat
-update `offline-project`.`eventbridge_state`.`_eb_locks` set heartbeat_epoch = 1700000000 where sync_name = 'customers' and owner = 'host:1:ab';
+update `offline-project`.`eventbridge_state`.`_eb_lock__customers` set heartbeat_epoch = 1700000000 where owner = 'host:1:ab';
 
 -- layout_upsert
 merge `offline-project`.`eventbridge_state`.`_eb_layouts` as t using (select 'customers' as sync_name, '{}' as pending_layout, 1 as updated_epoch) as s on t.sync_name = s.sync_name when matched then update set pending_layout = s.pending_layout, updated_epoch = s.updated_epoch when not matched then insert (sync_name, pending_layout, updated_epoch) values (s.sync_name, s.pending_layout, s.updated_epoch);

@@ -300,8 +300,8 @@ create table if not exists "d"."eventbridge_state"."_eb_runs" (
 -- history_second
 date_trunc('second', sent_at);
 
--- create_locks
-create table "d"."eventbridge_state"."_eb_locks" (sync_name varchar(256) primary key, owner varchar(256), host varchar(256), pid bigint, heartbeat_epoch bigint);
+-- create_lock
+create table "d"."eventbridge_state"."_eb_lock__customers" as select 'host:1:ab' as owner, 'host' as host, cast(1 as bigint) as pid, cast(1700000000 as bigint) as heartbeat_epoch;
 
 -- create_acks
 create table "d"."eventbridge_state"."_eb_acks__customers" (_eb_seq bigint);
@@ -313,7 +313,7 @@ create temporary table eb_dry_run_1 as select 1 as x;
 drop table if exists eb_dry_run_1;
 
 -- insert_values
-insert into "d"."eventbridge_state"."_eb_locks" (sync_name, owner, pid) values ('o\'k\\', null, 7);
+insert into "d"."eventbridge_state"."_eb_objects" (name, kind, created_epoch) values ('o\'k\\', null, 7);
 
 -- delete_where
 delete from "d"."eventbridge_state"."_eb_objects" where name = '_eb_plan__customers';
@@ -322,7 +322,7 @@ delete from "d"."eventbridge_state"."_eb_objects" where name = '_eb_plan__custom
 update "d"."eventbridge_state"."_eb_objects" set created_epoch = 1700000000 where name = '_eb_state__customers';
 
 -- lock_beat
-update "d"."eventbridge_state"."_eb_locks" set heartbeat_epoch = 1700000000 where sync_name = 'customers' and owner = 'host:1:ab';
+update "d"."eventbridge_state"."_eb_lock__customers" set heartbeat_epoch = 1700000000 where owner = 'host:1:ab';
 
 -- layout_upsert
 update "d"."eventbridge_state"."_eb_layouts" set pending_layout = '{}', updated_epoch = 1 where sync_name = 'customers';

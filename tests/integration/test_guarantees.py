@@ -362,15 +362,16 @@ def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:
     assert b.sync().rc == 0
     b.delivered()
     b.sql("update main.bulk set value = 'x' where id < 10")
-    # a live run elsewhere holds the sync
-    b.sql(f"insert into eventbridge_state._eb_locks values ('bulk', 'other-host:1:abc', 'other-host', 1, "
-          f"{int(time.time())})")
+    # a live run elsewhere holds the sync (its lock table, as its CREATE made it)
+    lock = "eventbridge_state._eb_lock__bulk"
+    b.sql(f"create table {lock} as select 'other-host:1:abc' as owner, 'other-host' as host, "
+          f"cast(1 as bigint) as pid, cast({int(time.time())} as bigint) as heartbeat_epoch")
     r = b.sync()
     assert r.rc == 2
     assert "another run (other-host:1:abc) is syncing it right now" in r.stderr
     assert b.delivered() == []
     # its heartbeat stops: the lock is taken over after lock_ttl_seconds
-    b.sql(f"update eventbridge_state._eb_locks set heartbeat_epoch = {int(time.time()) - 3600}")
+    b.sql(f"update {lock} set heartbeat_epoch = {int(time.time()) - 3600}")
     r = b.sync()
     assert r.rc == 0
     assert len(b.delivered()) == 9
@@ -380,12 +381,12 @@ def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:
     dead.wait()
     import socket
 
-    b.sql(f"insert into eventbridge_state._eb_locks values ('bulk', 'me', '{socket.gethostname()}', {dead.pid}, "
-          f"{int(time.time())})")
+    b.sql(f"create table {lock} as select 'me' as owner, '{socket.gethostname()}' as host, "
+          f"cast({dead.pid} as bigint) as pid, cast({int(time.time())} as bigint) as heartbeat_epoch")
     r = b.sync()
     assert r.rc == 0
     assert len(b.delivered()) == 4
-    assert b.sql("select count(*) from eventbridge_state._eb_locks")[0][0] == 0
+    assert b.sql("select count(*) from information_schema.tables where table_name = '_eb_lock__bulk'")[0][0] == 0
 
 
 

@@ -26,10 +26,6 @@ from dbt_eventbridge.warehouse.engines.statements import Statements
 class BigQueryStatements(Statements):
     """BigQuery's dialect: STRING and INT64 types, no enforced keys, MERGE for an upsert."""
 
-    def create_locks(self, locks: Any) -> str:
-        return (f"create table {locks} (sync_name string, owner string, host string, pid int64, "
-                "heartbeat_epoch int64)")
-
     def create_acks(self, acks: Any) -> str:
         return f"create table {acks} (_eb_seq int64)"
 

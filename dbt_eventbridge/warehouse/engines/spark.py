@@ -20,10 +20,6 @@ from dbt_eventbridge.warehouse.engines.statements import Statements
 
 
 class SparkStatements(Statements):
-    def create_locks(self, locks: Any) -> str:
-        return (f"create table {locks} (sync_name string, owner string, host string, pid bigint, "
-                "heartbeat_epoch bigint)")
-
     def create_table_as(self, relation: Any, select_sql: str, temporary: bool = False) -> str:
         if not temporary:
             return super().create_table_as(relation, select_sql)

@@ -70,15 +70,15 @@ class Statements:
     def touch_object(self, objects: Any, name: str, epoch: int) -> str:
         return f"update {objects} set created_epoch = {int(epoch)} where name = {self.lit(name)}"
 
-    def create_locks(self, locks: Any) -> str:
-        # The primary key is what makes it a lock: a second insert fails.
-        return (f"create table {locks} (sync_name varchar(256) primary key, owner varchar(256), "
-                "host varchar(256), pid bigint, heartbeat_epoch bigint)")
+    # -- the lock (_eb_lock__<sync>) ----------------------------------------------------------
+    def create_lock(self, lock: Any, owner: str, host: str, pid: int, epoch: int) -> str:
+        """The lock, held: creating a table of a given name succeeds once, on every warehouse
+        (a primary key is not enforced on Snowflake, BigQuery, Redshift or Spark)."""
+        return (f"create table {lock} as select {self.lit(owner)} as owner, {self.lit(host)} as host, "
+                f"cast({int(pid)} as bigint) as pid, cast({int(epoch)} as bigint) as heartbeat_epoch")
 
-    # -- the lock (_eb_locks) --------------------------------------------------------------
-    def lock_beat(self, locks: Any, sync: str, owner: str, epoch: int) -> str:
-        return (f"update {locks} set heartbeat_epoch = {int(epoch)} "
-                f"where {self._equal({'sync_name': sync, 'owner': owner})}")
+    def lock_beat(self, lock: Any, owner: str, epoch: int) -> str:
+        return f"update {lock} set heartbeat_epoch = {int(epoch)} where owner = {self.lit(owner)}"
 
     # -- layouts (_eb_layouts) -------------------------------------------------------------
     def layout_set(self, layouts: Any, sync: str, sets: Mapping[str, Any]) -> str:
