@@ -143,7 +143,7 @@ def render(project: Any) -> list[tuple[str, str]]:
                                                                          "eb_dry_run_1"))),
         ("insert_values", lambda: sql.insert_values(objects, {"name": "o'k\\", "kind": None, "created_epoch": 7})),
         ("delete_where", lambda: sql.delete_where(objects, name="_eb_plan__customers")),
-        ("touch_object", lambda: sql.touch_object(objects, "_eb_state__customers", 1700000000)),
+        ("touch_object", lambda: sql.touch_object(objects, "_eb_state__customers", 1700000000, "state", "customers")),
         ("lock_beat", lambda: sql.lock_beat(lock, "host:1:ab", 1700000000)),
         ("layout_upsert", lambda: sql.layout_upsert(layouts, "customers", {"pending_layout": "{}",
                                                                           "updated_epoch": 1})),

@@ -15,7 +15,7 @@ from typing import Any
 
 from dbt_eventbridge.errors import LockedError, WarehouseError
 from dbt_eventbridge.warehouse.project import DbtProject
-from dbt_eventbridge.warehouse.tables import LOCK_COLUMNS, StateTables, exists
+from dbt_eventbridge.warehouse.tables import LOCK_COLUMNS, StateTables
 
 
 class SyncLock:
@@ -43,18 +43,15 @@ class SyncLock:
             self.project.forget_tables()
             try:
                 with self.project.transaction():
+                    owned.register(lock, "lock", self.tables.sync)  # before it exists (see Ownership)
                     self.project.execute(self.project.sql.create_lock(lock, self.owner, self.host, os.getpid(),
                                                                       int(time.time())))
-                    owned.register(lock, "lock", self.tables.sync)
                 self._last_beat = time.monotonic()
                 return self
             except WarehouseError as e:
                 self.project.forget_tables()
-                if not exists(self.project, lock):
+                if not owned.check(lock):  # raises when a table of that name is someone else's
                     raise e from None  # not held: the warehouse refused the CREATE for its own reason
-            # Held. A lock table whose creator died before registering it is recognised by
-            # exactly its columns (never one of someone else's).
-            owned.adopt(lock, "lock", LOCK_COLUMNS, self.tables.sync)
             rows = self.project.execute(self.project.sql.select(lock, LOCK_COLUMNS), fetch=True)
             if not rows:
                 continue  # dropped in between: try again

@@ -184,10 +184,10 @@ def _rebuild(project: DbtProject, tables: StateTables, layout: Layout, keep: Lay
                 crash.reach("commit.statement")
         if state_exists:
             project.execute(project.sql.drop_table(tables.state))
+        else:
+            owned.register(tables.state, "state", tables.sync)  # before the name exists (see Ownership)
         project.execute(project.render_macro("rename_table_sql", relation=tables.next, new_name=tables.state_name))
-        owned.renamed(tables.next, tables.state)
-        if not state_exists:
-            owned.register(tables.state, "state", tables.sync)
+        owned.renamed(tables.next)
         _finish(project, tables, final)
 
 

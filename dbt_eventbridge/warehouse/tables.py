@@ -134,15 +134,26 @@ class Ownership:
             self.register(relation, kind, sync)
         return True
 
+    # Where DDL is not transactional (Snowflake, BigQuery, Spark), a run can die between a
+    # CREATE and the registration of what it made, or between a DROP and the removal of its
+    # row. So a table is registered before it is created and unregistered after it is
+    # dropped: _eb_objects may name a table that is gone (harmless: nothing is there to
+    # touch), never miss one of ours (it would be refused as someone else's forever).
+
     def register(self, relation: Any, kind: str, sync: str = "") -> None:
+        """List a table as ours, before it is created (a second registration renews the row)."""
         self.ensure()
         name = str(relation.identifier).lower()
-        sql = self.project.sql
-        self.project.execute(sql.delete_where(self.objects, name=name))
-        self.project.execute(sql.insert_values(self.objects, {"name": name, "kind": kind, "sync_name": sync,
-                                                              "created_epoch": int(time.time())}))
         names = self._known()
         assert names is not None
+        sql = self.project.sql
+        if name in names:
+            # One statement, never a delete and an insert: a crash between them would
+            # leave a table of ours unlisted.
+            self.project.execute(sql.touch_object(self.objects, name, int(time.time()), kind=kind, sync=sync))
+        else:
+            self.project.execute(sql.insert_values(self.objects, {"name": name, "kind": kind, "sync_name": sync,
+                                                                  "created_epoch": int(time.time())}))
         names.add(name)
 
     def ensure_table(self, relation: Any, kind: str, create_sql: str, columns: list[str]) -> None:
@@ -150,15 +161,15 @@ class Ownership:
         if self.adopt(relation, kind, columns):
             return
         with self.project.transaction():
-            self.project.execute(create_sql)
             self.register(relation, kind)
+            self.project.execute(create_sql)
 
     def create(self, relation: Any, sql: str, kind: str, sync: str) -> None:
         """Create one of our tables (inside the caller's transaction)."""
         if self.check(relation):
             self.drop(relation)
-        self.project.execute(sql)
         self.register(relation, kind, sync)
+        self.project.execute(sql)
 
     def drop(self, relation: Any) -> None:
         """Drop a table of ours, if it exists (raises if it exists and is not ours)."""
@@ -180,11 +191,11 @@ class Ownership:
         if names is not None:
             names.discard(name)
 
-    def renamed(self, old_relation: Any, new_relation: Any) -> None:
-        old_name, new_name = str(old_relation.identifier).lower(), str(new_relation.identifier).lower()
+    def renamed(self, old_relation: Any) -> None:
+        """After ``old_relation`` was renamed to a name registered before the rename."""
+        old_name = str(old_relation.identifier).lower()
         self.project.execute(self.project.sql.delete_where(self.objects, name=old_name))
         self.forget(old_name)
-        self.project.execute(self.project.sql.touch_object(self.objects, new_name, int(time.time())))
 
 
 class StateTables:

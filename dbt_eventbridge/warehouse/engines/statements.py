@@ -67,8 +67,9 @@ class Statements:
         return " and ".join(f"{k} = {self.lit(v)}" for k, v in equal.items())
 
     # -- ownership (_eb_objects) -----------------------------------------------------------
-    def touch_object(self, objects: Any, name: str, epoch: int) -> str:
-        return f"update {objects} set created_epoch = {int(epoch)} where name = {self.lit(name)}"
+    def touch_object(self, objects: Any, name: str, epoch: int, kind: str, sync: str) -> str:
+        return (f"update {objects} set kind = {self.lit(kind)}, sync_name = {self.lit(sync)}, "
+                f"created_epoch = {int(epoch)} where name = {self.lit(name)}")
 
     # -- the lock (_eb_lock__<sync>) ----------------------------------------------------------
     def create_lock(self, lock: Any, owner: str, host: str, pid: int, epoch: int) -> str:
