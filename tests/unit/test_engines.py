@@ -200,3 +200,33 @@ def test_a_failed_statement_ends_the_transaction_with_our_error(rendered: dict[s
     assert step["error"].startswith("a statement failed in the warehouse: ")
     assert "fail" in step["error"]
     assert step["dbt_transaction_open"] is False
+
+
+# -- the run history's events on engines without a bulk path -------------------------------------
+
+class _Recorder:
+    """Stands in for the project: the statements an event writer runs."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, fetch: bool = False, params: Any = None) -> list[tuple[Any, ...]]:
+        self.statements.append(sql)
+        return []
+
+
+def test_history_inserts_stay_under_a_statement_size_the_warehouses_take() -> None:
+    # BigQuery and Snowflake refuse a statement over 1 MB; a detail may be 256 KB.
+    from dbt_eventbridge.warehouse.engines import engine_for
+    from dbt_eventbridge.warehouse.engines.base import VALUES_BYTES, VALUES_ROWS, ValuesEventWriter
+
+    recorder = _Recorder()
+    writer = ValuesEventWriter(engine_for("bigquery"), recorder, "events", [("run_id", "string"), ("detail", "string")])
+    details = ["x" * 200_000] * 7 + ["small"] * (VALUES_ROWS + 1)
+    writer.add(("r1",), {"detail": details})
+    rows = [s.count("('r1', ") for s in recorder.statements]
+    assert sum(rows) == len(details)
+    assert all(len(s) <= VALUES_BYTES + 250_000 for s in recorder.statements)  # one row may pass the cap alone
+    assert max(rows) == VALUES_ROWS
+    assert rows[:3] == [2, 2, 2]  # 200 KB rows: two fit in 500 KB
+    assert "".join(recorder.statements).count("x" * 200_000) == 7

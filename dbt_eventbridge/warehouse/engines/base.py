@@ -16,6 +16,9 @@ EventColumns = Sequence[tuple[str, str]]  # (name, kind): kind is string, int, b
 DDL = re.compile(r"\s*(create|drop|alter)\b", re.IGNORECASE)
 
 VALUES_ROWS = 100  # rows per INSERT ... VALUES statement on engines without a faster path
+# ... and bytes of SQL: BigQuery refuses a query over 1 MB, Snowflake a statement over 1 MB,
+# and an event's detail alone may be 256 KB.
+VALUES_BYTES = 500_000
 
 
 class Engine:
@@ -148,10 +151,16 @@ class ValuesEventWriter(EventWriter):
         self.columns = columns
 
     def add(self, fixed: tuple[Any, ...], cols: dict[str, list[Any]]) -> None:
-        names = ", ".join(c for c, _ in self.columns)
+        head = f"insert into {self.table} ({', '.join(c for c, _ in self.columns)}) values "
         fields = [c for c, _ in self.columns[len(fixed):]]
-        rows = list(zip(*(cols[f] for f in fields)))
-        for i in range(0, len(rows), VALUES_ROWS):
-            values = ", ".join("(" + ", ".join(self.engine.literal(v) for v in fixed + tuple(r)) + ")"
-                               for r in rows[i:i + VALUES_ROWS])
-            self.project.execute(f"insert into {self.table} ({names}) values {values}")
+        batch: list[str] = []
+        size = 0
+        for r in zip(*(cols[f] for f in fields)):
+            row = "(" + ", ".join(self.engine.literal(v) for v in fixed + tuple(r)) + ")"
+            if batch and (len(batch) >= VALUES_ROWS or size + len(row) > VALUES_BYTES):
+                self.project.execute(head + ", ".join(batch))
+                batch, size = [], 0
+            batch.append(row)
+            size += len(row) + 2
+        if batch:
+            self.project.execute(head + ", ".join(batch))
