@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from dbt_eventbridge.warehouse.engines.base import Engine, Rows
+from dbt_eventbridge.warehouse.engines.base import NoTransactions, Rows
 from dbt_eventbridge.warehouse.engines.statements import Statements
 
 
@@ -58,9 +58,8 @@ class BigQueryStatements(Statements):
                 f"{row_column}, {now_sql} from {done} as d where d._eb_op <> 'removed'"]
 
 
-class BigQueryEngine(Engine):
+class BigQueryEngine(NoTransactions):
     statements_class = BigQueryStatements
-    transactional_ddl = False
 
     def __init__(self) -> None:
         super().__init__("bigquery", backslash_escapes=True)
@@ -84,15 +83,6 @@ class BigQueryEngine(Engine):
                 batch = []
         if batch:
             yield names, batch
-
-    def begin(self, adapter: Any) -> None:
-        pass  # see the module's docstring
-
-    def commit(self, adapter: Any) -> None:
-        pass
-
-    def rollback(self, adapter: Any) -> None:
-        pass
 
     def temp_relation(self, project: Any, schema: str, name: str) -> Any:
         return project.state_relation(schema, name)

@@ -9,12 +9,12 @@ import threading
 from typing import Any
 
 from dbt_eventbridge.errors import WarehouseError
-from dbt_eventbridge.warehouse.engines.base import Engine, EventColumns, EventWriter
+from dbt_eventbridge.warehouse.engines.base import EventColumns, EventWriter, SqlTransactions
 
 _TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP"}
 
 
-class DuckDBEngine(Engine):
+class DuckDBEngine(SqlTransactions):
     # A read on DuckDB's own cursor needs no transaction (it auto-commits) and no dbt
     # query events: both cost more than reading a chunk of the plan.
     streams_outside_transaction = True
@@ -40,20 +40,6 @@ class DuckDBEngine(Engine):
             return None
         found = re.search(r"Conflicting lock is held in (.*?\(PID \d+\))", message)
         return found.group(1) if found else "another process"
-
-    # BEGIN and COMMIT on the connection's own cursor: through dbt (add_query) each fires its
-    # query events, and a sync opens about 50 transactions (a no-change sync of one model
-    # cost 0.17 s of CPU less, measured with cProfile on integration_project). dbt's flag
-    # is kept true, so its own macros see the transaction.
-    def begin(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        connection.handle.cursor().execute("begin")
-        connection.transaction_open = True
-
-    def commit(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        connection.handle.cursor().execute("commit")
-        connection.transaction_open = False
 
     def event_writer(self, project: Any, table: Any, columns: EventColumns) -> EventWriter:
         return _JsonEventWriter(project, table, columns)

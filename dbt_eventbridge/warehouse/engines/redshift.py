@@ -19,29 +19,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from dbt_eventbridge.warehouse.engines.base import Engine, Rows, _names
+from dbt_eventbridge.warehouse.engines.base import Rows, SqlTransactions, _names
 
 
-class RedshiftEngine(Engine):
+class RedshiftEngine(SqlTransactions):
     def __init__(self) -> None:
         # Redshift reads a backslash in a string literal as an escape character.
         super().__init__("redshift", backslash_escapes=True)
-
-    def begin(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        connection.handle.cursor().execute("begin")
-        connection.transaction_open = True
-
-    def commit(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        connection.handle.cursor().execute("commit")
-        connection.transaction_open = False
-
-    def rollback(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        if connection.transaction_open:
-            connection.transaction_open = False
-            connection.handle.cursor().execute("rollback")
 
     def stream(self, adapter: Any, sql: str, batch_size: int) -> Iterator[tuple[list[str], Rows]]:
         cursor = adapter.connections.get_thread_connection().handle.cursor()

@@ -17,30 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbt_eventbridge.warehouse.engines.base import DDL, Engine, Rows
+from dbt_eventbridge.warehouse.engines.base import DDL, Rows, SqlTransactions
 
 
-class SnowflakeEngine(Engine):
+class SnowflakeEngine(SqlTransactions):
     transactional_ddl = False
 
     def __init__(self) -> None:
         super().__init__("snowflake", backslash_escapes=True)
-
-    def begin(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        connection.handle.cursor().execute("begin")
-        connection.transaction_open = True
-
-    def commit(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        connection.handle.cursor().execute("commit")
-        connection.transaction_open = False
-
-    def rollback(self, adapter: Any) -> None:
-        connection = adapter.connections.get_thread_connection()
-        if connection.transaction_open:
-            connection.transaction_open = False
-            connection.handle.cursor().execute("rollback")
 
     def run(self, adapter: Any, sql: str, fetch: bool, params: Any) -> tuple[list[str], Rows]:
         connection = adapter.connections.get_thread_connection()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from dbt_eventbridge.warehouse.engines.base import Engine, Rows
+from dbt_eventbridge.warehouse.engines.base import NoTransactions, Rows
 from dbt_eventbridge.warehouse.engines.statements import Statements
 
 
@@ -31,21 +31,11 @@ class SparkStatements(Statements):
         return f"drop view if exists {relation}"
 
 
-class SparkEngine(Engine):
+class SparkEngine(NoTransactions):
     statements_class = SparkStatements
-    transactional_ddl = False
 
     def __init__(self, name: str = "spark") -> None:
         super().__init__(name, backslash_escapes=True)
-
-    def begin(self, adapter: Any) -> None:
-        pass  # see the module's docstring
-
-    def commit(self, adapter: Any) -> None:
-        pass
-
-    def rollback(self, adapter: Any) -> None:
-        pass
 
     def stream(self, adapter: Any, sql: str, batch_size: int) -> Iterator[tuple[list[str], Rows]]:
         wrapper = adapter.connections.get_thread_connection().handle.cursor()
