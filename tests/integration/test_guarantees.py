@@ -362,10 +362,17 @@ def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:
     assert b.sync().rc == 0
     b.delivered()
     b.sql("update main.bulk set value = 'x' where id < 10")
-    # a live run elsewhere holds the sync (its lock table, as its CREATE made it)
+    # a live run elsewhere holds the sync: its lock table, registered as ours and then
+    # created, as a run does
     lock = "eventbridge_state._eb_lock__bulk"
-    b.sql(f"create table {lock} as select 'other-host:1:abc' as owner, 'other-host' as host, "
-          f"cast(1 as bigint) as pid, cast({int(time.time())} as bigint) as heartbeat_epoch")
+
+    def held_by(owner: str, host: str, pid: int) -> None:
+        b.sql("insert into eventbridge_state._eb_objects (name, kind, sync_name, created_epoch) "
+              f"values ('_eb_lock__bulk', 'lock', 'bulk', {int(time.time())})")
+        b.sql(f"create table {lock} as select '{owner}' as owner, '{host}' as host, "
+              f"cast({pid} as bigint) as pid, cast({int(time.time())} as bigint) as heartbeat_epoch")
+
+    held_by("other-host:1:abc", "other-host", 1)
     r = b.sync()
     assert r.rc == 2
     assert "another run (other-host:1:abc) is syncing it right now" in r.stderr
@@ -381,12 +388,12 @@ def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:
     dead.wait()
     import socket
 
-    b.sql(f"create table {lock} as select 'me' as owner, '{socket.gethostname()}' as host, "
-          f"cast({dead.pid} as bigint) as pid, cast({int(time.time())} as bigint) as heartbeat_epoch")
+    held_by("me", socket.gethostname(), dead.pid)
     r = b.sync()
     assert r.rc == 0
     assert len(b.delivered()) == 4
     assert b.sql("select count(*) from information_schema.tables where table_name = '_eb_lock__bulk'")[0][0] == 0
+    assert b.sql("select count(*) from eventbridge_state._eb_objects where name = '_eb_lock__bulk'")[0][0] == 0
 
 
 
