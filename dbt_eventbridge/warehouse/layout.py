@@ -111,6 +111,10 @@ class Layout:
     format: int = FORMAT
     # The state is rebuilt from this run's plan alone (its key changed): no row is kept.
     restart: bool = False
+    # (A pending layout only.) The rebuilt state is complete in _eb_next__<sync>, in this
+    # layout, and is being swapped in: a run that stops from here on is completed by moving
+    # it in, never by rebuilding (see state._rebuild).
+    swapping: bool = False
 
     @property
     def shape(self) -> Shape:
@@ -126,7 +130,7 @@ class Layout:
 
     def to_text(self) -> str:
         return json.dumps({"format": self.format, "current": self.current, "next_index": self.next_index,
-                           "next_id": self.next_id, "restart": self.restart,
+                           "next_id": self.next_id, "restart": self.restart, "swapping": self.swapping,
                            "shapes": [s.to_json() for s in self.shapes.values()]},
                           separators=(",", ":"))
 
@@ -138,7 +142,8 @@ class Layout:
         shapes = {int(s["id"]): Shape.from_json(s) for s in d["shapes"]}
         return cls(shapes=shapes, current=int(d["current"]), next_index=int(d["next_index"]),
                    next_id=int(d.get("next_id", max(shapes, default=0) + 1)),
-                   format=int(d.get("format", FORMAT)), restart=bool(d.get("restart", False)))
+                   format=int(d.get("format", FORMAT)), restart=bool(d.get("restart", False)),
+                   swapping=bool(d.get("swapping", False)))
 
     def matches(self, model: ModelColumns) -> bool:
         """The model has exactly the current shape (names, types, key, tracked, fingerprint)."""

@@ -136,6 +136,9 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     if layout is None:
         raise WarehouseError(f"the plan of sync '{tables.sync}' has no layout in {tables.layouts}",
                              fix=f"Run `dbt-eventbridge reset --sync {tables.sync}` to start it afresh")
+    if layout.swapping:
+        _swap_in(project, tables, layout, crash)
+        return
     previous, _ = read_layout(project, tables)
     # Plan seqs are 1..n and acks are distinct by construction (each accepted entry is
     # journaled once): n acks adding up to n(n+1)/2 are all of them.
@@ -182,12 +185,36 @@ def _rebuild(project: DbtProject, tables: StateTables, layout: Layout, keep: Lay
             project.execute(str(sql))
             if crash:
                 crash.reach("commit.statement")
-        if state_exists:
-            project.execute(project.sql.drop_table(tables.state))
-        else:
+        # The rebuilt state is complete. Where DDL is not transactional (Snowflake, BigQuery,
+        # Spark), the swap below is several steps that each stand on their own: a run that
+        # stops between them would find the state dropped, or renamed in but its layout
+        # not yet recorded. One row update says from here on that the next run completes
+        # the swap (_swap_in), which each step leaves possible.
+        final.swapping = True
+        _set_layout(project, tables, pending_layout=final.to_text())
+        final.swapping = False
+        if crash:
+            crash.reach("commit.swapping")
+        _swap_in(project, tables, final, crash)
+
+
+def _swap_in(project: DbtProject, tables: StateTables, final: Layout, crash: CrashPoints | None) -> None:
+    """Move the complete rebuilt state (_eb_next__) in, and record its layout: from any
+    point the swap stopped at (the next table gone means it was moved in already)."""
+    owned = tables.owned
+    final.swapping = False
+    with project.transaction():
+        if owned.check(tables.next):
+            if owned.check(tables.state):
+                owned.drop_checked(tables.state)
+                if crash:
+                    crash.reach("commit.swap")
             owned.register(tables.state, "state", tables.sync)  # before the name exists (see Ownership)
-        project.execute(project.render_macro("rename_table_sql", relation=tables.next, new_name=tables.state_name))
-        owned.renamed(tables.next)
+            project.execute(project.render_macro("rename_table_sql", relation=tables.next,
+                                                 new_name=tables.state_name))
+            owned.renamed(tables.next)
+            if crash:
+                crash.reach("commit.swap")
         _finish(project, tables, final)
 
 
