@@ -118,16 +118,19 @@ def test_schema_changes_never_swallow_a_change(project: Project) -> None:
         "removed": [{"id": 1, "changed": [], "old": added[1]}]}
 
 
+# Not on the Snowflake emulator: a client killed inside a transaction leaves it open in the
+# server (fakesnow keeps the session's DuckDB transaction; real Snowflake keeps the session's
+# locks until it expires), and the next run's UPDATE of the same row conflicts. See README
+# "Guarantees per warehouse".
 @pytest.mark.parametrize(("engine", "where"), [
-    ("duckdb", "commit.swap:1"), ("postgres", "commit.swap:1"),
-    ("snowflake", "commit.swapping"), ("snowflake", "commit.swap:1"), ("snowflake", "commit.swap:2")])
+    ("duckdb", "commit.swap:1"), ("postgres", "commit.swap:1")])
 def test_a_run_killed_while_a_rebuilt_state_is_swapped_in_resends_nothing(
         request: pytest.FixtureRequest, tmp_path, local_aws, engine: str, where: str) -> None:
-    # A schema change rebuilds the state into _eb_next__ and swaps it in. Snowflake commits
-    # around each DDL statement (and the emulator, through our engine, does the same), so a
-    # kill between the steps (the old state dropped, the new one renamed in, its layout not
-    # yet recorded) leaves them done: the next run must complete the swap, not rebuild
-    # from the plan, which holds re-baselined rows only as fingerprints.
+    # A schema change rebuilds the state into _eb_next__ and swaps it in. Where DDL is not
+    # transactional (Snowflake, BigQuery, Spark), a kill between the steps (the old state
+    # dropped, the new one renamed in, its layout not yet recorded) leaves them done: the
+    # next run must complete the swap, not rebuild from the plan, which holds re-baselined
+    # rows only as fingerprints. On DuckDB and PostgreSQL the kill rolls the swap back whole.
     pg = request.getfixturevalue("postgres") if engine == "postgres" else None
     port = request.getfixturevalue("snowflake") if engine == "snowflake" else None
     project = Project(tmp_path, engine, local_aws, pg, port)
