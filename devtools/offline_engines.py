@@ -87,6 +87,9 @@ def render(project: Any) -> list[tuple[str, str]]:
               {"id": 3, "mode": "legacy", "pairs": [[q("email"), "_eb_c3", False]]},
               {"id": 4, "mode": "rebaseline", "pairs": []}]
     commit = {"plan": plan, "acks": acks, "keys": keys, "state_keys": state_keys}
+    # The state's columns, as a run's commit reads them from the warehouse (Spark's commit needs them).
+    state_columns = ["_eb_c1", "_eb_c2", "_eb_c3", "_eb_c4", "_eb_c5", "_eb_hash", "_eb_shape", "_eb_fp",
+                     "_eb_delivered_at"]
     cases: list[tuple[str, Callable[[], Any]]] = [
         ("row_hash", lambda: project.render_macro("row_hash", columns=hashed, alias="src")),
         ("hash_version", lambda: project.render_macro("hash_version")),
@@ -112,9 +115,11 @@ def render(project: Any) -> list[tuple[str, str]]:
             state_keys=state_keys, old_columns=old_columns, current=5, stored_fps=[1], shapes=shapes,
             full_refresh=True, has_duplicates=False)),
         ("commit_sql", lambda: project.call("commit_sql", state=st, state_name=q("_eb_state__customers"),
-                                            new_columns=new_columns, current=5, all_acked=False, **commit)),
+                                            new_columns=new_columns, current=5, all_acked=False, state_columns=state_columns,
+                                            **commit)),
         ("commit_sql all acked", lambda: project.call("commit_sql", state=st, state_name=q("_eb_state__customers"),
-                                                      new_columns=new_columns, current=5, all_acked=True, **commit)),
+                                                      new_columns=new_columns, current=5, all_acked=True,
+                                                      state_columns=state_columns, **commit)),
         ("rebuild_state_sql", lambda: project.call(
             "rebuild_state_sql", next=nxt, next_name=q("_eb_next__customers"), state=st, new_columns=new_columns,
             kept_columns=[["_eb_c4", "_eb_o4"]], copy_columns=["_eb_c1", "_eb_c2", "_eb_c3", "_eb_c4"], current=5,
@@ -144,6 +149,7 @@ def render(project: Any) -> list[tuple[str, str]]:
         ("insert_values", lambda: sql.insert_values(objects, {"name": "o'k\\", "kind": None, "created_epoch": 7})),
         ("delete_where", lambda: sql.delete_where(objects, name="_eb_plan__customers")),
         ("touch_object", lambda: sql.touch_object(objects, "_eb_state__customers", 1700000000, "state", "customers")),
+        ("forget_object", lambda: sql.forget_object(objects, "_eb_state__customers")),
         ("lock_beat", lambda: sql.lock_beat(lock, "host:1:ab", 1700000000)),
         ("layout_upsert", lambda: sql.layout_upsert(layouts, "customers", {"pending_layout": "{}",
                                                                           "updated_epoch": 1})),
@@ -167,7 +173,9 @@ def render(project: Any) -> list[tuple[str, str]]:
     out = []
     for name, make in cases:
         value = make()
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        if value is None:  # a statement this engine does without
+            text = "-- (no statement on this engine)"
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             text = ";\n".join(str(v).strip() for v in value)
         elif isinstance(value, (list, tuple, int)):
             text = json.dumps(value)

@@ -68,28 +68,59 @@
   {%- for r in rows -%}
     {%- do pairs.append("(relation_name = " ~ dbt_eventbridge.string_literal(r[4]) ~ " and node_id = " ~ dbt_eventbridge.string_literal(r[1]) ~ ")") -%}
   {%- endfor -%}
+  {%- set values = [] -%}
+  {%- for r in rows -%}
+    {%- set fields = [] -%}
+    {%- for v in r[:4] + [invocation_id, invocation_args_dict.get('which'), at, r[4]] -%}
+      {%- do fields.append(dbt_eventbridge.string_literal(v)) -%}
+    {%- endfor -%}
+    {%- do values.append("(" ~ fields | join(", ") ~ ")") -%}
+  {%- endfor -%}
+  {%- do dbt_eventbridge.replace_dbt_results(relation, pairs, values) -%}
+  {{ return('') }}
+{%- endmacro %}
+
+{#- The rows of `pairs` (conditions) replaced by `values` (tuples in the table's column order). -#}
+{% macro replace_dbt_results(relation, pairs, values) -%}
+  {{ return(adapter.dispatch('replace_dbt_results', 'dbt_eventbridge')(relation, pairs, values)) }}
+{%- endmacro %}
+
+{% macro default__replace_dbt_results(relation, pairs, values) -%}
   {#- One transaction (hooks run outside dbt's own), committed as dbt's materializations do. -#}
   {%- for batch in pairs | batch(200) %}
     {%- call statement('eventbridge_forget_dbt_results', auto_begin=true) -%}
       delete from {{ relation }} where {{ batch | join(" or ") }}
     {%- endcall -%}
   {%- endfor -%}
-  {%- for batch in rows | batch(200) -%}
-    {%- set values = [] -%}
-    {%- for r in batch -%}
-      {%- set fields = [] -%}
-      {%- for v in r[:4] + [invocation_id, invocation_args_dict.get('which'), at, r[4]] -%}
-        {%- do fields.append(dbt_eventbridge.string_literal(v)) -%}
-      {%- endfor -%}
-      {%- do values.append("(" ~ fields | join(", ") ~ ")") -%}
-    {%- endfor -%}
+  {%- for batch in values | batch(200) -%}
     {%- call statement('eventbridge_record_dbt_results', auto_begin=true) -%}
       insert into {{ relation }} (model_id, node_id, kind, status, invocation_id, command, completed_at, relation_name)
-      values {{ values | join(", ") }}
+      values {{ batch | join(", ") }}
     {%- endcall -%}
   {%- endfor -%}
   {%- do adapter.commit() -%}
-  {{ return('') }}
+{%- endmacro %}
+
+{#- Spark's plain tables have no DELETE: the table is rewritten, staged in <table>__eb_rw as
+    dbt-eventbridge's Spark engine stages its own rewrites (engines/spark.py), and a rewrite
+    that a killed process left is finished first (by dbt-eventbridge too, when it lists the
+    schema). -#}
+{% macro spark__replace_dbt_results(relation, pairs, values) -%}
+  {%- set staging = api.Relation.create(schema=relation.schema, identifier=relation.identifier ~ '__eb_rw') -%}
+  {%- if adapter.get_relation(database=none, schema=relation.schema, identifier=staging.identifier) -%}
+    {%- do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ staging) -%}
+    {%- do run_query('drop table if exists ' ~ staging) -%}
+  {%- endif -%}
+  {%- set rewrite -%}
+    create table {{ staging }} as
+    select * from {{ relation }} where not coalesce(({{ pairs | join(" or ") }}), false)
+    union all
+    select * from values {{ values | join(", ") }}
+      as v(model_id, node_id, kind, status, invocation_id, command, completed_at, relation_name)
+  {%- endset -%}
+  {%- do run_query(rewrite) -%}
+  {%- do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ staging) -%}
+  {%- do run_query('drop table ' ~ staging) -%}
 {%- endmacro %}
 
 {#- A string literal: quotes doubled where the SQL standard holds; where a backslash is an

@@ -307,12 +307,14 @@ left join {{ state }} as old on {% for k in keys %}d.{{ k }} = old.{{ state_keys
 {%- endif -%}
 {%- endmacro %}
 
-{% macro commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false) -%}
-  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked)) }}
+{#- `state_columns`: the state's columns in their order, where an engine needs them (Spark);
+    read from the warehouse when not given. -#}
+{% macro commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
+  {{ return(adapter.dispatch('commit_sql', 'dbt_eventbridge')(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked, state_columns)) }}
 {%- endmacro %}
 
 {#- `state_name` is the state table's quoted identifier alone, to correlate on. -#}
-{% macro default__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false) -%}
+{% macro default__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
 {%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
 {%- set cond = [] -%}
 {%- for k in keys %}{% do cond.append("d." ~ k ~ " = " ~ state_name ~ "." ~ state_keys[loop.index0]) %}{% endfor -%}
@@ -324,13 +326,59 @@ delete from {{ state }} using {{ done }} as d where {{ cond | join(" and ") }} a
 {%- endmacro %}
 
 {#- BigQuery has no DELETE ... USING: the same rows, by a correlated EXISTS. -#}
-{% macro bigquery__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false) -%}
+{% macro bigquery__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
 {%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
 {%- set delete_sql -%}
 delete from {{ state }} as st where exists (select 1 from {{ done }} as d where d._eb_op <> 'rebaseline' and {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %})
 {%- endset -%}
 {{ return([delete_sql, dbt_eventbridge._insert_done(state, done, new_columns, current),
            dbt_eventbridge.renew_fingerprints_sql(state, state_name, done, keys, state_keys, current)]) }}
+{%- endmacro %}
+
+{#- Spark's plain tables have no DELETE, UPDATE or MERGE: the commit is one INSERT OVERWRITE
+    of the whole state (staged by the Spark engine, see engines/spark.py): the rows it keeps,
+    re-baselined ones with their new fingerprint, then the acked rows of the plan, in the
+    state's own column order. -#}
+{% macro spark__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
+{%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
+{%- set cols = state_columns if state_columns is not none else adapter.get_columns_in_relation(state) | map(attribute='name') | list -%}
+{%- set model_of = {} -%}
+{%- for c, p in new_columns %}{% do model_of.update({p | lower: c}) %}{% endfor -%}
+{%- set kept = [] -%}
+{%- set added = [] -%}
+{%- for c in cols -%}
+  {%- set n = c | lower -%}
+  {%- if n == '_eb_hash' or n == '_eb_fp' -%}{% do kept.append(dbt_eventbridge._renewed(n, 'st', current)) %}
+  {%- else -%}{% do kept.append('st.' ~ n) %}{%- endif -%}
+  {%- if n in model_of -%}{% do added.append('d.' ~ model_of[n] ~ ' as ' ~ n) %}
+  {%- elif n == '_eb_hash' -%}{% do added.append('d._eb_hash') %}
+  {%- elif n == '_eb_shape' or n == '_eb_fp' -%}{% do added.append(current ~ ' as ' ~ n) %}
+  {%- elif n == '_eb_delivered_at' -%}{% do added.append(dbt.current_timestamp() ~ ' as _eb_delivered_at') %}
+  {%- else -%}{% do added.append('null as ' ~ n) %}{%- endif -%}
+{%- endfor -%}
+{%- set sql -%}
+insert overwrite table {{ state }}
+select {{ kept | join(', ') }}
+from {{ state }} as st
+{{ dbt_eventbridge._renewal_join(done, keys, state_keys) }}
+where not exists (select 1 from {{ done }} as d where d._eb_op <> 'rebaseline' and {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %})
+union all
+select {{ added | join(', ') }}
+from {{ done }} as d where d._eb_op not in ('removed', 'rebaseline')
+{%- endset -%}
+{{ return([sql]) }}
+{%- endmacro %}
+
+{#- Without UPDATE: a kept row's hash and fingerprint, renewed when the plan re-baselined it
+    (`r`, joined by _renewal_join). -#}
+{% macro _renewed(column, alias, current) -%}
+{%- if column == '_eb_hash' -%}coalesce(r._eb_hash, {{ alias }}._eb_hash) as _eb_hash
+{%- else -%}case when r._eb_hash is null then {{ alias }}._eb_fp else {{ current }} end as _eb_fp{%- endif -%}
+{%- endmacro %}
+{% macro _renewal_join(done, keys, state_keys) -%}
+left join (select {% for k in keys %}r0.{{ k }}, {% endfor %}max(r0._eb_hash) as _eb_hash from {{ done }} as r0
+           where r0._eb_op = 'rebaseline' group by {% for k in keys %}r0.{{ k }}{{ ", " if not loop.last }}{% endfor %}) as r
+  on {% for k in keys %}r.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %}
 {%- endmacro %}
 
 {% macro _insert_done(target, done, new_columns, current) -%}
@@ -362,6 +410,9 @@ where d._eb_op = 'rebaseline' and {% for k in keys %}d.{{ k }} = t.{{ state_keys
     model) are copied from `state` when it is given: `copy_columns` are their physical
     columns, `kept_columns` [[physical, plan name], ...] those the new shape does not have. -#}
 {% macro rebuild_state_sql(next, next_name, state, plan, acks, keys, state_keys, new_columns, kept_columns, copy_columns, current, all_acked=false) -%}
+  {{ return(adapter.dispatch('rebuild_state_sql', 'dbt_eventbridge')(next, next_name, state, plan, acks, keys, state_keys, new_columns, kept_columns, copy_columns, current, all_acked)) }}
+{%- endmacro %}
+{% macro default__rebuild_state_sql(next, next_name, state, plan, acks, keys, state_keys, new_columns, kept_columns, copy_columns, current, all_acked=false) -%}
 {%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
 {%- set create_sql -%}
 create table {{ next }} as
@@ -384,6 +435,23 @@ where not exists (select 1 from {{ done }} as d where d._eb_op <> 'rebaseline' a
 {%- do statements.append(dbt_eventbridge._insert_done(next, done, new_columns, current)) -%}
 {%- if state is not none -%}
 {%- do statements.append(dbt_eventbridge.renew_fingerprints_sql(next, next_name, done, keys, state_keys, current)) -%}
+{%- endif -%}
+{{ return(statements) }}
+{%- endmacro %}
+
+{#- Spark: re-baselined rows take their new fingerprint as they are copied (no UPDATE). -#}
+{% macro spark__rebuild_state_sql(next, next_name, state, plan, acks, keys, state_keys, new_columns, kept_columns, copy_columns, current, all_acked=false) -%}
+{%- set statements = dbt_eventbridge.default__rebuild_state_sql(next, next_name, none, plan, acks, keys, state_keys, new_columns, kept_columns, copy_columns, current, all_acked) -%}
+{%- if state is not none -%}
+{%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
+{%- set keep_sql -%}
+insert into {{ next }} ({% for p in copy_columns %}{{ p }}, {% endfor %}_eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
+select {% for p in copy_columns %}st.{{ p }}, {% endfor %}{{ dbt_eventbridge._renewed('_eb_hash', 'st', current) }}, st._eb_shape, {{ dbt_eventbridge._renewed('_eb_fp', 'st', current) }}, st._eb_delivered_at
+from {{ state }} as st
+{{ dbt_eventbridge._renewal_join(done, keys, state_keys) }}
+where not exists (select 1 from {{ done }} as d where d._eb_op <> 'rebaseline' and {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %})
+{%- endset -%}
+{%- do statements.insert(1, keep_sql) -%}
 {%- endif -%}
 {{ return(statements) }}
 {%- endmacro %}

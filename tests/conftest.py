@@ -58,6 +58,25 @@ def snowflake() -> Iterator[int]:
         proc.wait()
 
 
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The port of Spark's Thrift server (devtools/spark_server.py) on 127.0.0.1, one per test
+    session (about 20 s to start); tests keep apart by schema."""
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.spark_server", "--dir",
+                             str(tmp_path_factory.mktemp("spark"))], cwd=REPO_ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    assert line, "Spark's Thrift server did not start (Java 17 and PySpark: `make test` installs them)"
+    yield int(json.loads(line)["port"])
+    proc.stdin.close()  # the server stops when its stdin closes
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # The slowest files first (`make test` lists its slowest tests; these from its run on 2026-12-01):
 # with two workers and --dist loadfile --no-loadscope-reorder, a file that takes minutes starts
 # at once, and the many short unit tests fill the end. (xdist's own order, most tests first,
@@ -77,7 +96,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The markers by where a test lives and what it runs on, so lanes can be chosen with -m:
     ``integration`` for tests/integration/, ``postgres`` for tests that need the PostgreSQL
     server (an engine parameter or the fixture), ``snowflake`` likewise for the Snowflake
-    emulator, ``duckdb`` for the other integration tests.
+    emulator, ``spark`` for Spark's Thrift server, ``duckdb`` for the other integration tests.
     And the run order: the slowest files first, then the other integration tests, then the unit
     tests (a stable sort: within a file, the order is the collection's)."""
     items.sort(key=_run_order)
@@ -92,5 +111,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
         elif "snowflake" in values or ("snowflake" in fixtures and "duckdb" not in values):
             item.add_marker(pytest.mark.snowflake)
+        elif "spark" in values or ("spark" in fixtures and "duckdb" not in values):
+            item.add_marker(pytest.mark.spark)
         elif "integration" in parts:
             item.add_marker(pytest.mark.duckdb)

@@ -139,7 +139,8 @@ class History:
         sql = self.project.sql
         with self.project.transaction():
             self.project.execute(sql.delete_where(self.runs, run_id=self.run_id, sync_name=sync))
-            self.project.execute(sql.insert_values(self.runs, {c: row.get(c) for c, _ in RUN_COLUMNS}))
+            self.project.execute(sql.insert_values(self.runs, {c: row.get(c) for c, _ in RUN_COLUMNS},
+                                                   dict(RUN_COLUMNS)))
 
     def mark_interrupted(self, sync: str) -> None:
         """Rows of earlier runs of this sync left 'running' by a run that died."""
@@ -245,7 +246,7 @@ class WarehouseAlertStore:
                 h.project.execute(sql.delete_where(h.alerts, alert_name=alert, sync_name=sync, trigger_name=trigger))
                 h.project.execute(sql.insert_values(h.alerts, {
                     "alert_name": alert, "sync_name": sync, "trigger_name": trigger, "status": status,
-                    "changed_at": now, "run_id": h.run_id}))
+                    "changed_at": now, "run_id": h.run_id}, dict(ALERT_COLUMNS)))
 
 
 class EventBuffer:

@@ -132,12 +132,11 @@ class AdapterSession:
         if key not in self._listings:
             try:
                 with self.transaction():
-                    found = self.adapter.list_relations_without_caching(schema_relation)
+                    self._listings[key] = self.engine.list_tables(self.adapter, schema_relation)
             except WarehouseError:
                 raise
             except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
                 raise self._error(f"could not list the tables of {schema_relation}", e) from None
-            self._listings[key] = {str(r.identifier).lower() for r in found}
         return self._listings[key]
 
     def create_schema(self, schema_relation: Any) -> None:

@@ -150,7 +150,9 @@ class Ownership:
         if name in names:
             # One statement, never a delete and an insert: a crash between them would
             # leave a table of ours unlisted.
-            self.project.execute(sql.touch_object(self.objects, name, int(time.time()), kind=kind, sync=sync))
+            touch = sql.touch_object(self.objects, name, int(time.time()), kind=kind, sync=sync)
+            if touch is not None:
+                self.project.execute(touch)
         else:
             self.project.execute(sql.insert_values(self.objects, {"name": name, "kind": kind, "sync_name": sync,
                                                                   "created_epoch": int(time.time())}))
@@ -182,8 +184,7 @@ class Ownership:
         rollback voids the names read, so the table is not forgotten while it still exists)."""
         name = str(relation.identifier).lower()
         self.project.execute(self.project.sql.drop_table(relation))
-        self.project.execute(self.project.sql.delete_where(self.objects, name=name))
-        self.forget(name)
+        self._unlist(name)
 
     def forget(self, name: str) -> None:
         """A table of ours that is gone (its row in _eb_objects is deleted by the caller)."""
@@ -193,9 +194,13 @@ class Ownership:
 
     def renamed(self, old_relation: Any) -> None:
         """After ``old_relation`` was renamed to a name registered before the rename."""
-        old_name = str(old_relation.identifier).lower()
-        self.project.execute(self.project.sql.delete_where(self.objects, name=old_name))
-        self.forget(old_name)
+        self._unlist(str(old_relation.identifier).lower())
+
+    def _unlist(self, name: str) -> None:
+        forget = self.project.sql.forget_object(self.objects, name)
+        if forget is not None:  # (else the row stays, and the name is still listed)
+            self.project.execute(forget)
+            self.forget(name)
 
 
 class StateTables:

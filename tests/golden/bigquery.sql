@@ -297,6 +297,9 @@ delete from `offline-project`.`eventbridge_state`.`_eb_objects` where name = '_e
 -- touch_object
 update `offline-project`.`eventbridge_state`.`_eb_objects` set kind = 'state', sync_name = 'customers', created_epoch = 1700000000 where name = '_eb_state__customers';
 
+-- forget_object
+delete from `offline-project`.`eventbridge_state`.`_eb_objects` where name = '_eb_state__customers';
+
 -- lock_beat
 update `offline-project`.`eventbridge_state`.`_eb_lock__customers` set heartbeat_epoch = 1700000000 where owner = 'host:1:ab';
 

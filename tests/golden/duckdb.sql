@@ -297,6 +297,9 @@ delete from "memory"."eventbridge_state"."_eb_objects" where name = '_eb_plan__c
 -- touch_object
 update "memory"."eventbridge_state"."_eb_objects" set kind = 'state', sync_name = 'customers', created_epoch = 1700000000 where name = '_eb_state__customers';
 
+-- forget_object
+delete from "memory"."eventbridge_state"."_eb_objects" where name = '_eb_state__customers';
+
 -- lock_beat
 update "memory"."eventbridge_state"."_eb_lock__customers" set heartbeat_epoch = 1700000000 where owner = 'host:1:ab';
 

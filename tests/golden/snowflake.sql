@@ -295,6 +295,9 @@ delete from DB.eventbridge_state._eb_objects where name = '_eb_plan__customers';
 -- touch_object
 update DB.eventbridge_state._eb_objects set kind = 'state', sync_name = 'customers', created_epoch = 1700000000 where name = '_eb_state__customers';
 
+-- forget_object
+delete from DB.eventbridge_state._eb_objects where name = '_eb_state__customers';
+
 -- lock_beat
 update DB.eventbridge_state._eb_lock__customers set heartbeat_epoch = 1700000000 where owner = 'host:1:ab';
 

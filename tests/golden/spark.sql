@@ -175,22 +175,28 @@ left join analytics.Customers as src on d.`customer_id` = src.`customer_id` and 
 left join eventbridge_state._eb_state__customers as old on d.`customer_id` = old._eb_c1 and d.`Region` = old._eb_c2 and d._eb_op <> 'added';
 
 -- commit_sql
-delete from eventbridge_state._eb_state__customers using (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d.`customer_id` = `_eb_state__customers`._eb_c1 and d.`Region` = `_eb_state__customers`._eb_c2 and d._eb_op <> 'rebaseline';
-insert into eventbridge_state._eb_state__customers (_eb_c1, _eb_c2, _eb_c3, _eb_c5, _eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
-select d.`customer_id`, d.`Region`, d.`email`, d.`Plan`, d._eb_hash, 5, 5, current_timestamp()
+insert overwrite table eventbridge_state._eb_state__customers
+select st._eb_c1, st._eb_c2, st._eb_c3, st._eb_c4, st._eb_c5, coalesce(r._eb_hash, st._eb_hash) as _eb_hash, st._eb_shape, case when r._eb_hash is null then st._eb_fp else 5 end as _eb_fp, st._eb_delivered_at
+from eventbridge_state._eb_state__customers as st
+left join (select r0.`customer_id`, r0.`Region`, max(r0._eb_hash) as _eb_hash from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as r0
+           where r0._eb_op = 'rebaseline' group by r0.`customer_id`, r0.`Region`) as r
+  on r.`customer_id` = st._eb_c1 and r.`Region` = st._eb_c2
+where not exists (select 1 from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d._eb_op <> 'rebaseline' and d.`customer_id` = st._eb_c1 and d.`Region` = st._eb_c2)
+union all
+select d.`customer_id` as _eb_c1, d.`Region` as _eb_c2, d.`email` as _eb_c3, null as _eb_c4, d.`Plan` as _eb_c5, d._eb_hash, 5 as _eb_shape, 5 as _eb_fp, current_timestamp() as _eb_delivered_at
 from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d._eb_op not in ('removed', 'rebaseline');
-update eventbridge_state._eb_state__customers set _eb_hash = d._eb_hash, _eb_fp = 5
-from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d
-where d._eb_op = 'rebaseline' and d.`customer_id` = `_eb_state__customers`._eb_c1 and d.`Region` = `_eb_state__customers`._eb_c2;
 
 -- commit_sql all acked
-delete from eventbridge_state._eb_state__customers using (select * from eventbridge_state._eb_plan__customers as p) as d where d.`customer_id` = `_eb_state__customers`._eb_c1 and d.`Region` = `_eb_state__customers`._eb_c2 and d._eb_op <> 'rebaseline';
-insert into eventbridge_state._eb_state__customers (_eb_c1, _eb_c2, _eb_c3, _eb_c5, _eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
-select d.`customer_id`, d.`Region`, d.`email`, d.`Plan`, d._eb_hash, 5, 5, current_timestamp()
+insert overwrite table eventbridge_state._eb_state__customers
+select st._eb_c1, st._eb_c2, st._eb_c3, st._eb_c4, st._eb_c5, coalesce(r._eb_hash, st._eb_hash) as _eb_hash, st._eb_shape, case when r._eb_hash is null then st._eb_fp else 5 end as _eb_fp, st._eb_delivered_at
+from eventbridge_state._eb_state__customers as st
+left join (select r0.`customer_id`, r0.`Region`, max(r0._eb_hash) as _eb_hash from (select * from eventbridge_state._eb_plan__customers as p) as r0
+           where r0._eb_op = 'rebaseline' group by r0.`customer_id`, r0.`Region`) as r
+  on r.`customer_id` = st._eb_c1 and r.`Region` = st._eb_c2
+where not exists (select 1 from (select * from eventbridge_state._eb_plan__customers as p) as d where d._eb_op <> 'rebaseline' and d.`customer_id` = st._eb_c1 and d.`Region` = st._eb_c2)
+union all
+select d.`customer_id` as _eb_c1, d.`Region` as _eb_c2, d.`email` as _eb_c3, null as _eb_c4, d.`Plan` as _eb_c5, d._eb_hash, 5 as _eb_shape, 5 as _eb_fp, current_timestamp() as _eb_delivered_at
 from (select * from eventbridge_state._eb_plan__customers as p) as d where d._eb_op not in ('removed', 'rebaseline');
-update eventbridge_state._eb_state__customers set _eb_hash = d._eb_hash, _eb_fp = 5
-from (select * from eventbridge_state._eb_plan__customers as p) as d
-where d._eb_op = 'rebaseline' and d.`customer_id` = `_eb_state__customers`._eb_c1 and d.`Region` = `_eb_state__customers`._eb_c2;
 
 -- rebuild_state_sql
 create table eventbridge_state._eb_next__customers as
@@ -198,15 +204,15 @@ select p.`customer_id` as _eb_c1, p.`Region` as _eb_c2, p.`email` as _eb_c3, p.`
 from eventbridge_state._eb_plan__customers as p
 where 1 = 0;
 insert into eventbridge_state._eb_next__customers (_eb_c1, _eb_c2, _eb_c3, _eb_c4, _eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
-select st._eb_c1, st._eb_c2, st._eb_c3, st._eb_c4, st._eb_hash, st._eb_shape, st._eb_fp, st._eb_delivered_at
+select st._eb_c1, st._eb_c2, st._eb_c3, st._eb_c4, coalesce(r._eb_hash, st._eb_hash) as _eb_hash, st._eb_shape, case when r._eb_hash is null then st._eb_fp else 5 end as _eb_fp, st._eb_delivered_at
 from eventbridge_state._eb_state__customers as st
+left join (select r0.`customer_id`, r0.`Region`, max(r0._eb_hash) as _eb_hash from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as r0
+           where r0._eb_op = 'rebaseline' group by r0.`customer_id`, r0.`Region`) as r
+  on r.`customer_id` = st._eb_c1 and r.`Region` = st._eb_c2
 where not exists (select 1 from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d._eb_op <> 'rebaseline' and d.`customer_id` = st._eb_c1 and d.`Region` = st._eb_c2);
 insert into eventbridge_state._eb_next__customers (_eb_c1, _eb_c2, _eb_c3, _eb_c5, _eb_hash, _eb_shape, _eb_fp, _eb_delivered_at)
 select d.`customer_id`, d.`Region`, d.`email`, d.`Plan`, d._eb_hash, 5, 5, current_timestamp()
 from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d._eb_op not in ('removed', 'rebaseline');
-update eventbridge_state._eb_next__customers set _eb_hash = d._eb_hash, _eb_fp = 5
-from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d
-where d._eb_op = 'rebaseline' and d.`customer_id` = `_eb_next__customers`._eb_c1 and d.`Region` = `_eb_next__customers`._eb_c2;
 
 -- rebuild_state_sql first
 create table eventbridge_state._eb_next__customers as
@@ -291,7 +297,10 @@ insert into eventbridge_state._eb_objects (name, kind, created_epoch) values ('o
 delete from eventbridge_state._eb_objects where name = '_eb_plan__customers';
 
 -- touch_object
-update eventbridge_state._eb_objects set kind = 'state', sync_name = 'customers', created_epoch = 1700000000 where name = '_eb_state__customers';
+-- (no statement on this engine);
+
+-- forget_object
+-- (no statement on this engine);
 
 -- lock_beat
 update eventbridge_state._eb_lock__customers set heartbeat_epoch = 1700000000 where owner = 'host:1:ab';

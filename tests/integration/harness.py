@@ -47,7 +47,7 @@ class Project:
     """A private copy of the sample dbt project on one engine, publishing to the local EventBridge."""
 
     def __init__(self, tmp: Path, engine: str, aws: LocalEventBridge, pg: PgParams | None = None,
-                 snowflake_port: int | None = None) -> None:
+                 snowflake_port: int | None = None, *, spark_port: int | None = None) -> None:
         self.dir = tmp / "project"
         _copy_sample_project(self.dir)
         self.engine = engine
@@ -63,7 +63,9 @@ class Project:
             self.env.update(pg.env())
         if snowflake_port is not None:
             self.env["SNOWFLAKE_PORT"] = str(snowflake_port)
-        if pg is not None or snowflake_port is not None:
+        if spark_port is not None:
+            self.env["SPARK_PORT"] = str(spark_port)
+        if pg is not None or snowflake_port is not None or spark_port is not None:
             # Each test gets its own schemas in the shared server.
             self.env["DBT_SCHEMA"] = f"analytics_{os.getpid()}_{n}"
             self.env["DBT_EVENTBRIDGE_STATE_SCHEMA"] = f"eb_state_{os.getpid()}_{n}"

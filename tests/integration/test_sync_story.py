@@ -54,11 +54,12 @@ def as_stored(engine: str, row: dict[str, Any]) -> dict[str, Any]:
     return {k.upper(): v for k, v in row.items()} if engine == "snowflake" else row
 
 
-@pytest.fixture(params=["duckdb", "postgres", "snowflake"])
+@pytest.fixture(params=["duckdb", "postgres", "snowflake", "spark"])
 def project(request: pytest.FixtureRequest, tmp_path, local_aws) -> Project:
     pg = request.getfixturevalue("postgres") if request.param == "postgres" else None
     port = request.getfixturevalue("snowflake") if request.param == "snowflake" else None
-    return Project(tmp_path, request.param, local_aws, pg, port)
+    spark = request.getfixturevalue("spark") if request.param == "spark" else None
+    return Project(tmp_path, request.param, local_aws, pg, port, spark_port=spark)
 
 
 def test_three_days_of_changes(project: Project) -> None:

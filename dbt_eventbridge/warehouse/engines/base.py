@@ -75,6 +75,13 @@ class Engine:
     def close_stream(self, cursor: Any) -> None:
         """Most adapters hand out the connection's own cursor, which stays open."""
 
+    # -- listing ------------------------------------------------------------------------
+    def list_tables(self, adapter: Any, schema_relation: Any) -> set[str]:
+        """The lower-cased names of a schema's tables (none when it does not exist). An engine
+        may also finish here what a stopped process left half done in the schema: every run
+        lists a schema before it reads or writes anything in it."""
+        return {str(r.identifier).lower() for r in adapter.list_relations_without_caching(schema_relation)}
+
     # -- errors -------------------------------------------------------------------------
     def memory_fix(self, e: BaseException) -> str | None:
         """The fix for an error that says the engine ran out of memory (None: not that error)."""
@@ -197,10 +204,12 @@ class ValuesEventWriter(EventWriter):
     def add(self, fixed: tuple[Any, ...], cols: dict[str, list[Any]]) -> None:
         head = f"insert into {self.table} ({', '.join(c for c, _ in self.columns)}) values "
         fields = [c for c, _ in self.columns[len(fixed):]]
+        kinds = [k for _, k in self.columns]
+        typed = self.engine.sql.typed
         batch: list[str] = []
         size = 0
         for r in zip(*(cols[f] for f in fields)):
-            row = "(" + ", ".join(self.engine.literal(v) for v in fixed + tuple(r)) + ")"
+            row = "(" + ", ".join(typed(v, k) for v, k in zip(fixed + tuple(r), kinds)) + ")"
             if batch and (len(batch) >= VALUES_ROWS or size + len(row) > VALUES_BYTES):
                 self.project.execute(head + ", ".join(batch))
                 batch, size = [], 0

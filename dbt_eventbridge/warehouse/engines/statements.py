@@ -56,20 +56,40 @@ class Statements:
         """A dry run's plan (see Engine.temp_relation), once read."""
         return self.drop_table(relation, if_exists=True)
 
-    def insert_values(self, relation: Any, row: Mapping[str, Any]) -> str:
-        return (f"insert into {relation} ({', '.join(row)}) "
-                f"values ({', '.join(self.lit(v) for v in row.values())})")
+    def insert_values(self, relation: Any, row: Mapping[str, Any], kinds: Mapping[str, str] | None = None) -> str:
+        """One row; ``kinds`` (column: string, int, bigint, float or timestamp) types the text
+        of a timestamp, which Spark will not store in a TIMESTAMP column as it is."""
+        values = [self.typed(v, (kinds or {}).get(c, "")) for c, v in row.items()]
+        return f"insert into {relation} ({', '.join(row)}) values ({', '.join(values)})"
+
+    def typed(self, value: Any, kind: str) -> str:
+        literal = self.lit(value)
+        return f"cast({literal} as timestamp)" if kind == "timestamp" and value is not None else literal
 
     def delete_where(self, relation: Any, **equal: Any) -> str:
-        return f"delete from {relation} where {self._equal(equal)}"
+        return self.delete(relation, self._equal(equal))
+
+    # Every UPDATE and DELETE of ours is made by these two, so an engine whose tables have
+    # neither (Spark's plain tables) rewrites them in one place.
+    def update(self, relation: Any, sets: Mapping[str, str], where: str) -> str:
+        """Set columns (to SQL expressions) of the rows where ``where`` holds."""
+        return f"update {relation} set {', '.join(f'{k} = {v}' for k, v in sets.items())} where {where}"
+
+    def delete(self, relation: Any, where: str) -> str:
+        return f"delete from {relation} where {where}"
 
     def _equal(self, equal: Mapping[str, Any]) -> str:
         return " and ".join(f"{k} = {self.lit(v)}" for k, v in equal.items())
 
     # -- ownership (_eb_objects) -----------------------------------------------------------
-    def touch_object(self, objects: Any, name: str, epoch: int, kind: str, sync: str) -> str:
-        return (f"update {objects} set kind = {self.lit(kind)}, sync_name = {self.lit(sync)}, "
-                f"created_epoch = {int(epoch)} where name = {self.lit(name)}")
+    def touch_object(self, objects: Any, name: str, epoch: int, kind: str, sync: str) -> str | None:
+        """Renew the row of a table listed already (None: the row as it is will do)."""
+        return self.update(objects, {"kind": self.lit(kind), "sync_name": self.lit(sync),
+                                     "created_epoch": str(int(epoch))}, f"name = {self.lit(name)}")
+
+    def forget_object(self, objects: Any, name: str) -> str | None:
+        """After a table of ours was dropped (None: its row stays, harmless: see Ownership)."""
+        return self.delete_where(objects, name=name)
 
     # -- the lock (_eb_lock__<sync>) ----------------------------------------------------------
     def create_lock(self, lock: Any, owner: str, host: str, pid: int, epoch: int) -> str:
@@ -79,13 +99,12 @@ class Statements:
                 f"cast({int(pid)} as bigint) as pid, cast({int(epoch)} as bigint) as heartbeat_epoch")
 
     def lock_beat(self, lock: Any, owner: str, epoch: int) -> str:
-        return f"update {lock} set heartbeat_epoch = {int(epoch)} where owner = {self.lit(owner)}"
+        return self.update(lock, {"heartbeat_epoch": str(int(epoch))}, f"owner = {self.lit(owner)}")
 
     # -- layouts (_eb_layouts) -------------------------------------------------------------
     def layout_set(self, layouts: Any, sync: str, sets: Mapping[str, Any]) -> str:
         """Set columns of one sync's row (none when it has no row)."""
-        values = ", ".join(f"{k} = {self.lit(v)}" for k, v in sets.items())
-        return f"update {layouts} set {values} where sync_name = {self.lit(sync)}"
+        return self.update(layouts, {k: self.lit(v) for k, v in sets.items()}, f"sync_name = {self.lit(sync)}")
 
     def layout_upsert(self, layouts: Any, sync: str, sets: Mapping[str, Any]) -> list[str]:
         """Set columns of one sync's row, inserting the row when it is missing."""
@@ -97,8 +116,7 @@ class Statements:
 
     def layout_forget_unused(self, layouts: Any, sync: str) -> str:
         """A row that never got a committed layout."""
-        return (f"delete from {layouts} where sync_name = {self.lit(sync)} and layout is null "
-                "and committed_epoch is null")
+        return self.delete(layouts, f"sync_name = {self.lit(sync)} and layout is null and committed_epoch is null")
 
     # -- plan and acks ---------------------------------------------------------------------
     def create_acks(self, acks: Any) -> str:
@@ -153,12 +171,12 @@ class Statements:
 
     # -- run history (_eb_runs, _eb_events, _eb_alert_status) -------------------------------
     def mark_interrupted(self, runs: Any, sync: str, run_id: str) -> str:
-        return (f"update {runs} set status = 'interrupted', exit_code = 2, message = 'the run was stopped "
-                f"before it finished; the next run recorded what it had delivered' where sync_name = "
-                f"{self.lit(sync)} and status = 'running' and run_id <> {self.lit(run_id)}")
+        message = "the run was stopped before it finished; the next run recorded what it had delivered"
+        return self.update(runs, {"status": self.lit("interrupted"), "exit_code": "2", "message": self.lit(message)},
+                           f"sync_name = {self.lit(sync)} and status = 'running' and run_id <> {self.lit(run_id)}")
 
     def delete_before(self, relation: Any, column: str, cutoff: str) -> str:
-        return f"delete from {relation} where {column} < {self.lit(cutoff)}"
+        return self.delete(relation, f"{column} < {self.lit(cutoff)}")
 
     def recent_runs(self, runs: Any, columns: Sequence[str], sync: str | None, limit: int) -> str:
         where = f" where sync_name = {self.lit(sync)}" if sync else ""
