@@ -258,6 +258,16 @@ def sql(project: Project, statement: str) -> list[tuple]:
                 return cur.fetchall() if cur.description else []
         finally:
             con.close()
+    if project.engine == "spark":
+        from pyhive import hive  # dbt-spark's Thrift client, as dbt connects
+
+        con = hive.connect(host="127.0.0.1", port=int(project.env["SPARK_PORT"]))
+        try:
+            cur = con.cursor()
+            cur.execute(statement)
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        finally:
+            con.close()
     con = duckdb.connect(str(project.db))
     try:
         return con.execute(statement).fetchall()
@@ -266,7 +276,7 @@ def sql(project: Project, statement: str) -> list[tuple]:
 
 
 def model_schema(project: Project) -> str:
-    return project.env["DBT_SCHEMA"] if project.engine == "postgres" else "main"
+    return project.env["DBT_SCHEMA"] if project.engine in ("postgres", "spark") else "main"
 
 
 def state_schema(project: Project) -> str:

@@ -122,8 +122,11 @@ def test_schema_changes_never_swallow_a_change(project: Project) -> None:
 # server (fakesnow keeps the session's DuckDB transaction; real Snowflake keeps the session's
 # locks until it expires), and the next run's UPDATE of the same row conflicts. See README
 # "Guarantees per warehouse".
+# On Spark each step stands alone: killed after the old state is dropped, after the new one is
+# renamed in, and (the layout's row rewritten) after the swap's marker is staged.
 @pytest.mark.parametrize(("engine", "where"), [
-    ("duckdb", "commit.swap:1"), ("postgres", "commit.swap:1")])
+    ("duckdb", "commit.swap:1"), ("postgres", "commit.swap:1"),
+    ("spark", "commit.swap:1"), ("spark", "commit.swap:2"), ("spark", "spark.staged._eb_layouts:2")])
 def test_a_run_killed_while_a_rebuilt_state_is_swapped_in_resends_nothing(
         request: pytest.FixtureRequest, tmp_path, local_aws, engine: str, where: str) -> None:
     # A schema change rebuilds the state into _eb_next__ and swaps it in. Where DDL is not
@@ -133,7 +136,8 @@ def test_a_run_killed_while_a_rebuilt_state_is_swapped_in_resends_nothing(
     # rows only as fingerprints. On DuckDB and PostgreSQL the kill rolls the swap back whole.
     pg = request.getfixturevalue("postgres") if engine == "postgres" else None
     port = request.getfixturevalue("snowflake") if engine == "snowflake" else None
-    project = Project(tmp_path, engine, local_aws, pg, port)
+    spark = request.getfixturevalue("spark") if engine == "spark" else None
+    project = Project(tmp_path, engine, local_aws, pg, port, spark_port=spark)
     named = (lambda d: {k.upper(): v for k, v in d.items()}) if engine == "snowflake" else (lambda d: d)
     add_model(project, "evo", evo_sql([(1, "a", 10), (2, "b", 20), (3, "c", 30)], "id, name, age"), EVO_SYNCS[:1])
     dbt(project, "run", "-s", "evo")

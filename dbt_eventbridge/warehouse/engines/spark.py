@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.warehouse.engines.base import NoTransactions, Rows
 from dbt_eventbridge.warehouse.engines.statements import Statements
 
@@ -96,6 +97,9 @@ class SparkEngine(NoTransactions):
     def __init__(self, name: str = "spark") -> None:
         super().__init__(name, backslash_escapes=True)
         self._columns: dict[str, list[tuple[str, str]]] = {}
+        # The crash-safety suite's points inside a rewrite: spark.staged.<table> (staged, not
+        # yet written back) and spark.overwritten.<table> (written back, staging not dropped).
+        self.crash = CrashPoints.from_env()
 
     # -- statements ---------------------------------------------------------------------
     def run(self, adapter: Any, sql: str, fetch: bool, params: Any) -> tuple[list[str], Rows]:
@@ -193,6 +197,7 @@ class SparkEngine(NoTransactions):
         while True:
             try:
                 self._exec(adapter, f"create table {staging} as {select}")
+                self.crash.reach(f"spark.staged.{_name(table)}")
                 break
             except Exception as e:
                 if not _EXISTS.search(str(e)):
@@ -206,6 +211,7 @@ class SparkEngine(NoTransactions):
     def finish_staging(self, adapter: Any, table: str, staging: str) -> None:
         """Steps 2 and 3 of a rewrite: the same result however often they are repeated."""
         self._exec(adapter, f"insert overwrite table {table} select * from {staging}")
+        self.crash.reach(f"spark.overwritten.{_name(table)}")
         self._exec(adapter, f"drop table if exists {staging}")
 
     # -- listing ------------------------------------------------------------------------
@@ -265,9 +271,13 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _name(table: str) -> str:
+    """`schema`.`t` -> t."""
+    last = table.rpartition(".")[2].strip()
+    return last[1:-1].replace("``", "`") if last.startswith("`") else last
+
+
 def staging_of(table: str) -> str:
     """`schema`.`t` -> `schema`.`t__eb_rw`."""
-    head, _, last = table.rpartition(".")
-    last = last.strip()
-    name = last[1:-1].replace("``", "`") if last.startswith("`") else last
-    return (head + "." if head else "") + _quote(name + STAGING_SUFFIX)
+    head = table.rpartition(".")[0]
+    return (head + "." if head else "") + _quote(_name(table) + STAGING_SUFFIX)
