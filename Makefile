@@ -48,7 +48,8 @@ test: install-engines
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. 15 to 18 minutes (2026-12-01).
-# More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick
+# More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick;
+# the diff on a local Spark Thrift server too (Java 17, about 10 more minutes): BENCH_ARGS=--spark
 bench: install
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 

@@ -10,6 +10,7 @@ in the same invocation, so the ratios hold on a noisy machine.
     python -m devtools.bench                 # 1M rows, 200k published, 3M for the memory check
     python -m devtools.bench --rows 3000000  # bigger
     python -m devtools.bench --quick         # small sizes: checks that the bench works
+    python -m devtools.bench --spark         # and the Spark diff figure (devtools/bench_spark.py)
 """
 
 from __future__ import annotations
@@ -234,10 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="bench-results.json", help="where to write the figures")
     ap.add_argument("--keep", action="store_true", help="keep the generated project folder")
     ap.add_argument("--quick", action="store_true", help="small sizes, to check that the bench works")
+    ap.add_argument("--spark", action="store_true",
+                    help="also the diff on a local Spark Thrift server against Spark's FULL OUTER JOIN (Java 17)")
+    ap.add_argument("--spark-rows", type=int, default=200_000, help="rows of the Spark diff model (200k)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.publish_rows, args.big_rows, args.naive_sample = 20_000, 5_000, 40_000, 200
-        args.repeats = 1
+        args.repeats, args.spark_rows = 1, 20_000
     from devtools.stub_endpoint import StubEndpoint
 
     folder = Path(tempfile.mkdtemp(prefix="eb-bench-"))
@@ -264,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
             b.dbt("run", "-s", "bench_model", "bench_publish")
             figures.update(run_publish(b, stub, db_path, args, workers))
             figures.update(run_memory_and_diff(b, stub, db_path, folder, args))
+            if args.spark:
+                from devtools import bench_spark
+
+                figures["spark_diff"] = bench_spark.run(args.spark_rows, args.repeats, env, step)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -414,6 +422,10 @@ def print_table(f: dict[str, Any]) -> None:
     d = f["diff"]
     print("diff phases (s): " + ", ".join(f"{k} {v}" for k, v in d["phases"].items())
           + f"; {d['changes']:,} changes of {d['rows']:,} rows")
+    if "spark_diff" in f:
+        sd = f["spark_diff"]
+        print(f"Spark diff: {sd['seconds']} s vs {sd['baseline_seconds']} s for Spark's FULL OUTER JOIN "
+              f"({sd['ratio']}x; {sd['changes']:,} changes of {sd['rows']:,} rows, {sd['server']})")
     p = f["publish"]
     print("publish phases (s): " + ", ".join(f"{k} {round(v, 2)}" for k, v in p["timings"].items()))
 

@@ -232,6 +232,14 @@ def test_rejected_rows_are_reported_and_retried_until_delivered(request, tmp_pat
     assert "AccessDeniedException" in r.stderr
     assert len(set(b.delivered())) == 197
     assert set(b.state()) == set(range(1, 201)) - bad  # rejected rows are not recorded as delivered
+    # The history holds every event of the run, and `inspect` explains the rejected ones.
+    run_id = r.results["run_id"]
+    assert b.sql(f"select count(*), count(aws_event_id) from eventbridge_state._eb_events "
+                 f"where run_id = '{run_id}'") == [(200, 197)]
+    out = b.p.sync("inspect", run_id, "--failed")
+    assert out.rc == 0, out.stderr
+    for key in sorted(bad):
+        assert f'bulk  added  key {{"id":{key}}}  REJECTED AccessDeniedException: not allowed' in out.stdout
     r = b.sync()  # still refused: reported again, nothing else sent
     assert r.rc == 1 and r.sync("bulk")["rejected"] == 3
     assert b.delivered() == []

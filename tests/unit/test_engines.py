@@ -230,3 +230,36 @@ def test_history_inserts_stay_under_a_statement_size_the_warehouses_take() -> No
     assert max(rows) == VALUES_ROWS
     assert rows[:3] == [2, 2, 2]  # 200 KB rows: two fit in 500 KB
     assert "".join(recorder.statements).count("x" * 200_000) == 7
+
+
+def test_spark_history_inserts_are_one_json_statement_per_chunk_and_keep_every_value() -> None:
+    # On Spark each INSERT is a job that writes a file: a chunk's events go in one statement
+    # (split only past JSON_STATEMENT_BYTES), as a JSON literal that from_json reads back.
+    import re
+
+    from dbt_eventbridge.warehouse.engines import engine_for
+    from dbt_eventbridge.warehouse.engines.spark import JSON_STATEMENT_BYTES
+
+    recorder = _Recorder()
+    columns = [("run_id", "string"), ("sync_name", "string"), ("event_key", "string"), ("attempts", "int"),
+               ("sent_at", "timestamp"), ("detail", "string")]
+    writer = engine_for("spark").event_writer(recorder, "h.events", columns)
+    n = 2_000
+    cols: dict[str, list[Any]] = {
+        "event_key": [f'[{i}, "it\'s \\\\ {i}"]' for i in range(n)], "attempts": [i % 3 + 1 for i in range(n)],
+        "sent_at": ["2026-12-06 10:00:00.123456"] * n,
+        "detail": ["x" * 5_000 if i % 2 else None for i in range(n)]}  # 5 MB of details: two statements
+    writer.add(("r1", "s1"), cols)
+    assert len(recorder.statements) == 2
+    assert all(len(s) < JSON_STATEMENT_BYTES + 10_000 for s in recorder.statements)
+    back: dict[str, list[Any]] = {c: [] for c in cols}
+    for statement in recorder.statements:
+        assert statement.startswith("insert into h.events (run_id, sync_name, event_key, attempts, sent_at, detail) "
+                                    "select 'r1', 's1', x.event_key, x.attempts, cast(x.sent_at as timestamp), "
+                                    "x.detail from (select inline(arrays_zip(")
+        literal = re.search(r"from_json\('((?:[^'\\]|\\.)*)', 'struct<", statement)
+        assert literal is not None
+        part = json.loads(re.sub(r"\\(.)", r"\1", literal.group(1)))
+        for c in cols:
+            back[c].extend(part[c])
+    assert back == cols

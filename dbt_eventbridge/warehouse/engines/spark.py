@@ -31,13 +31,14 @@ a large result comes from the DataFrame's local iterator, one partition at a tim
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dbt_eventbridge.faults import CrashPoints
-from dbt_eventbridge.warehouse.engines.base import NoTransactions, Rows
+from dbt_eventbridge.warehouse.engines.base import EventColumns, EventWriter, NoTransactions, Rows
 from dbt_eventbridge.warehouse.engines.statements import Statements
 
 STAGING_SUFFIX = "__eb_rw"
@@ -100,6 +101,9 @@ class SparkEngine(NoTransactions):
         # The crash-safety suite's points inside a rewrite: spark.staged.<table> (staged, not
         # yet written back) and spark.overwritten.<table> (written back, staging not dropped).
         self.crash = CrashPoints.from_env()
+
+    def event_writer(self, project: Any, table: Any, columns: EventColumns) -> EventWriter:
+        return _JsonArraysEventWriter(self, project, table, columns)
 
     # -- statements ---------------------------------------------------------------------
     def run(self, adapter: Any, sql: str, fetch: bool, params: Any) -> tuple[list[str], Rows]:
@@ -281,3 +285,45 @@ def staging_of(table: str) -> str:
     """`schema`.`t` -> `schema`.`t__eb_rw`."""
     head = table.rpartition(".")[0]
     return (head + "." if head else "") + _quote(_name(table) + STAGING_SUFFIX)
+
+
+_SPARK_TYPES = {"string": "string", "int": "int", "bigint": "bigint", "float": "double", "timestamp": "string"}
+JSON_STATEMENT_BYTES = 4_000_000  # per INSERT: far under Thrift's and Spark's limits, 2,000 typical events
+
+
+class _JsonArraysEventWriter(EventWriter):
+    """A chunk's events in one INSERT: the columns as one JSON string literal, parsed by
+    ``from_json`` and unzipped by ``inline(arrays_zip(...))``. Each INSERT is a Spark job that
+    writes a file: a chunk of 2,000 events took 10.0 s as twenty 100-row VALUES statements and
+    0.87 s as one of these (local Thrift server, 2 cores, 2026-12-07), and VALUES also parses
+    every literal through Spark's SQL parser."""
+
+    def __init__(self, engine: SparkEngine, project: Any, table: Any, columns: EventColumns) -> None:
+        self.engine = engine
+        self.project = project
+        self.table = table
+        self.columns = columns
+
+    def add(self, fixed: tuple[Any, ...], cols: dict[str, list[Any]]) -> None:
+        rest = self.columns[len(fixed):]
+        fields = [c for c, _ in rest]
+        count = len(cols[fields[0]]) if fields else 0
+        start = 0
+        while start < count:
+            end, size = start, 0
+            while end < count and (end == start or size < JSON_STATEMENT_BYTES):
+                size += sum(len(str(cols[f][end])) for f in fields) + 8 * len(fields)
+                end += 1
+            self.project.execute(self._statement(fixed, rest, {f: cols[f][start:end] for f in fields}))
+            start = end
+
+    def _statement(self, fixed: tuple[Any, ...], rest: EventColumns, part: dict[str, list[Any]]) -> str:
+        lit = self.engine.sql.lit
+        names = ", ".join(c for c, _ in self.columns)
+        heads = [self.engine.sql.typed(v, k) for v, (_, k) in zip(fixed, self.columns)]
+        picks = [f"cast(x.{c} as timestamp)" if k == "timestamp" else f"x.{c}" for c, k in rest]
+        schema = "struct<" + ",".join(f"{c}:array<{_SPARK_TYPES[k]}>" for c, k in rest) + ">"
+        zipped = ", ".join(f"j.{c}" for c, _ in rest)
+        data = lit(json.dumps(part, ensure_ascii=False, default=str))
+        return (f"insert into {self.table} ({names}) select {', '.join(heads + picks)} from "
+                f"(select inline(arrays_zip({zipped})) from (select from_json({data}, {lit(schema)}) as j)) as x")
