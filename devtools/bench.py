@@ -238,10 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark", action="store_true",
                     help="also the diff on a local Spark Thrift server against Spark's FULL OUTER JOIN (Java 17)")
     ap.add_argument("--spark-rows", type=int, default=200_000, help="rows of the Spark diff model (200k)")
+    ap.add_argument("--throttle-rows", type=int, default=20_000,
+                    help="rows of the throttling backfills (20k; 0 skips them)")
+    ap.add_argument("--quota-rps", type=int, default=100, help="the quota scenario's requests per second (100)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.publish_rows, args.big_rows, args.naive_sample = 20_000, 5_000, 40_000, 200
-        args.repeats, args.spark_rows = 1, 20_000
+        args.repeats, args.spark_rows, args.throttle_rows = 1, 20_000, 5_000
     from devtools.stub_endpoint import StubEndpoint
 
     folder = Path(tempfile.mkdtemp(prefix="eb-bench-"))
@@ -268,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             b.dbt("run", "-s", "bench_model", "bench_publish")
             figures.update(run_publish(b, stub, db_path, args, workers))
             figures.update(run_memory_and_diff(b, stub, db_path, folder, args))
+            if args.throttle_rows:
+                from devtools import bench_throttle
+
+                figures["throttle"] = bench_throttle.run(b, args.throttle_rows, args.quota_rps, step)
             if args.spark:
                 from devtools import bench_spark
 
@@ -401,6 +408,13 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     r = f["render"]
     t["render >= 30,000 rows/s (template)"] = {"value": f"{r['rows_per_second']:,} rows/s",
                                                "met": r["rows_per_second"] >= 30_000}
+    if "throttle" in f:
+        th = f["throttle"]
+        t["noisy throttling (10% of entries) >= 0.5x unthrottled"] = {
+            "value": f"{th['noisy_ratio']}x ({th['noisy']['events_per_second']:,} vs "
+                     f"{th['unthrottled']['events_per_second']:,} events/s)", "met": th["noisy_ratio"] >= 0.5}
+        t["quota used >= 0.8"] = {"value": f"{th['quota_used']} of {th['quota_rps']} requests/s",
+                                  "met": th["quota_used"] >= 0.8}
     m = f["memory"]
     grow = m.get("big_peak_rss_mb", m["peak_rss_mb"]) - m["peak_rss_mb"]
     t["memory < 400 MB, flat from 1M to 3M"] = {
@@ -426,6 +440,12 @@ def print_table(f: dict[str, Any]) -> None:
         sd = f["spark_diff"]
         print(f"Spark diff: {sd['seconds']} s vs {sd['baseline_seconds']} s for Spark's FULL OUTER JOIN "
               f"({sd['ratio']}x; {sd['changes']:,} changes of {sd['rows']:,} rows, {sd['server']})")
+    if "throttle" in f:
+        th = f["throttle"]
+        print(f"throttling, {th['rows']:,}-row backfills (events/s): unthrottled "
+              f"{th['unthrottled']['events_per_second']:,}, 10% of entries throttled "
+              f"{th['noisy']['events_per_second']:,} ({th['noisy_ratio']}x), quota of {th['quota_rps']} requests/s "
+              f"{th['quota']['events_per_second']:,} ({th['quota_used']} of the quota used)")
     p = f["publish"]
     print("publish phases (s): " + ", ".join(f"{k} {round(v, 2)}" for k, v in p["timings"].items()))
 

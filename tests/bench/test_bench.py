@@ -20,7 +20,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert set(f["targets"]) == {
         "diff within 2x of a FULL OUTER JOIN", "no-change run < 2 s after adapter open", "publish >= 15x naive",
         "publish >= 10,000 events/s, one process", "render >= 30,000 rows/s (template)",
-        "memory < 400 MB, flat from 1M to 3M"}
+        "memory < 400 MB, flat from 1M to 3M", "noisy throttling (10% of entries) >= 0.5x unthrottled",
+        "quota used >= 0.8"}
     # what the figures are made of is real: every event reached the stub, every phase was timed
     assert f["publish"]["delivered_to_stub"] == f["publish"]["rows"] == 5_000
     assert [w["workers"] for w in f["scale_out"]] == [1, 2]
@@ -29,5 +30,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert f["diff"]["baseline_seconds"] > 0 and f["diff"]["seconds"] > 0
     assert f["memory"]["peak_rss_mb"] > 50 and f["memory"]["big_rows"] == 40_000
     assert f["render"]["rows_per_second"] > 0 and f["publish"]["naive_events_per_second"] > 0
+    th = f["throttle"]  # each throttling backfill delivered every row, and the noise was there
+    assert [th[k]["events"] for k in ("unthrottled", "noisy", "quota")] == [5_000] * 3
+    assert th["noisy"]["throttled"]["ThrottlingException"] > 0 and th["unthrottled"]["throttled"] == {}
     for name in f["targets"]:
         assert name in p.stdout  # the table is printed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from dbt_eventbridge.delivery.rate import AdaptiveRate
 
 
@@ -18,26 +20,102 @@ class Clock:
         self.now += s
 
 
-def test_unlimited_until_throttled_then_half_of_what_was_sent() -> None:
-    c = Clock()
-    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
-    for _ in range(200):  # 200 requests within one second, no waiting
-        r.acquire()
-        c.now += 0.004
-    assert c.slept == 0 and r.rate is None
-    r.throttled()
-    assert r.rate == 100.0  # 200 were sent in the last second: half of it
-
-
-def test_one_cut_per_second_and_never_below_the_floor() -> None:
+def test_all_throttled_cuts_to_the_floor_once_and_not_on_too_few_answers() -> None:
     c = Clock()
     r = AdaptiveRate(40, clock=c, sleep=c.sleep)
-    r.throttled()
-    r.throttled()  # responses to requests already in flight: no second cut
-    assert r.rate == 10.0  # max(floor, min(40, observed 0 -> floor) / 2) -> floor
-    c.now += 1.5
-    r.throttled()
+    r.acquire()
+    r.throttled()  # one entry: chance, not a share
+    assert r.rate == 40
+    for _ in range(5):  # 50 entries, all of them throttled
+        r.acquire()
+        r.answered(10, 10, whole=True)
     assert r.rate == AdaptiveRate.MIN_RPS
+    assert r.throttle_events == 6
+
+
+class Server:
+    """What answers a simulated client: a token-bucket quota of requests (throttled whole
+    when empty) and/or a share of entries throttled at random, whatever the rate."""
+
+    def __init__(self, clock: Clock, quota: float | None = None, noise: float = 0.0) -> None:
+        self.clock, self.quota, self.noise = clock, quota, noise
+        self.tokens = quota or 0.0
+        self.last = clock.now
+        self.rng = random.Random(3)
+
+    def throttled(self) -> tuple[int, bool]:
+        """Entries of a 10-entry request that come back throttled, and whether the request
+        was refused whole."""
+        if self.quota is not None:
+            self.tokens = min(self.quota, self.tokens + (self.clock.now - self.last) * self.quota)
+            self.last = self.clock.now
+            if self.tokens < 1:
+                return 10, True
+            self.tokens -= 1
+        return sum(self.rng.random() < self.noise for _ in range(10)), False
+
+
+def simulate(r: AdaptiveRate, c: Clock, server: Server, seconds: float, capacity: float = 1000.0
+             ) -> tuple[float, float, float]:
+    """A client sending 10-entry requests as fast as the rate and its CPU (``capacity``
+    requests/s) allow: (requests/s, accepted entries/s, share of entries throttled)."""
+    start, sent, accepted, thrown = c.now, 0, 0, 0
+    while c.now - start < seconds:
+        r.acquire()
+        c.now += 1.0 / capacity
+        t, whole = server.throttled()
+        r.answered(10, t, whole)
+        sent, accepted, thrown = sent + 1, accepted + 10 - t, thrown + t
+    span = c.now - start
+    return sent / span, accepted / span, thrown / (sent * 10)
+
+
+def test_throttling_by_others_does_not_slow_the_run_down() -> None:
+    """10% of entries throttled whatever our rate (other producers on the account): the old
+    rule halved the rate every second down to 10 requests/s."""
+    c = Clock()
+    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
+    server = Server(c, noise=0.1)
+    simulate(r, c, server, 5)  # learning that it is noise
+    rps, _, share = simulate(r, c, server, 30)
+    assert 0.08 < share < 0.12
+    assert rps >= 0.9 * 1000, rps
+    assert 0.08 < r.noise_floor < 0.12
+
+
+def test_a_token_bucket_quota_is_used_not_hammered() -> None:
+    c = Clock()
+    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
+    server = Server(c, quota=100)
+    simulate(r, c, server, 5)
+    _, accepted, share = simulate(r, c, server, 30)
+    assert accepted >= 0.9 * 100 * 10, accepted  # at least 90% of the quota goes through
+    assert share < 0.15, share                    # and few requests are wasted on it
+
+
+def test_a_quota_under_noise_is_still_used() -> None:
+    c = Clock()
+    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
+    server = Server(c, quota=100, noise=0.1)
+    simulate(r, c, server, 5)
+    _, accepted, share = simulate(r, c, server, 30)
+    assert accepted >= 0.8 * 100 * 10 * 0.9, accepted
+    assert share < 0.3, share
+
+
+def test_recovers_quickly_to_the_last_good_rate_after_a_burst_of_others() -> None:
+    """A quota of 200 requests/s, of which others take 150 for 3 s: the rate comes back to
+    use the whole quota within a few seconds, not at 5% a second."""
+    c = Clock()
+    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
+    server = Server(c, quota=200)
+    simulate(r, c, server, 10)
+    server.quota = 50
+    simulate(r, c, server, 3)
+    server.quota = 200
+    simulate(r, c, server, 3)
+    _, accepted, _ = simulate(r, c, server, 10)
+    assert accepted >= 0.75 * 200 * 10, accepted  # 0.80 measured; growing 5% a second from 50: about 0.35
 
 
 def test_paces_requests_at_the_rate() -> None:
