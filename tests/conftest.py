@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,41 +41,41 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgParams]:
     stop()
 
 
+@contextmanager
+def _devtools_server(args: list[str], missing: str, stop_wait: float) -> Iterator[int]:
+    """A devtools server that prints {"port": N} on 127.0.0.1 once it is ready and stops when
+    its stdin closes."""
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO_ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    assert line, missing
+    yield int(json.loads(line)["port"])
+    proc.stdin.close()
+    try:
+        proc.wait(stop_wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def snowflake() -> Iterator[int]:
     """The port of a Snowflake emulator (devtools/fakesnow_server.py) on 127.0.0.1, one per
     test session; tests keep apart by schema, as on the PostgreSQL server."""
-    proc = subprocess.Popen([sys.executable, "-m", "devtools.fakesnow_server"], cwd=REPO_ROOT,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdin is not None
-    line = proc.stdout.readline()
-    assert line, "the Snowflake emulator did not start (is fakesnow installed? `make install`)"
-    yield int(json.loads(line)["port"])
-    proc.stdin.close()  # the server stops when its stdin closes
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with _devtools_server(["devtools.fakesnow_server"],
+                          "the Snowflake emulator did not start (is fakesnow installed? `make install`)", 30) as port:
+        yield port
 
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The port of Spark's Thrift server (devtools/spark_server.py) on 127.0.0.1, one per test
     session (about 20 s to start); tests keep apart by schema."""
-    proc = subprocess.Popen([sys.executable, "-m", "devtools.spark_server", "--dir",
-                             str(tmp_path_factory.mktemp("spark"))], cwd=REPO_ROOT,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdin is not None
-    line = proc.stdout.readline()
-    assert line, "Spark's Thrift server did not start (Java 17 and PySpark: `make test` installs them)"
-    yield int(json.loads(line)["port"])
-    proc.stdin.close()  # the server stops when its stdin closes
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with _devtools_server(["devtools.spark_server", "--dir", str(tmp_path_factory.mktemp("spark"))],
+                          "Spark's Thrift server did not start (Java 17 and PySpark: `make test` installs them)",
+                          60) as port:
+        yield port
 
 
 # The slowest files first (`make test` lists its slowest tests; these from its run on 2026-12-01):
