@@ -15,6 +15,7 @@ What it cannot say: a cluster's speed (a local server, 2 cores, parquet on a loc
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -170,6 +171,4 @@ def run(rows: int, repeats: int, env: dict[str, str], step: Any) -> dict[str, An
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)

@@ -186,13 +186,14 @@ class AdaptiveRate:
         s = self._s
         sent = self._sent(now)
         whole = now - s[self._START] >= 1.0  # a whole second to judge what goes through
-        if not self._window(self._THR):
+        thrown = self._window(self._THR)
+        if not thrown:
             s[self._FLOOR] = 0.0  # a second without throttling: no noise left
             s[self._CHECK] = 0.0
             if whole:
                 s[self._GOOD] = max(s[self._GOOD], sent)
             return
-        thrown, answered = self._window(self._THR), self._window(self._ENT)
+        answered = self._window(self._ENT)
         if answered < self.MIN_SAMPLE:
             return  # too few answers to tell a share from chance
         share = thrown / answered
@@ -243,8 +244,8 @@ class AdaptiveRate:
             return  # a cut under test: hold it, or its second says nothing
         good = s[self._GOOD]
         if rate < good:
-            # Back to the last rate that went through: the gap closes by elapsed/RECOVER of
-            # itself (most of it in the first half second), never past it.
+            # Back to the last rate that went through: the gap closes within a third of
+            # RECOVER_SECONDS, never past it.
             rate += (good - rate) * min(1.0, elapsed / self.RECOVER_SECONDS * 3)
             rate = min(rate, good)
         else:

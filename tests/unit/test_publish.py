@@ -467,7 +467,8 @@ def test_retried_entries_go_out_merged_not_one_request_per_failed_request() -> N
     """Entries that failed with a retryable code wait out their backoff off the sender threads,
     and the ones due together go out in shared requests of up to 10 entries."""
     with FaultEndpoint(entry_fault_rate=0.2, entry_fault_codes=("InternalFailure",), seed=5) as ep:
-        out = run(publisher(ep, backoff_base=0.05), [make_entry(i) for i in range(1000)])
+        # 12 attempts: at 20% an entry fails 6 in a row once in 15,000, which would reject it
+        out = run(publisher(ep, backoff_base=0.05, max_attempts=12), [make_entry(i) for i in range(1000)])
         requests = ep.request_count
         accepted = sorted(seq_of(e) for e in ep.accepted)
     assert accepted == list(range(1000)) and not out.rejected
