@@ -4,6 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ENGINES_STAMP := $(VENV)/.installed-engines
+# Databricks' adapter cannot share the main venv (see constraints-databricks.txt): its own, for
+# the offline renderer only (devtools/offline_engines.py databricks).
+DATABRICKS_VENV  := build/databricks-venv
+DATABRICKS_STAMP := $(DATABRICKS_VENV)/.installed
 
 .PHONY: install install-engines demo check test test-fast bench clean
 
@@ -18,11 +22,18 @@ $(STAMP): pyproject.toml constraints.txt
 # The other warehouses' adapters and PySpark, for the tests only (the demo needs none).
 # PySpark comes as a 435 MB source package that pip builds into a wheel (about 2 minutes):
 # pip's cache is kept in build/pip-cache, which a CI cache of the build folder keeps.
-install-engines: $(ENGINES_STAMP)
+install-engines: $(ENGINES_STAMP) $(DATABRICKS_STAMP)
 
 $(ENGINES_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --cache-dir build/pip-cache -c constraints.txt -e ".[dev,engines]"
 	@touch $(ENGINES_STAMP)
+
+# About 40 s (pyarrow and the Databricks SQL connector are wheels).
+$(DATABRICKS_STAMP): pyproject.toml constraints-databricks.txt
+	@test -x $(DATABRICKS_VENV)/bin/python || $(PYTHON) -m venv $(DATABRICKS_VENV)
+	$(DATABRICKS_VENV)/bin/python -m pip install --quiet --cache-dir build/pip-cache -c constraints-databricks.txt \
+		-e . dbt-databricks
+	@touch $(DATABRICKS_STAMP)
 
 demo: install
 	$(BIN)/python -m devtools.demo
@@ -54,4 +65,4 @@ bench: install
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache
+	rm -rf $(VENV) $(DATABRICKS_VENV) integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache

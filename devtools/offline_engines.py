@@ -35,8 +35,14 @@ PROFILES: dict[str, str] = {
     "redshift": "type: redshift\n      host: 127.0.0.1\n      port: 1\n      user: u\n      password: p\n"
                 "      dbname: d\n      schema: analytics\n",
     "spark": "type: spark\n      method: session\n      host: localhost\n      schema: analytics\n",
+    "databricks": "type: databricks\n      host: offline.cloud.databricks.com\n      http_path: /sql/1.0/warehouses/w\n"
+                  "      token: t\n      catalog: main\n      schema: analytics\n",
 }
 ENGINES = list(PROFILES)
+# Engines whose adapter lives in a venv of its own (`make install-engines` makes it): this
+# script runs itself there for them. dbt-databricks requires older dbt-spark and dbt-common
+# than the main venv's adapters (constraints-databricks.txt).
+OWN_VENV: dict[str, Path] = {"databricks": REPO / "build" / "databricks-venv" / "bin" / "python"}
 
 
 def _project(folder: Path, engine: str) -> Any:
@@ -350,10 +356,49 @@ class FakeSparkConnection:
         return FakeSparkCursor(self.log)
 
 
+class FakeDatabricksCursor(FakeCursor):
+    """databricks.sql's Cursor: a closed one has no rows to give (dbt-databricks' handle
+    closes its cursor at each statement it runs)."""
+
+    closed = False
+    query_id = "offline"
+
+    def __init__(self, connection: FakeDatabricksConnection) -> None:
+        super().__init__(connection.log)
+        self.connection = connection
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        if self.closed:
+            raise RuntimeError("Attempting to fetch from a closed cursor")
+        return super().fetchall()
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        if self.closed:
+            raise RuntimeError("Attempting to fetch from a closed cursor")
+        return super().fetchmany(size)
+
+
+class FakeDatabricksConnection(FakeConnection):
+    """databricks.sql's Connection, as dbt-databricks' DatabricksHandle holds it."""
+
+    def cursor(self) -> FakeCursor:
+        return FakeDatabricksCursor(self)
+
+    def get_session_id_hex(self) -> str:
+        return "offline"
+
+
 def _fake_handle(project: Any, log: list[str]) -> Any:
     kind = project.adapter_type
     if kind == "bigquery":
         return FakeBigQueryClient(log)
+    if kind == "databricks":
+        from dbt.adapters.databricks.handle import DatabricksHandle
+
+        return DatabricksHandle(FakeDatabricksConnection(log), is_cluster=False)  # type: ignore[arg-type]
     if kind == "spark":
         from dbt.adapters.spark.session import SessionConnectionWrapper
 
@@ -392,7 +437,18 @@ def probe(project: Any) -> dict[str, Any]:
         step("failed transaction", lambda: _in_transaction(project, ["insert into t values (1)", "fail"]))
         step("stream", lambda: [[names, [list(r) for r in rows]] for names, rows in
                                 project.stream("select id, name from t", 2)])
+        if project.adapter_type == "databricks":  # its handle closes the last cursor at each statement
+            step("stream with statements between batches", lambda: _stream_with_writes(project))
     return out
+
+
+def _stream_with_writes(project: Any) -> list[list[list[Any]]]:
+    """A stream's batches, with a statement run after each (as a sync writes its history)."""
+    batches = []
+    for _, rows in project.stream("select id, name from t", 2):
+        batches.append([list(r) for r in rows])
+        project.execute("insert into h values (1)")
+    return batches
 
 
 def _in_transaction(project: Any, statements: list[str]) -> None:
@@ -420,6 +476,28 @@ def render_all(engines: list[str], probes: bool = False) -> dict[str, Any]:
     return out
 
 
+def _render_in_own_venv(engine: str) -> dict[str, Any]:
+    python = OWN_VENV[engine]
+    if _importable(engine):  # in that venv now (or the adapter was installed here)
+        return render_all([engine], probes=True)
+    if not python.exists():
+        raise SystemExit(f"{engine}'s adapter has a venv of its own, {python.parents[1]}, which is missing: "
+                         "`make install-engines` makes it")
+    import subprocess
+
+    done = subprocess.run([str(python), "-m", "devtools.offline_engines", "--json", engine], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(f"rendering {engine} in {python} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout))
+
+
+def _importable(engine: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"dbt.adapters.{engine}") is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="rewrite the golden files")
@@ -427,7 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print {engine: [[case, sql], ...]}")
     parser.add_argument("engines", nargs="*", default=ENGINES)
     args = parser.parse_args(argv)
-    rendered = render_all(args.engines, probes=args.json)
+    here = [e for e in args.engines if e not in OWN_VENV]
+    rendered = render_all(here, probes=args.json) if here else {}
+    for engine in args.engines:
+        if engine in OWN_VENV:
+            rendered[engine] = _render_in_own_venv(engine)[engine]
     if args.json:
         print(json.dumps(rendered, default=str))
         return 0

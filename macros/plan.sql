@@ -369,6 +369,40 @@ from {{ done }} as d where d._eb_op not in ('removed', 'rebaseline')
 {{ return([sql]) }}
 {%- endmacro %}
 
+{#- Databricks (Delta): one MERGE, an atomic commit of its own (Spark's statement would rewrite
+    the whole state). Removed rows are deleted; re-baselined ones take their new fingerprint
+    and keep the values they were delivered with; every other acked row is written whole in
+    the current shape: the state's columns the shape lacks become null, as the default
+    commit's delete and insert leave them. The plan has one row per key (the diff's full
+    join of a model without duplicated keys and the state), as MERGE requires. -#}
+{% macro databricks__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
+{%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
+{%- set cols = state_columns if state_columns is not none else adapter.get_columns_in_relation(state) | map(attribute='name') | list -%}
+{%- set model_of = {} -%}
+{%- for c, p in new_columns %}{% do model_of.update({p | lower: c}) %}{% endfor -%}
+{%- set names = [] -%}
+{%- set values = [] -%}
+{%- for c in cols -%}
+  {%- set n = c | lower -%}
+  {%- do names.append(n) -%}
+  {%- if n in model_of -%}{% do values.append('d.' ~ model_of[n]) %}
+  {%- elif n == '_eb_hash' -%}{% do values.append('d._eb_hash') %}
+  {%- elif n == '_eb_shape' or n == '_eb_fp' -%}{% do values.append(current | string) %}
+  {%- elif n == '_eb_delivered_at' -%}{% do values.append(dbt.current_timestamp()) %}
+  {%- else -%}{% do values.append('null') %}{%- endif -%}
+{%- endfor -%}
+{%- set sql -%}
+merge into {{ state }} as st
+using {{ done }} as d
+on {% for k in keys %}d.{{ k }} = st.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %}
+when matched and d._eb_op = 'removed' then delete
+when matched and d._eb_op = 'rebaseline' then update set _eb_hash = d._eb_hash, _eb_fp = {{ current }}
+when matched then update set {% for n in names %}{{ n }} = {{ values[loop.index0] }}{{ ", " if not loop.last }}{% endfor %}
+when not matched and d._eb_op not in ('removed', 'rebaseline') then insert ({{ names | join(', ') }}) values ({{ values | join(', ') }})
+{%- endset -%}
+{{ return([sql]) }}
+{%- endmacro %}
+
 {#- Without UPDATE: a kept row's hash and fingerprint, renewed when the plan re-baselined it
     (`r`, joined by _renewal_join). -#}
 {% macro _renewed(column, alias, current) -%}

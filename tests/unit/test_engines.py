@@ -31,7 +31,7 @@ import sqlglot
 from devtools.offline_engines import ENGINES, GOLDEN, ROWS, golden_text
 
 REPO = Path(__file__).resolve().parents[2]
-OFFLINE = ["snowflake", "bigquery", "redshift", "spark"]
+OFFLINE = ["snowflake", "bigquery", "redshift", "spark", "databricks"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,16 @@ FORBIDDEN: dict[str, list[tuple[str, str]]] = {
         ("no generate_series", r"generate_series"),
         ("no :: casts", r"::"),
         ("no ROW(...) constructor", r"\brow\("),
+    ],
+    # Delta tables: DELETE, UPDATE and MERGE, but DELETE and UPDATE without USING or FROM.
+    "databricks": [
+        ("ROW_NUMBER needs an ORDER BY", r"row_number\(\) over \(\)"),
+        ("no CREATE TEMPORARY TABLE (views are)", r"create temporary table"),
+        ("no CACHE TABLE on SQL warehouses", r"\bcache table\b"),
+        ("no UPDATE ... FROM", r"update [^;]*? set [^;]*? from "),
+        ("no primary key constraints", r"primary key"),
+        ("no generate_series", r"generate_series"),
+        ("no :: casts", r"::"),
     ],
 }
 
@@ -173,6 +183,33 @@ def test_spark_session_reads_from_the_local_iterator(rendered: dict[str, Any]) -
     assert _probe(rendered, "spark", "stream")["driver"] == ["select id, name from t", "<toLocalIterator>"]
 
 
+def test_databricks_commits_with_one_merge_and_updates_delta_tables_in_place(rendered: dict[str, Any]) -> None:
+    # Delta has MERGE, UPDATE and DELETE: no rewrite of the whole state (Spark's INSERT
+    # OVERWRITE, staged) and the ownership rows kept, unlike on Spark's plain tables.
+    sql = dict(rendered["databricks"]["sql"])
+    for case in ("commit_sql", "commit_sql all acked"):
+        assert sql[case].startswith("merge into `main`.`eventbridge_state`.`_eb_state__customers` as st\n"), case
+        assert ";" not in sql[case] and "insert overwrite" not in sql[case]
+        assert "when matched and d._eb_op = 'removed' then delete" in sql[case]
+        assert "when matched and d._eb_op = 'rebaseline' then update set _eb_hash = d._eb_hash, _eb_fp = 5" in sql[case]
+        # A column the current shape lacks (_eb_c4) is emptied, as the default delete and insert leave it.
+        assert ", _eb_c4 = null, " in sql[case]
+    assert "where exists (select 1 from `main`.`eventbridge_state`.`_eb_acks__customers`" in sql["commit_sql"]
+    assert sql["touch_object"].startswith("update `main`.`eventbridge_state`.`_eb_objects` set kind = 'state'")
+    assert sql["lock_beat"].startswith("update ")
+    assert sql["create_table_as temporary"] == "create or replace temporary view eb_dry_run_1 as select 1 as x"
+    assert not any("insert overwrite" in text for case, text in rendered["databricks"]["sql"])
+
+
+def test_a_databricks_stream_stays_readable_while_other_statements_run(rendered: dict[str, Any]) -> None:
+    # dbt-databricks' handle closes its last cursor whenever it runs a statement; a sync
+    # writes its history while it reads the plan's changes.
+    step = _probe(rendered, "databricks", "stream with statements between batches")
+    assert step["error"] is None
+    assert step["value"] == [[list(r) for r in ROWS[0:2]], [list(r) for r in ROWS[2:4]], [list(r) for r in ROWS[4:]]]
+    assert step["driver"] == ["select id, name from t", *["insert into h values (1)"] * 3]
+
+
 INSERT, CREATE, DELETE = "insert into t values (1)", "create table u as select 1 as x", "delete from t"
 
 
@@ -181,6 +218,7 @@ INSERT, CREATE, DELETE = "insert into t values (1)", "create table u as select 1
     ("snowflake", ["begin", INSERT, "commit", CREATE, "begin", DELETE, "commit"]),
     ("bigquery", [INSERT, CREATE, DELETE]),
     ("spark", [INSERT, CREATE, DELETE]),
+    ("databricks", [INSERT, CREATE, DELETE]),
 ])
 def test_a_transaction_sends_what_the_engine_has(rendered: dict[str, Any], engine: str, sent: list[str]) -> None:
     # Redshift (autocommit, and BEGIN skipped under a dbt-redshift flag) and Snowflake
@@ -192,7 +230,8 @@ def test_a_transaction_sends_what_the_engine_has(rendered: dict[str, Any], engin
 
 
 @pytest.mark.parametrize(("engine", "last"), [
-    ("redshift", "rollback"), ("snowflake", "rollback"), ("bigquery", "fail"), ("spark", "fail")])
+    ("redshift", "rollback"), ("snowflake", "rollback"), ("bigquery", "fail"), ("spark", "fail"),
+    ("databricks", "fail")])
 def test_a_failed_statement_ends_the_transaction_with_our_error(rendered: dict[str, Any], engine: str,
                                                                 last: str) -> None:
     step = _probe(rendered, engine, "failed transaction")
@@ -263,3 +302,58 @@ def test_spark_history_inserts_are_one_json_statement_per_chunk_and_keep_every_v
         for c in cols:
             back[c].extend(part[c])
     assert back == cols
+
+
+# -- Databricks' MERGE, executed: the same state as the default commit, on a real engine ------
+
+_STATE = [  # _eb_c1 customer_id, _eb_c2 Region, _eb_c3 email, _eb_c4 (a column the shape lost), _eb_c5 Plan
+    (1, "eu", "a@x", "old", "free", 11, 4, 4), (2, "eu", "b@x", "old", "pro", 12, 4, 4),
+    (3, "us", "c@x", None, "free", 13, 5, 5), (4, "us", "d@x", "old", "pro", 14, 4, 3),
+    (5, "eu", "e@x", "old", "free", 15, 5, 5), (6, "us", "f@x", None, "pro", 16, 5, 5),
+]
+_PLAN = [  # _eb_seq, op, hash, old shape, customer_id, Region, email, Plan
+    (1, "removed", 11, 4, 1, "eu", None, None), (2, "changed", 22, 4, 2, "eu", "b2@x", "team"),
+    (3, "added", 23, None, 7, "eu", "g@x", "free"), (4, "rebaseline", 44, 4, 4, "us", "d@x", "pro"),
+    (5, "changed", 25, 5, 5, "eu", "e2@x", "pro"), (6, "added", 26, None, 8, "us", "h@x", "pro"),
+    (7, "refresh", 16, 5, 6, "us", "f@x", "pro"),
+]
+_ACKS = [1, 2, 3, 4, 7]  # 5 and 6 were rejected: they stay as they were
+
+
+def _run_commit(statements: list[str], all_acked: bool) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create schema eventbridge_state")
+    con.execute("create table eventbridge_state._eb_state__customers (_eb_c1 integer, _eb_c2 varchar, _eb_c3 varchar, "
+                "_eb_c4 varchar, _eb_c5 varchar, _eb_hash bigint, _eb_shape integer, _eb_fp integer, "
+                "_eb_delivered_at timestamp)")
+    con.executemany("insert into eventbridge_state._eb_state__customers values (?, ?, ?, ?, ?, ?, ?, ?, null)", _STATE)
+    con.execute('create table eventbridge_state._eb_plan__customers (_eb_seq bigint, _eb_op varchar, _eb_hash bigint, '
+                '_eb_shape integer, "customer_id" integer, "Region" varchar, "email" varchar, "Plan" varchar, '
+                '_eb_o3 varchar, _eb_o4 varchar)')
+    con.executemany("insert into eventbridge_state._eb_plan__customers values (?, ?, ?, ?, ?, ?, ?, ?, null, null)", _PLAN)
+    con.execute("create table eventbridge_state._eb_acks__customers (_eb_seq bigint)")
+    con.executemany("insert into eventbridge_state._eb_acks__customers values (?)",
+                    [(s,) for s in ([p[0] for p in _PLAN] if all_acked else _ACKS)])
+    for sql in statements:
+        con.execute(sql)
+    return con.execute("select _eb_c1, _eb_c2, _eb_c3, _eb_c4, _eb_c5, _eb_hash, _eb_shape, _eb_fp, "
+                       "_eb_delivered_at is not null from eventbridge_state._eb_state__customers order by 1").fetchall()
+
+
+@pytest.mark.parametrize("case", ["commit_sql", "commit_sql all acked"])
+def test_the_databricks_merge_leaves_the_state_the_default_commit_leaves(rendered: dict[str, Any], case: str) -> None:
+    # No Databricks here: its MERGE, translated to DuckDB's dialect (DuckDB has MERGE with the
+    # same clauses), runs against the same state, plan and acks as DuckDB's own commit, the
+    # delete, insert and update that the guarantees suite runs for real.
+    merge = dict(rendered["databricks"]["sql"])[case]
+    translated = sqlglot.transpile(merge, read="databricks", write="duckdb")[0].replace('"main".', '"memory".')
+    default = dict(rendered["duckdb"]["sql"])[case].split(";\n")
+    all_acked = case.endswith("all acked")
+    want = _run_commit(default, all_acked)
+    assert _run_commit([translated], all_acked) == want
+    by_key = {r[0]: r for r in want}
+    assert 1 not in by_key and by_key[2][2:8] == ("b2@x", None, "team", 22, 5, 5)  # removed; changed, c4 emptied
+    assert by_key[4][2:8] == ("d@x", "old", "pro", 44, 4, 5)  # re-baselined: values kept, new fingerprint
+    assert (by_key[5][5], 8 in by_key) == ((25, True) if all_acked else (15, False))  # rejected: as it was

@@ -29,8 +29,12 @@ def engine_for(adapter_type: str) -> Engine:
         from dbt_eventbridge.warehouse.engines.bigquery import BigQueryEngine
 
         return BigQueryEngine()
-    if adapter_type in ("spark", "databricks"):
+    if adapter_type == "spark":
         from dbt_eventbridge.warehouse.engines.spark import SparkEngine
 
-        return SparkEngine(adapter_type)
+        return SparkEngine()
+    if adapter_type == "databricks":
+        from dbt_eventbridge.warehouse.engines.databricks import DatabricksEngine
+
+        return DatabricksEngine()
     return Engine(adapter_type)

@@ -1,5 +1,5 @@
-"""Spark (dbt-spark, and Databricks through its Spark macros): no transactions, no UPDATE or
-DELETE on plain tables, statements polled over Thrift, a local session's DataFrames.
+"""Spark (dbt-spark; Databricks builds on it in engines/databricks.py): no transactions, no
+UPDATE or DELETE on plain tables, statements polled over Thrift, a local session's DataFrames.
 
 Transactions: dbt-spark's begin marks dbt's connection as in a transaction and its commit
 never clears the mark, and Spark has no multi-statement transactions anyway: our transactions
