@@ -136,6 +136,7 @@ class Run:
     peak_rss_mb: float
     result: dict[str, Any]
     exit_code: int
+    cpu_seconds: float = 0.0  # the whole process: user and system
 
     def sync(self, name: str) -> dict[str, Any]:
         return next(s for s in self.result["syncs"] if s["sync"] == name)
@@ -166,7 +167,8 @@ class Bench:
         if proc.returncode != 0:
             raise SystemExit(f"dbt-eventbridge {' '.join(args)} exited with {proc.returncode}: "
                              f"{json.dumps(result)[:2000]}")
-        return Run(seconds, usage.ru_maxrss / 1024, result, proc.returncode)
+        return Run(seconds, usage.ru_maxrss / 1024, result, proc.returncode,
+                   round(usage.ru_utime + usage.ru_stime, 2))
 
 
 def naive_events_per_second(endpoint_url: str, db_path: Path, sample: int) -> float:

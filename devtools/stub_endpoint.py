@@ -9,6 +9,10 @@ and answers every entry with an EventId. ``GET /stats`` returns the counts so fa
 entries, a missing Source/DetailType/Detail, a Detail that is not a JSON object; those are
 counted as ``invalid`` and answered as AWS does.
 
+``latency`` (seconds) delays every answer, as a distant region or a busy network would:
+requests on one connection are answered in order, each ``latency`` after it arrived, and
+the connections opened are counted (``connections``: keep-alive reuse, or not).
+
     with StubEndpoint() as stub:
         ... endpoint_url=stub.endpoint_url ...
         stub.stats()   # {"requests": .., "entries": .., "invalid": .., "first_at": .., "last_at": ..}
@@ -35,6 +39,7 @@ class _Stats:
         self.requests = 0
         self.entries = 0
         self.invalid = 0
+        self.connections = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.per_second: dict[int, int] = {}
@@ -42,6 +47,7 @@ class _Stats:
     def as_dict(self) -> dict[str, Any]:
         peak = max(self.per_second.values(), default=0)
         return {"requests": self.requests, "entries": self.entries, "invalid": self.invalid,
+                "connections": self.connections,
                 "first_at": self.first_at, "last_at": self.last_at, "peak_requests_per_second": peak}
 
 
@@ -84,13 +90,15 @@ def _answer(stats: _Stats, body: bytes) -> tuple[int, bytes]:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, stats: _Stats) -> None:
+    def __init__(self, stats: _Stats, latency: float) -> None:
         self.stats = stats
+        self.latency = latency
         self.buf = b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.stats.connections += 1
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -118,16 +126,24 @@ class _Protocol(asyncio.Protocol):
             else:
                 status, out = _answer(self.stats, body)
             assert self.transport is not None
-            self.transport.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}\r\n"
-                f"Content-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: stub\r\n"
-                f"Content-Length: {len(out)}\r\n\r\n".encode() + out)
+            answer = (f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}\r\n"
+                      f"Content-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: stub\r\n"
+                      f"Content-Length: {len(out)}\r\n\r\n").encode() + out
+            if self.latency > 0 and path == "/":
+                # call_later keeps the order of equal delays: answers stay in request order.
+                asyncio.get_running_loop().call_later(self.latency, self._write, answer)
+            else:
+                self.transport.write(answer)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
 
-async def _serve(port: int) -> None:
+async def _serve(port: int, latency: float) -> None:
     stats = _Stats()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Protocol(stats), "127.0.0.1", port, backlog=512)
+    server = await loop.create_server(lambda: _Protocol(stats, latency), "127.0.0.1", port, backlog=1024)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
@@ -136,9 +152,10 @@ async def _serve(port: int) -> None:
 class StubEndpoint:
     """Starts the stub in a child process; stopped on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.latency = latency
 
     @property
     def endpoint_url(self) -> str:
@@ -146,7 +163,8 @@ class StubEndpoint:
 
     def start(self) -> StubEndpoint:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.stub_endpoint"], cwd=root,
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.stub_endpoint", "0", str(self.latency)],
+                                     cwd=root,
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
@@ -186,6 +204,7 @@ class StubEndpoint:
 
 if __name__ == "__main__":
     try:
-        asyncio.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+        asyncio.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+                           float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))
     except KeyboardInterrupt:
         pass

@@ -43,7 +43,7 @@ class Settings:
     endpoint_url: str | None = None
     state_schema: str = "eventbridge_state"
     max_request_bytes: int = MAX_REQUEST_BYTES
-    concurrency: int = 8                      # concurrent PutEvents requests per process
+    concurrency: int = 64                     # the most PutEvents requests in flight per process (found as it runs)
     workers: int = 1                          # publishing processes (--workers)
     # DuckDB only: the memory DuckDB may use in this process; the diff spills to disk
     # beyond it, so memory stays flat as models grow. "0" keeps the profile's setting.

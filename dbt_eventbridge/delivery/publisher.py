@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from dbt_eventbridge.delivery.concurrency import AdaptiveConcurrency
 from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.wire import request_body
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
@@ -83,6 +84,11 @@ class Publisher:
         self._sleep = sleep
         self._rng = random.Random()
         self._lock = threading.Lock()
+        # ``concurrency`` caps the requests in flight; how many are is found as it runs.
+        self.limit = AdaptiveConcurrency(self.concurrency)
+        self._work: queue.SimpleQueue[tuple[list[Entry], int, _Run] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._timing = threading.local()  # the round trip of the thread's last request
 
     def _delay(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter."""
@@ -93,11 +99,19 @@ class Publisher:
         self._sleep(self._delay(attempt))
 
     def publish(self, entries: Iterable[Entry], on_outcome: Callable[[Outcome], None],
-                preflight: bool = True) -> bool:
+                preflight: bool = True, window: int | None = None,
+                journal: Callable[[], None] | None = None) -> bool:
         """Send every entry; ``on_outcome`` is called in this thread as requests complete.
 
         The first request is sent alone: if AWS rejects our credentials or cannot be
         reached, the run stops before anything is published (exit code 2).
+
+        ``window``: at most this many entries are sent and not yet journaled at any time;
+        ``journal`` is called (in this thread) whenever half of the window has been
+        answered, and the caller journals what it was told so far. That bounds what a
+        crash can make the next run send again, while requests keep flowing across the
+        caller's chunks (a chunk waiting for its last answers left the network idle:
+        see concurrency.py).
         """
         oversize: list[Entry] = []
 
@@ -116,16 +130,37 @@ class Publisher:
         if first is None:
             return False
         on_outcome(self.send(first, preflight=preflight))
-        self._send_all(it, on_outcome, flush_oversize)
+        if journal is not None and window is not None:
+            journal()
+        self._send_all(it, on_outcome, flush_oversize, window, journal)
         return True
 
-    def _send_all(self, pending_batches: Iterator[list[Entry]], on_outcome: Callable[[Outcome], None],
-                  flush_oversize: Callable[[], None]) -> None:
-        """Send the batches on ``concurrency`` threads; outcomes are handed on in this thread.
+    def close(self) -> None:
+        """Stop the sender threads (and so their connections); publish() starts them again."""
+        threads, self._threads = self._threads, []
+        for _ in threads:
+            self._work.put(None)
+        for t in threads:
+            t.join()
 
-        Sender threads take requests from a bounded queue and put outcomes on another, which
-        this thread drains as it goes: a Future and a wait() per request cost more CPU (and
-        GIL) than signing the request does.
+    def _senders(self, n: int) -> None:
+        """At least ``n`` sender threads, kept for the publisher's life: each keeps its
+        keep-alive connection, so a run opens about as many connections as it has requests
+        in flight, not one per thread per chunk (82 for 2,000 requests before)."""
+        while len(self._threads) < n:
+            t = threading.Thread(target=self._sender, name=f"eb-publish-{len(self._threads)}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _send_all(self, pending_batches: Iterator[list[Entry]], on_outcome: Callable[[Outcome], None],
+                  flush_oversize: Callable[[], None], window: int | None,
+                  journal: Callable[[], None] | None) -> None:
+        """Send the batches with up to ``self.limit.limit`` requests in flight; outcomes are
+        handed on in this thread.
+
+        Sender threads take requests from a queue and put outcomes on another, which this
+        thread drains as it goes: a Future and a wait() per request cost more CPU (and GIL)
+        than signing the request does.
 
         Entries that a 200 answer failed with a retryable code (throttled, internal failure)
         are not retried by the sender thread after sleeping its backoff: they come back here
@@ -134,67 +169,44 @@ class Publisher:
         two of three requests had an entry to retry, and a sender asleep in its backoff (0.1 s
         on average) sent nothing: 546 events/s against 4,178 unthrottled (make bench, 20,000
         rows, 8 threads)."""
-        work: queue.Queue[tuple[list[Entry], int] | None] = queue.Queue(maxsize=self.concurrency * 2)
-        done: queue.SimpleQueue[Outcome | _Retry | BaseException] = queue.SimpleQueue()
-        stop = threading.Event()
-        threads = [threading.Thread(target=self._sender, args=(work, done, stop), name=f"eb-publish-{i}",
-                                    daemon=True) for i in range(self.concurrency)]
-        for t in threads:
-            t.start()
-        later = _Retries(self.max_request_bytes)
-        outstanding = 0  # requests queued whose outcome was not handed on yet
+        run = _Run(self, on_outcome, window, journal)
         try:
             for batch in pending_batches:
                 flush_oversize()
-                for retry in later.due(time.monotonic()):
-                    work.put(retry)
-                    outstanding += 1
-                work.put((batch, 0))
-                outstanding = _drain(done, outstanding + 1, on_outcome, later, block=False)
+                run.send_due()
+                run.make_room(len(batch))
+                run.submit(batch, 0)
+                run.drain(block=False)
             flush_oversize()
-            while outstanding or later:
-                for retry in later.due(time.monotonic()):
-                    work.put(retry)
-                    outstanding += 1
-                if not outstanding:  # only entries waiting out their backoff
-                    time.sleep(later.wait(time.monotonic()))
-                    continue
-                wait = later.wait(time.monotonic()) if later else None
-                outstanding = _drain(done, outstanding, on_outcome, later, block=True, timeout=wait)
+            run.finish()
         except BaseException:
-            stop.set()
-            while True:  # unblock the senders: drop what was not sent yet
-                try:
-                    work.get_nowait()
-                except queue.Empty:
-                    break
+            run.stop.set()  # the senders drop what this run queued and did not send yet
             raise
-        finally:
-            for _ in threads:
-                work.put(None)
-            for t in threads:
-                t.join()
 
-    def _sender(self, work: queue.Queue[tuple[list[Entry], int] | None],
-                done: queue.SimpleQueue[Outcome | _Retry | BaseException], stop: threading.Event) -> None:
-        def later(pending: list[Entry], attempt: int) -> None:
-            delay = self._delay(attempt)
-            if self.rate.noise_floor > 0:
-                # Throttling that our rate does not cause (the rate's noise floor): a retry
-                # later is no likelier to pass than one soon, and a chunk waits for its last
-                # entry. 2,000-entry chunks with 10% throttled took 1.0 to 1.8 s with the
-                # full backoff, against 0.55 s unthrottled.
-                delay *= NOISE_BACKOFF
-            done.put(_Retry(pending, attempt, time.monotonic() + delay))
-
+    def _sender(self) -> None:
         while True:
-            item = work.get()
-            if item is None or stop.is_set():
+            item = self._work.get()
+            if item is None:
                 return
+            batch, attempt, run = item
+            if run.stop.is_set():
+                continue
+
+            def later(pending: list[Entry], attempt: int, run: _Run = run) -> None:
+                delay = self._delay(attempt)
+                if self.rate.noise_floor > 0:
+                    # Throttling that our rate does not cause (the rate's noise floor): a retry
+                    # later is no likelier to pass than one soon, and a chunk waits for its last
+                    # entry. 2,000-entry chunks with 10% throttled took 1.0 to 1.8 s with the
+                    # full backoff, against 0.55 s unthrottled.
+                    delay *= NOISE_BACKOFF
+                run.done.put(_Retry(pending, attempt, time.monotonic() + delay))
+
             try:
-                done.put(self.send(item[0], attempt=item[1], later=later))
+                out = self.send(batch, attempt=attempt, later=later)
+                run.done.put((out, getattr(self._timing, "rtt", 0.0)))
             except BaseException as e:  # noqa: BLE001 - not swallowed: the publishing thread re-raises it
-                done.put(e)
+                run.done.put(e)
 
     def send(self, batch: list[Entry], preflight: bool = False, attempt: int = 0,
              later: Callable[[list[Entry], int], None] | None = None) -> Outcome:
@@ -213,6 +225,8 @@ class Publisher:
             attempt += 1
             out.requests += 1
             self.rate.acquire()
+            started = time.monotonic()
+            self._timing.rtt = 0.0  # a request that failed or was retried says nothing of the latency
             try:
                 if self._send_body is not None:
                     resp = self._send_body(request_body(e.json or entry_json(e.entry) for e in pending))
@@ -241,6 +255,8 @@ class Publisher:
                     continue
                 return out
             answered = True
+            if out.requests == 1:
+                self._timing.rtt = time.monotonic() - started
             pending = self._entry_answers(resp, pending, attempt, out)
             if pending:
                 out.retried_entries += len(pending)
@@ -383,29 +399,95 @@ def _never(entry: Entry) -> None:
     raise AssertionError("an entry over the size limit was sent before")  # batches() dropped it the first time
 
 
-def _drain(done: queue.SimpleQueue[Outcome | _Retry | BaseException], outstanding: int,
-           on_outcome: Callable[[Outcome], None], later: _Retries, *, block: bool,
-           timeout: float | None = None) -> int:
-    """Hand on outcomes (waiting for all of them with ``block``, or until ``timeout``);
-    returns how many are still out. Entries to retry are kept in ``later``. An exception
-    raised by a sender is raised here."""
-    while outstanding:
-        try:
-            item = done.get(timeout=timeout) if block else done.get_nowait()
-        except queue.Empty:
-            break
-        if isinstance(item, _Retry):
-            later.add(item)
-            if block and timeout is None:
-                timeout = later.wait(time.monotonic())  # now there is something to send when due
-            else:
-                timeout = min(timeout, later.wait(time.monotonic())) if timeout is not None else None
-            continue
-        outstanding -= 1
-        if isinstance(item, BaseException):
-            raise item
-        on_outcome(item)
-    return outstanding
+class _Run:
+    """One publish() call's requests: what is in flight, what waits out its backoff, and
+    the window of entries sent and not yet journaled."""
+
+    def __init__(self, publisher: Publisher, on_outcome: Callable[[Outcome], None], window: int | None,
+                 journal: Callable[[], None] | None) -> None:
+        self.publisher = publisher
+        self.limit = publisher.limit
+        self.on_outcome = on_outcome
+        self.window = window
+        self.journal = journal
+        self.done: queue.SimpleQueue[tuple[Outcome, float] | _Retry | BaseException] = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.later = _Retries(publisher.max_request_bytes)
+        self.outstanding = 0  # requests queued or in flight whose answer was not handed on yet
+        self.unsettled = 0    # entries sent whose last word (accepted, rejected) has not come
+        self.settled = 0      # entries answered since the last journal() call
+
+    def submit(self, batch: list[Entry], attempt: int) -> None:
+        self.publisher._senders(self.limit.limit)
+        self.publisher._work.put((batch, attempt, self))
+        self.outstanding += 1
+        if not attempt:
+            self.unsettled += len(batch)
+
+    def send_due(self) -> None:
+        for batch, attempt in self.later.due(time.monotonic()):
+            self.submit(batch, attempt)
+
+    def make_room(self, entries: int) -> None:
+        """Wait until a request of ``entries`` new entries may go: a free slot, and room in
+        the window (journaling what was answered when that is what frees it)."""
+        while True:
+            full = self.outstanding >= self.limit.limit + max(2, self.limit.limit // 4)
+            if full:
+                self.limit.waited()
+            elif self.window is None or self.unsettled + self.settled + entries <= self.window:
+                return
+            elif self.settled and self.journal is not None and (self.settled >= self.window // 2
+                                                                 or not self.outstanding):
+                self._journal()
+                continue
+            elif not self.outstanding and not self.later:
+                return  # a request larger than the window, with nothing else out: it goes alone
+            if self.outstanding:
+                self.drain(block=True, timeout=self.later.wait(time.monotonic()) if self.later else None)
+            else:  # only entries waiting out their backoff
+                time.sleep(self.later.wait(time.monotonic()))
+            self.send_due()
+
+    def finish(self) -> None:
+        while self.outstanding or self.later:
+            self.send_due()
+            if not self.outstanding:  # only entries waiting out their backoff
+                time.sleep(self.later.wait(time.monotonic()))
+                continue
+            self.drain(block=True, timeout=self.later.wait(time.monotonic()) if self.later else None)
+
+    def _journal(self) -> None:
+        assert self.journal is not None
+        self.journal()
+        self.settled = 0
+
+    def drain(self, *, block: bool, timeout: float | None = None) -> None:
+        """Hand on outcomes (with ``block``, at least one, or wait until ``timeout``). Entries
+        to retry are kept in ``later``. An exception raised by a sender is raised here."""
+        while self.outstanding:
+            try:
+                item = self.done.get(timeout=timeout) if block else self.done.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Retry):
+                self.later.add(item)
+                due = self.later.wait(time.monotonic())
+                timeout = due if timeout is None else min(timeout, due)
+                continue
+            self.outstanding -= 1
+            if isinstance(item, BaseException):
+                raise item
+            out, rtt = item
+            if rtt:
+                self.limit.answered(rtt)
+            answered = len(out.accepted) + len(out.rejected)
+            self.unsettled -= answered
+            self.settled += answered
+            self.on_outcome(out)
+            if self.window is not None and self.journal is not None and self.settled >= self.window // 2:
+                self._journal()
+            block = False  # one answer handed on: take the rest that are there, then return
 
 
 def _throttle_code(code: str) -> bool:

@@ -135,10 +135,20 @@ def _publisher_factory(loaded: LoadedProject, client: Any) -> Callable[[Adaptive
 
 def _run_syncs(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, result: RunResult,
                console: Console, client: Any, output: IO[str] | None) -> None:
-    project, settings = loaded.project, loaded.settings
     make_publisher = _publisher_factory(loaded, client)
     sends = bool(loaded.syncs) and not options.dry_run and not options.rebaseline
     publisher = make_publisher(None) if sends else None
+    try:
+        _each_sync(loaded, options, last_run, result, console, publisher, make_publisher, output)
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _each_sync(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, result: RunResult,
+               console: Console, publisher: Publisher | None,
+               make_publisher: Callable[[AdaptiveRate | None], Publisher], output: IO[str] | None) -> None:
+    project, settings = loaded.project, loaded.settings
     with project.connection("dbt_eventbridge", wait_seconds=settings.lock_wait_seconds):
         project.setup_session(settings.duckdb_memory_limit)
         _merge_recorded_results(loaded, last_run, result, console)

@@ -14,8 +14,11 @@ from dbt_eventbridge.model import Entry, Outcome
 
 class Sink(Protocol):
     def publish(self, entries: Iterable[Entry], on_outcome: Callable[[Outcome], None],
-                preflight: bool = True) -> bool:
-        """Deliver the entries, reporting each answer to ``on_outcome``; True when any was sent."""
+                preflight: bool = True, window: int | None = None,
+                journal: Callable[[], None] | None = None) -> bool:
+        """Deliver the entries, reporting each answer to ``on_outcome``; True when any was sent.
+        ``window``: at most that many entries sent and not journaled (``journal`` is called
+        to journal what was reported so far)."""
         ...
 
 
@@ -30,7 +33,8 @@ class DryRunSink:
         self.samples: list[Entry] = []
 
     def publish(self, entries: Iterable[Entry], on_outcome: Callable[[Outcome], None],
-                preflight: bool = True) -> bool:
+                preflight: bool = True, window: int | None = None,
+                journal: Callable[[], None] | None = None) -> bool:
         out = Outcome()
         for e in entries:
             if self.output is not None:

@@ -1,8 +1,9 @@
 """One sync of a run, from plan to commit: the same flow for a real run and a dry run.
 
 config -> plan (diff in the warehouse) -> render -> publish -> commit. The plan is
-streamed chunk by chunk (``batch_size`` rows); each chunk is rendered, published, and
-its acks journaled before the next, so a crash loses at most the chunk in flight.
+read chunk by chunk (``batch_size`` rows) and rendered as it is sent; acks are journaled
+as answers come, so that at most ``batch_size`` entries are ever sent and not journaled:
+a crash makes the next run send again at most that many.
 Where the plan lives (:mod:`~dbt_eventbridge.run.plan_store`) and where entries go
 (:mod:`~dbt_eventbridge.run.sinks`) are what a dry run changes; nothing else.
 """
@@ -27,7 +28,7 @@ from dbt_eventbridge.delivery.render import Renderer
 from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.jsonvalues import to_json_value
-from dbt_eventbridge.model import OPS, Entry
+from dbt_eventbridge.model import OPS, Change, Entry, Rejection
 from dbt_eventbridge.run.console import Console, Progress
 from dbt_eventbridge.run.options import SyncOptions
 from dbt_eventbridge.run.plan_store import PlanStore, StatePlan, TempPlan
@@ -41,6 +42,11 @@ from dbt_eventbridge.warehouse.history import History
 from dbt_eventbridge.warehouse.nodes import LastRun, ModelNode
 from dbt_eventbridge.warehouse.project import DbtProject
 from dbt_eventbridge.warehouse.tables import StateTables
+
+# Rows rendered before their entries go to the publisher: the first requests of a chunk
+# leave after 500 rows are rendered, not 2,000 (rendering is about half of the CPU of
+# publishing, and the network waited for all of it).
+RENDER_SLICE = 500
 
 
 @dataclass
@@ -65,19 +71,6 @@ def _timed(result: SyncResult, phase: str) -> Iterator[None]:
         yield
     finally:
         result.add_time(phase, time.perf_counter() - t)
-
-
-def _timed_iter(result: SyncResult, phase: str, it: Iterator[Any]) -> Iterator[Any]:
-    """Time spent producing the items (e.g. reading the plan), not consuming them."""
-    while True:
-        t = time.perf_counter()
-        try:
-            item = next(it)
-        except StopIteration:
-            result.add_time(phase, time.perf_counter() - t)
-            return
-        result.add_time(phase, time.perf_counter() - t)
-        yield item
 
 
 class SyncRun:
@@ -290,29 +283,33 @@ class SyncRun:
 
     def _publish(self, store: PlanStore, spec: reading.RowSpec, renderer: Renderer, ops: list[str],
                  total: int) -> None:
-        """Publish the plan chunk by chunk, journaling acks after each chunk.
+        """Publish the plan, journaling acks as answers come (at least every half chunk).
 
-        A crash loses at most the chunk in flight (batch_size rows): those may be sent
-        again by the next run, which is the bound on duplicates. In this process: always
-        the first request (it checks credentials and the endpoint before anything else
-        is sent), and everything with --workers 1; then the worker processes, if any.
+        At most ``batch_size`` entries are sent and not yet journaled at any time: a crash
+        makes the next run send again at most that many, which is the bound on duplicates.
+        In this process: always the first request (it checks credentials and the endpoint
+        before anything else is sent), and everything with --workers 1; then the worker
+        processes, if any, a chunk each.
         """
         if not ops or not total:
             return
         sink = self._sink()
         self._publish_started = time.perf_counter()
         size = self.settings.batch_size
-        preflight = True
         # --workers N: processes publish the rest of the plan after the first chunk (never a dry run)
         pooled = self.settings.workers > 1 and self.ctx.make_publisher is not None and not self.dry
         pool: WorkerPool | None = None
         outstanding: deque[int] = deque()
         try:
+            if not pooled:
+                self._publish_here(store, sink, spec, renderer, ops, (0, total), True)
+                return
+            preflight = True
             for lo in range(0, total, size):
                 if pool is None:
                     sent = self._publish_here(store, sink, spec, renderer, ops, (lo, lo + size), preflight)
                     preflight = preflight and not sent
-                    if pooled and not preflight and lo + size < total:
+                    if not preflight and lo + size < total:
                         pool = self._pool(renderer)
                     continue
                 self._dispatch(pool, store, spec, ops, lo, size, renderer.uses_old_rows)
@@ -328,21 +325,29 @@ class SyncRun:
             self._progress(done=True)
             if self.ctx.history is not None:
                 self.ctx.history.flush()
-        if isinstance(sink, DryRunSink):
-            self.result.samples = sink.samples
+            if isinstance(sink, DryRunSink):
+                self.result.samples = sink.samples
 
     def _publish_here(self, store: PlanStore, sink: Sink, spec: reading.RowSpec, renderer: Renderer,
                       ops: list[str], seqs: tuple[int, int], preflight: bool) -> bool:
-        """One chunk in this process; its counts reach the result even if publishing fails midway
-        (what EventBridge accepted was sent), its acks are journaled only when it completes."""
-        tally = self._tally()
-        batches = reading.changes(self.project, str(store.plan), ops, spec, self.settings.batch_size,
-                                   seq_range=seqs, old_rows=renderer.uses_old_rows)
+        """The plan's rows with seq in ``seqs`` in this process. Their counts reach the result
+        even if publishing fails midway (what EventBridge accepted was sent); acks are
+        journaled as the publisher asks (each time half of ``batch_size`` was answered) and
+        once all are answered, never after a failure."""
+        tally = [self._tally()]
+
+        def journal() -> None:
+            done, tally[0] = tally[0], self._tally()
+            done.into(self.result, self.settings.max_rejections_reported)
+            self._journal(store, done)
+
+        entries = self._entries(store, spec, renderer, ops, seqs, lambda c, r: tally[0].on_unrendered(c, r))
         try:
-            sent = sink.publish(self._entries(batches, renderer, tally), tally.on_outcome, preflight=preflight)
+            sent = sink.publish(entries, lambda out: tally[0].on_outcome(out), preflight=preflight,
+                                window=self.settings.batch_size, journal=journal)
         finally:
-            tally.into(self.result, self.settings.max_rejections_reported)
-        self._journal(store, tally)
+            tally[0].into(self.result, self.settings.max_rejections_reported)
+        self._journal(store, tally[0])
         return sent
 
     def _pool(self, renderer: Renderer) -> WorkerPool:
@@ -354,13 +359,26 @@ class SyncRun:
         return WorkerPool(self.settings.workers, renderer, lambda: make(rate),
                           history_detail=None if history is None else history.detail)
 
-    def _entries(self, batches: Iterator[reading.PlanRows], renderer: Renderer, tally: Tally) -> Iterator[Entry]:
+    def _entries(self, store: PlanStore, spec: reading.RowSpec, renderer: Renderer, ops: list[str],
+                 seqs: tuple[int, int], on_unrendered: Callable[[Change, Rejection], None]) -> Iterator[Entry]:
+        """The entries of the plan rows with seq in ``seqs``, a chunk (``batch_size`` rows) read
+        whole at a time, so that no result is open in the warehouse while the publisher
+        journals; rendered a slice at a time, so that the first requests go out while the
+        rest of the chunk renders."""
         r = self.result
-        for batch in _timed_iter(r, "stream", batches):
-            t = time.perf_counter()
-            entries = renderer.render_many(batch.changes(), tally.on_unrendered)
-            r.add_time("render", time.perf_counter() - t)
-            yield from entries
+        size = self.settings.batch_size
+        for lo in range(seqs[0], seqs[1], size):
+            with _timed(r, "stream"):
+                names, rows = reading.read_chunk(self.project, str(store.plan), ops, spec,
+                                                 (lo, min(lo + size, seqs[1])), renderer.uses_old_rows)
+            if not rows:
+                continue
+            changes = reading.ChangeReader(names, spec)(rows)
+            for i in range(0, len(changes), RENDER_SLICE):
+                t = time.perf_counter()
+                entries = renderer.render_many(changes[i:i + RENDER_SLICE], on_unrendered)
+                r.add_time("render", time.perf_counter() - t)
+                yield from entries
 
     def _journal(self, store: PlanStore, tally: Tally) -> None:
         r = self.result

@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -451,6 +452,64 @@ def test_requests_run_concurrently_up_to_the_setting(serve: Callable[..., FaultE
 
     assert ep.max_in_flight == concurrency
     assert_delivered_exactly_once(ep, out, entries)
+
+
+def test_in_flight_requests_grow_while_latency_is_the_limit(serve: Callable[..., FaultEndpoint]) -> None:
+    # 50 ms per request and a cap of 64: the publisher starts at 8 in flight and finds more.
+    ep = serve(delay=0.05)
+    entries = [make_entry(i) for i in range(3000)]
+
+    out = run(publisher(ep, concurrency=64), entries)
+
+    assert 24 <= ep.max_in_flight <= 64
+    assert_delivered_exactly_once(ep, out, entries)
+
+
+def test_in_flight_requests_shrink_when_round_trips_queue() -> None:
+    from dbt_eventbridge.delivery.concurrency import AdaptiveConcurrency
+
+    c = AdaptiveConcurrency(64)
+    for _ in range(3):  # rounds where the network was the limit, round trips flat
+        c.waited()
+        for _ in range(c.limit):
+            c.answered(0.03)
+    assert c.limit == 27  # 8 -> 12 -> 18 -> 27
+    for _ in range(c.limit):  # round trips tripled: requests queue somewhere
+        c.answered(0.09)
+    assert c.limit == 21
+    for _ in range(c.limit):  # flat again, but the publisher never waited for a slot: no growth
+        c.answered(0.03)
+    assert c.limit == 21
+
+
+def test_never_more_than_the_window_sent_and_not_journaled(serve: Callable[..., FaultEndpoint]) -> None:
+    """The crash bound: at any moment, entries sent minus entries journaled stay within the
+    window (a crash makes the next run send at most that many again), with retries too."""
+    ep = serve(delay=0.02, entry_fault_rate=0.1, entry_fault_codes=("InternalFailure",), seed=3)
+    entries = [make_entry(i) for i in range(1200)]
+    window = 100
+    settled = [0]
+    journaled: list[tuple[float, int]] = []  # (when, entries settled by then)
+
+    def on_outcome(out: Outcome) -> None:
+        settled[0] += len(out.accepted) + len(out.rejected)
+
+    def journal() -> None:
+        journaled.append((time.monotonic(), settled[0]))
+
+    pub = publisher(ep, concurrency=32, max_attempts=12)
+    pub.publish(iter(entries), on_outcome, window=window, journal=journal)
+
+    assert settled[0] == len(entries) and len(journaled) >= len(entries) // window
+    sent_new = 0
+    seen: set[int] = set()
+    for r in sorted(ep.requests, key=lambda r: r.at):
+        fresh = {seq_of(e) for e in r.entries} - seen
+        seen |= fresh
+        sent_new += len(fresh)
+        done = max((n for at, n in journaled if at < r.at), default=0)
+        assert sent_new - done <= window, f"{sent_new} sent, {done} journaled"
+    assert accepted_seqs(ep) == Counter(e.seq for e in entries)
 
 
 def test_acks_are_journaled_as_runs() -> None:
