@@ -243,10 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--throttle-rows", type=int, default=20_000,
                     help="rows of the throttling backfills (20k; 0 skips them)")
     ap.add_argument("--quota-rps", type=int, default=100, help="the quota scenario's requests per second (100)")
+    ap.add_argument("--latency-rows", type=int, default=20_000,
+                    help="rows of the latency backfills, at 0/10/30/100 ms (20k; 0 skips them)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.publish_rows, args.big_rows, args.naive_sample = 20_000, 5_000, 40_000, 200
-        args.repeats, args.spark_rows, args.throttle_rows = 1, 20_000, 5_000
+        args.repeats, args.spark_rows, args.throttle_rows, args.latency_rows = 1, 20_000, 5_000, 5_000
     from devtools.stub_endpoint import StubEndpoint
 
     folder = Path(tempfile.mkdtemp(prefix="eb-bench-"))
@@ -273,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
             b.dbt("run", "-s", "bench_model", "bench_publish")
             figures.update(run_publish(b, stub, db_path, args, workers))
             figures.update(run_memory_and_diff(b, stub, db_path, folder, args))
+            if args.latency_rows:
+                from devtools import bench_latency
+
+                figures["latency"] = bench_latency.run(b, db_path, args.latency_rows, REGION, step)
             if args.throttle_rows:
                 from devtools import bench_throttle
 
@@ -417,6 +423,18 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
                      f"{th['unthrottled']['events_per_second']:,} events/s)", "met": th["noisy_ratio"] >= 0.5}
         t["quota used >= 0.8"] = {"value": f"{th['quota_used']} of {th['quota_rps']} requests/s",
                                   "met": th["quota_used"] >= 0.8}
+    if "latency" in f:
+        la = f["latency"]
+        by_ms = {x["latency_ms"]: x for x in la["latencies"]}
+        t["30 ms latency >= 0.8x zero latency (defaults)"] = {
+            "value": f"{la['ratio_30ms_to_0ms']}x ({by_ms[30]['ours']['events_per_second']:,} vs "
+                     f"{by_ms[0]['ours']['events_per_second']:,} events/s)", "met": la["ratio_30ms_to_0ms"] >= 0.8}
+        t["0-100 ms: >= 1.5x a 32-thread boto3 script"] = {
+            "value": ", ".join(f"{ms} ms {x['vs_script']}x" for ms, x in by_ms.items()),
+            "met": la["min_vs_script"] >= 1.5}
+        most = max(x["ours"]["connections"] for x in la["latencies"])
+        t["connections reused (<= 64 in flight + 2)"] = {
+            "value": f"{most} connections for {by_ms[30]['ours']['requests']:,} requests", "met": most <= 66}
     m = f["memory"]
     grow = m.get("big_peak_rss_mb", m["peak_rss_mb"]) - m["peak_rss_mb"]
     t["memory < 400 MB, flat from 1M to 3M"] = {
@@ -448,6 +466,12 @@ def print_table(f: dict[str, Any]) -> None:
               f"{th['unthrottled']['events_per_second']:,}, 10% of entries throttled "
               f"{th['noisy']['events_per_second']:,} ({th['noisy_ratio']}x), quota of {th['quota_rps']} requests/s "
               f"{th['quota']['events_per_second']:,} ({th['quota_used']} of the quota used)")
+    if "latency" in f:
+        la = f["latency"]
+        print(f"latency, {la['rows']:,}-row backfills with default settings (events/s, ours vs a "
+              f"{la['script_threads']}-thread boto3 script; connections): " + "; ".join(
+                  f"{x['latency_ms']} ms {x['ours']['events_per_second']:,} vs {x['script_events_per_second']:,} "
+                  f"({x['ours']['connections']})" for x in la["latencies"]))
     p = f["publish"]
     print("publish phases (s): " + ", ".join(f"{k} {round(v, 2)}" for k, v in p["timings"].items()))
 

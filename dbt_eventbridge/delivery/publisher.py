@@ -224,9 +224,14 @@ class Publisher:
         while pending:
             attempt += 1
             out.requests += 1
-            self.rate.acquire()
+            # The round trip counts the wait for the shared rate too: where the rate is the
+            # limit (a quota, max_requests_per_second), more requests in flight would only
+            # queue for it, so they must not look like a network to fill. With the wait left
+            # out, 64 threads queued at a throttled rate, each holding a slot reserved at an
+            # older rate: 0.29 of a 100 requests/s quota used, against 0.5-0.77 with 8.
             started = time.monotonic()
             self._timing.rtt = 0.0  # a request that failed or was retried says nothing of the latency
+            self.rate.acquire()
             try:
                 if self._send_body is not None:
                     resp = self._send_body(request_body(e.json or entry_json(e.entry) for e in pending))

@@ -21,7 +21,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         "diff within 2x of a FULL OUTER JOIN", "no-change run < 2 s after adapter open", "publish >= 15x naive",
         "publish >= 10,000 events/s, one process", "render >= 30,000 rows/s (template)",
         "memory < 400 MB, flat from 1M to 3M", "noisy throttling (10% of entries) >= 0.5x unthrottled",
-        "quota used >= 0.8"}
+        "quota used >= 0.8", "30 ms latency >= 0.8x zero latency (defaults)",
+        "0-100 ms: >= 1.5x a 32-thread boto3 script", "connections reused (<= 64 in flight + 2)"}
     # what the figures are made of is real: every event reached the stub, every phase was timed
     assert f["publish"]["delivered_to_stub"] == f["publish"]["rows"] == 5_000
     assert [w["workers"] for w in f["scale_out"]] == [1, 2]
@@ -33,5 +34,10 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     th = f["throttle"]  # each throttling backfill delivered every row, and the noise was there
     assert [th[k]["events"] for k in ("unthrottled", "noisy", "quota")] == [5_000] * 3
     assert th["noisy"]["throttled"]["ThrottlingException"] > 0 and th["unthrottled"]["throttled"] == {}
+    la = f["latency"]  # each latency's backfill delivered every row, on reused connections
+    assert [x["latency_ms"] for x in la["latencies"]] == [0, 10, 30, 100]
+    for x in la["latencies"]:
+        assert x["ours"]["events"] == 5_000 and x["script_events_per_second"] > 0
+        assert x["ours"]["connections"] < x["ours"]["requests"] // 4
     for name in f["targets"]:
         assert name in p.stdout  # the table is printed

@@ -480,6 +480,10 @@ def test_in_flight_requests_shrink_when_round_trips_queue() -> None:
     for _ in range(c.limit):  # flat again, but the publisher never waited for a slot: no growth
         c.answered(0.03)
     assert c.limit == 21
+    for _ in range(5):  # queueing on: down to where it started, no lower
+        for _ in range(c.limit):
+            c.answered(0.09)
+    assert c.limit == 8
 
 
 def test_never_more_than_the_window_sent_and_not_journaled(serve: Callable[..., FaultEndpoint]) -> None:
