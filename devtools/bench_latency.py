@@ -71,7 +71,8 @@ def run(b: Any, db_path: Path, rows: int, region: str, step: Any) -> dict[str, A
             saved = b.env.get("DBT_EVENTBRIDGE_ENDPOINT_URL")
             b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = stub.endpoint_url
             try:
-                run_ = b.sync("-s", "bench_publish", "--full-refresh", extra_vars={"publish_rows": rows})
+                run_ = b.sync("-s", "bench_publish", "--full-refresh", "--allow-mass-removal",
+                             extra_vars={"publish_rows": rows})
             finally:
                 if saved is not None:
                     b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = saved

@@ -31,7 +31,8 @@ def run(b: Any, rows: int, quota_rps: int, step: Any) -> dict[str, Any]:
             saved = b.env.get("DBT_EVENTBRIDGE_ENDPOINT_URL")
             b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = ep.endpoint_url
             try:
-                run = b.sync("-s", "bench_publish", "--full-refresh", extra_vars={"publish_rows": rows})
+                run = b.sync("-s", "bench_publish", "--full-refresh", "--allow-mass-removal",
+                             extra_vars={"publish_rows": rows})
             finally:
                 if saved is not None:
                     b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = saved

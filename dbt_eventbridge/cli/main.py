@@ -43,7 +43,8 @@ def main() -> None:
 @click.option("--region", default=None, help="AWS region (overrides vars.eventbridge.region).")
 @click.option("--endpoint-url", default=None, help="EventBridge endpoint, e.g. a local one for tests.")
 @click.option("--aws-profile", default=None, help="AWS profile from your AWS config.")
-@click.option("--concurrency", type=int, default=None, help="Concurrent PutEvents requests per process.")
+@click.option("--concurrency", type=int, default=None,
+              help="The most PutEvents requests in flight per process (default 64).")
 @click.option("--workers", type=int, default=None,
               help="Processes that render and publish, splitting each sync's plan by key (default 1).")
 @click.option("--state-schema", default=None, help="Schema that holds the delivered state.")

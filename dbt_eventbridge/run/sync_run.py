@@ -354,6 +354,8 @@ class SyncRun:
         """--workers N: the processes that publish the rest of the plan."""
         make = self.ctx.make_publisher
         assert make is not None
+        if self.ctx.publisher is not None:
+            self.ctx.publisher.close()  # no sender threads across the fork (it starts them again when used)
         rate = shared_rate(self.settings.max_requests_per_second or None)
         history = self.ctx.history
         return WorkerPool(self.settings.workers, renderer, lambda: make(rate),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from dbt_eventbridge.delivery.rate import AdaptiveRate
@@ -163,3 +164,22 @@ def test_shared_rate_paces_several_processes_together() -> None:
         p.join(10)
     # 50 requests at 50/s span about one second; two independent rates would take half that
     assert got[-1] - got[0] >= 0.9, got[-1] - got[0]
+
+
+def test_a_request_quota_costs_a_small_cut_not_a_halving() -> None:
+    """Requests refused whole are the account's quota: the rate goes just under what passed
+    in the last second, instead of halving and holding the cut for a second each time (which
+    used 0.68 of a 100 requests/s quota in make bench, against 0.92 this way)."""
+    c = Clock()
+    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
+    server = Server(c, quota=100)
+    simulate(r, c, server, 5)
+    lowest, start = math.inf, c.now
+    while c.now - start < 30:
+        r.acquire()
+        c.now += 1.0 / 1000
+        t, whole = server.throttled()
+        r.answered(10, t, whole)
+        lowest = min(lowest, r.rate or math.inf)
+    assert r.throttle_events > 5  # the quota was met again and again
+    assert lowest >= 80, lowest   # and each time the rate stayed near it
