@@ -47,8 +47,8 @@ def _not_eventbridge(code: str, status: int) -> bool:
     return bare and status != 413 and status < 500
 
 
-def batches(entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Entry], None]
-            ) -> Iterator[list[Entry]]:
+def batches(entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Entry], None],
+            max_entries: int = MAX_ENTRIES_PER_REQUEST) -> Iterator[list[Entry]]:
     """Group entries into requests of at most 10 entries whose sizes add up below the limit."""
     batch: list[Entry] = []
     size = 0
@@ -56,7 +56,7 @@ def batches(entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Ent
         if e.size > max_bytes:
             on_oversize(e)
             continue
-        if batch and (len(batch) == MAX_ENTRIES_PER_REQUEST or size + e.size > max_bytes):
+        if batch and (len(batch) == max_entries or size + e.size > max_bytes):
             yield batch
             batch, size = [], 0
         batch.append(e)
@@ -124,7 +124,9 @@ class Publisher:
                 oversize.clear()
                 on_outcome(out)
 
-        it = batches(entries, self.max_request_bytes, oversize.append)
+        # A window under 10 entries (batch_size 5) makes requests of that many: none larger.
+        per_request = min(MAX_ENTRIES_PER_REQUEST, max(1, window or MAX_ENTRIES_PER_REQUEST))
+        it = batches(entries, self.max_request_bytes, oversize.append, per_request)
         first = next(it, None)
         flush_oversize()
         if first is None:
