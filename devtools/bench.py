@@ -154,6 +154,16 @@ class Bench:
                "--profiles-dir", str(self.folder), "--quiet"]
         subprocess.run(cmd, env=self.env, check=True, cwd=self.folder)
 
+    def sync_at(self, endpoint_url: str, *args: str, extra_vars: dict[str, Any] | None = None) -> Run:
+        """A sync against another endpoint (a fault-injecting one, the stub with latency)."""
+        saved = self.env.get("DBT_EVENTBRIDGE_ENDPOINT_URL")
+        self.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = endpoint_url
+        try:
+            return self.sync(*args, extra_vars=extra_vars)
+        finally:
+            if saved is not None:
+                self.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = saved
+
     def sync(self, *args: str, extra_vars: dict[str, Any] | None = None) -> Run:
         v = json.dumps({**self.vars, **(extra_vars or {})})
         cmd = [str(BIN / "dbt-eventbridge"), "sync", "--quiet", "--vars", v, "--project-dir", str(self.folder),
@@ -174,15 +184,8 @@ class Bench:
 def naive_events_per_second(endpoint_url: str, db_path: Path, sample: int) -> float:
     """The naive approach: one boto3 put_events call per row, sequentially."""
     import boto3
-    import duckdb
 
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        cur = con.execute(f"select * from main.bench_publish order by id limit {sample}")
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
+    rows = publish_rows(db_path, sample)
     client = boto3.client("events", endpoint_url=endpoint_url, region_name=REGION, aws_access_key_id="bench",
                           aws_secret_access_key="bench")
     t = time.perf_counter()
@@ -190,6 +193,19 @@ def naive_events_per_second(endpoint_url: str, db_path: Path, sample: int) -> fl
         client.put_events(Entries=[{"Source": "com.example.bench", "DetailType": "CustomerAdded",
                                     "Detail": json.dumps(row, default=str), "EventBusName": "bench-bus"}])
     return len(rows) / (time.perf_counter() - t)
+
+
+def publish_rows(db_path: Path, limit: int) -> list[dict[str, Any]]:
+    """The first rows of the publish model, as dicts (what the baselines send)."""
+    import duckdb
+
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        cur = con.execute(f"select * from main.bench_publish order by id limit {int(limit)}")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
 
 
 def baseline_diff_seconds(db_path: Path, repeats: int) -> tuple[float, float]:

@@ -27,16 +27,11 @@ def script_events_per_second(endpoint_url: str, db_path: Path, rows: int, region
     from concurrent.futures import ThreadPoolExecutor
 
     import boto3
-    import duckdb
     from botocore.config import Config
 
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        cur = con.execute(f"select * from main.bench_publish order by id limit {rows}")
-        names = [d[0] for d in cur.description]
-        data = [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
+    from devtools.bench import publish_rows
+
+    data = publish_rows(db_path, rows)
     client = boto3.client("events", endpoint_url=endpoint_url, region_name=region, aws_access_key_id="bench",
                           aws_secret_access_key="bench", config=Config(max_pool_connections=SCRIPT_THREADS))
     calls = [[{"Source": "com.example.bench", "DetailType": "CustomerAdded", "EventBusName": "bench-bus",
@@ -68,14 +63,8 @@ def run(b: Any, db_path: Path, rows: int, region: str, step: Any) -> dict[str, A
     for ms in LATENCIES_MS:
         with StubEndpoint(latency=ms / 1000) as stub:
             step(f"latency {ms} ms: our backfill of {rows:,} rows (default settings)")
-            saved = b.env.get("DBT_EVENTBRIDGE_ENDPOINT_URL")
-            b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = stub.endpoint_url
-            try:
-                run_ = b.sync("-s", "bench_publish", "--full-refresh", "--allow-mass-removal",
+            run_ = b.sync_at(stub.endpoint_url, "-s", "bench_publish", "--full-refresh", "--allow-mass-removal",
                              extra_vars={"publish_rows": rows})
-            finally:
-                if saved is not None:
-                    b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = saved
             s = run_.sync("bench_publish")
             sent = sum(s["sent"].values())
             seconds = s["timings"].get("publish", 0.0)

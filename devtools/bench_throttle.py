@@ -28,14 +28,8 @@ def run(b: Any, rows: int, quota_rps: int, step: Any) -> dict[str, Any]:
     for name, settings in scenarios:
         step(f"throttling: {name} backfill of {rows:,} rows")
         with FaultEndpoint(seed=11, **settings) as ep:
-            saved = b.env.get("DBT_EVENTBRIDGE_ENDPOINT_URL")
-            b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = ep.endpoint_url
-            try:
-                run = b.sync("-s", "bench_publish", "--full-refresh", "--allow-mass-removal",
-                             extra_vars={"publish_rows": rows})
-            finally:
-                if saved is not None:
-                    b.env["DBT_EVENTBRIDGE_ENDPOINT_URL"] = saved
+            run = b.sync_at(ep.endpoint_url, "-s", "bench_publish", "--full-refresh", "--allow-mass-removal",
+                            extra_vars={"publish_rows": rows})
             s = run.sync("bench_publish")
             sent = sum(s["sent"].values())
             seconds = s["timings"].get("publish", 0.0)

@@ -342,19 +342,12 @@ delete from {{ state }} as st where exists (select 1 from {{ done }} as d where 
 {% macro spark__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
 {%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
 {%- set cols = state_columns if state_columns is not none else adapter.get_columns_in_relation(state) | map(attribute='name') | list -%}
-{%- set model_of = {} -%}
-{%- for c, p in new_columns %}{% do model_of.update({p | lower: c}) %}{% endfor -%}
 {%- set kept = [] -%}
 {%- set added = [] -%}
-{%- for c in cols -%}
-  {%- set n = c | lower -%}
+{%- for n, value in dbt_eventbridge._acked_values(cols, new_columns, current) -%}
   {%- if n == '_eb_hash' or n == '_eb_fp' -%}{% do kept.append(dbt_eventbridge._renewed(n, 'st', current)) %}
   {%- else -%}{% do kept.append('st.' ~ n) %}{%- endif -%}
-  {%- if n in model_of -%}{% do added.append('d.' ~ model_of[n] ~ ' as ' ~ n) %}
-  {%- elif n == '_eb_hash' -%}{% do added.append('d._eb_hash') %}
-  {%- elif n == '_eb_shape' or n == '_eb_fp' -%}{% do added.append(current ~ ' as ' ~ n) %}
-  {%- elif n == '_eb_delivered_at' -%}{% do added.append(dbt.current_timestamp() ~ ' as _eb_delivered_at') %}
-  {%- else -%}{% do added.append('null as ' ~ n) %}{%- endif -%}
+  {%- do added.append(value ~ ' as ' ~ n) -%}
 {%- endfor -%}
 {%- set sql -%}
 insert overwrite table {{ state }}
@@ -378,18 +371,11 @@ from {{ done }} as d where d._eb_op not in ('removed', 'rebaseline')
 {% macro databricks__commit_sql(state, state_name, plan, acks, keys, state_keys, new_columns, current, all_acked=false, state_columns=none) -%}
 {%- set done = dbt_eventbridge._done(plan, acks, all_acked) -%}
 {%- set cols = state_columns if state_columns is not none else adapter.get_columns_in_relation(state) | map(attribute='name') | list -%}
-{%- set model_of = {} -%}
-{%- for c, p in new_columns %}{% do model_of.update({p | lower: c}) %}{% endfor -%}
 {%- set names = [] -%}
 {%- set values = [] -%}
-{%- for c in cols -%}
-  {%- set n = c | lower -%}
+{%- for n, value in dbt_eventbridge._acked_values(cols, new_columns, current) -%}
   {%- do names.append(n) -%}
-  {%- if n in model_of -%}{% do values.append('d.' ~ model_of[n]) %}
-  {%- elif n == '_eb_hash' -%}{% do values.append('d._eb_hash') %}
-  {%- elif n == '_eb_shape' or n == '_eb_fp' -%}{% do values.append(current | string) %}
-  {%- elif n == '_eb_delivered_at' -%}{% do values.append(dbt.current_timestamp()) %}
-  {%- else -%}{% do values.append('null') %}{%- endif -%}
+  {%- do values.append(value) -%}
 {%- endfor -%}
 {%- set sql -%}
 merge into {{ state }} as st
@@ -401,6 +387,23 @@ when matched then update set {% for n in names %}{{ n }} = {{ values[loop.index0
 when not matched and d._eb_op not in ('removed', 'rebaseline') then insert ({{ names | join(', ') }}) values ({{ values | join(', ') }})
 {%- endset -%}
 {{ return([sql]) }}
+{%- endmacro %}
+
+{#- [[state column, its value in an acked plan row `d`], ...] in the state's order: the
+    model's values in the current shape, the state's columns that shape lacks as null. -#}
+{% macro _acked_values(cols, new_columns, current) -%}
+{%- set model_of = {} -%}
+{%- for c, p in new_columns %}{% do model_of.update({p | lower: c}) %}{% endfor -%}
+{%- set out = [] -%}
+{%- for c in cols -%}
+  {%- set n = c | lower -%}
+  {%- if n in model_of -%}{% do out.append([n, 'd.' ~ model_of[n]]) %}
+  {%- elif n == '_eb_hash' -%}{% do out.append([n, 'd._eb_hash']) %}
+  {%- elif n == '_eb_shape' or n == '_eb_fp' -%}{% do out.append([n, current | string]) %}
+  {%- elif n == '_eb_delivered_at' -%}{% do out.append([n, dbt.current_timestamp()]) %}
+  {%- else -%}{% do out.append([n, 'null']) %}{%- endif -%}
+{%- endfor -%}
+{{ return(out) }}
 {%- endmacro %}
 
 {#- Without UPDATE: a kept row's hash and fingerprint, renewed when the plan re-baselined it

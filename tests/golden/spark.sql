@@ -183,7 +183,7 @@ left join (select r0.`customer_id`, r0.`Region`, max(r0._eb_hash) as _eb_hash fr
   on r.`customer_id` = st._eb_c1 and r.`Region` = st._eb_c2
 where not exists (select 1 from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d._eb_op <> 'rebaseline' and d.`customer_id` = st._eb_c1 and d.`Region` = st._eb_c2)
 union all
-select d.`customer_id` as _eb_c1, d.`Region` as _eb_c2, d.`email` as _eb_c3, null as _eb_c4, d.`Plan` as _eb_c5, d._eb_hash, 5 as _eb_shape, 5 as _eb_fp, current_timestamp() as _eb_delivered_at
+select d.`customer_id` as _eb_c1, d.`Region` as _eb_c2, d.`email` as _eb_c3, null as _eb_c4, d.`Plan` as _eb_c5, d._eb_hash as _eb_hash, 5 as _eb_shape, 5 as _eb_fp, current_timestamp() as _eb_delivered_at
 from (select * from eventbridge_state._eb_plan__customers as p where exists (select 1 from eventbridge_state._eb_acks__customers as a where a._eb_seq = p._eb_seq)) as d where d._eb_op not in ('removed', 'rebaseline');
 
 -- commit_sql all acked
@@ -195,7 +195,7 @@ left join (select r0.`customer_id`, r0.`Region`, max(r0._eb_hash) as _eb_hash fr
   on r.`customer_id` = st._eb_c1 and r.`Region` = st._eb_c2
 where not exists (select 1 from (select * from eventbridge_state._eb_plan__customers as p) as d where d._eb_op <> 'rebaseline' and d.`customer_id` = st._eb_c1 and d.`Region` = st._eb_c2)
 union all
-select d.`customer_id` as _eb_c1, d.`Region` as _eb_c2, d.`email` as _eb_c3, null as _eb_c4, d.`Plan` as _eb_c5, d._eb_hash, 5 as _eb_shape, 5 as _eb_fp, current_timestamp() as _eb_delivered_at
+select d.`customer_id` as _eb_c1, d.`Region` as _eb_c2, d.`email` as _eb_c3, null as _eb_c4, d.`Plan` as _eb_c5, d._eb_hash as _eb_hash, 5 as _eb_shape, 5 as _eb_fp, current_timestamp() as _eb_delivered_at
 from (select * from eventbridge_state._eb_plan__customers as p) as d where d._eb_op not in ('removed', 'rebaseline');
 
 -- rebuild_state_sql
