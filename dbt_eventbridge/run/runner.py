@@ -33,7 +33,7 @@ from dbt_eventbridge.run.console import Console, NullConsole
 from dbt_eventbridge.run.loader import LoadedProject, load
 from dbt_eventbridge.run.options import SyncOptions
 from dbt_eventbridge.run.results import RunResult, SyncResult, now
-from dbt_eventbridge.run.sync_run import RunContext, SyncRun
+from dbt_eventbridge.run.sync_run import RunContext, SharedPublisher, SyncRun
 from dbt_eventbridge.warehouse import diff as planning
 from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.warehouse.history import History, WarehouseAlertStore, parse_time
@@ -137,7 +137,7 @@ def _run_syncs(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, r
                console: Console, client: Any, output: IO[str] | None) -> None:
     make_publisher = _publisher_factory(loaded, client)
     sends = bool(loaded.syncs) and not options.dry_run and not options.rebaseline
-    publisher = make_publisher(None) if sends else None
+    publisher = SharedPublisher(make_publisher) if sends else None
     try:
         _each_sync(loaded, options, last_run, result, console, publisher, make_publisher, output)
     finally:
@@ -146,7 +146,7 @@ def _run_syncs(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, r
 
 
 def _each_sync(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, result: RunResult,
-               console: Console, publisher: Publisher | None,
+               console: Console, publisher: SharedPublisher | None,
                make_publisher: Callable[[AdaptiveRate | None], Publisher], output: IO[str] | None) -> None:
     project, settings = loaded.project, loaded.settings
     with project.connection("dbt_eventbridge", wait_seconds=settings.lock_wait_seconds):

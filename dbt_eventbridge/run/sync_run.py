@@ -49,6 +49,25 @@ from dbt_eventbridge.warehouse.tables import StateTables
 RENDER_SLICE = 500
 
 
+class SharedPublisher:
+    """The run's publisher, made when a sync first has something to send: a run where nothing
+    changed never builds the AWS client (about 0.15 s of CPU)."""
+
+    def __init__(self, make: Callable[[AdaptiveRate | None], Publisher]) -> None:
+        self._make = make
+        self._made: Publisher | None = None
+
+    def get(self) -> Publisher:
+        if self._made is None:
+            self._made = self._make(None)
+        return self._made
+
+    def close(self) -> None:
+        """Its sender threads stop (they start again if it is used after)."""
+        if self._made is not None:
+            self._made.close()
+
+
 @dataclass
 class RunContext:
     """What every sync of one run shares."""
@@ -59,7 +78,7 @@ class RunContext:
     last_run: LastRun
     console: Console
     history: History | None                  # None: a dry run writes no history
-    publisher: Publisher | None              # the real run's (None: a dry run, or nothing to send)
+    publisher: SharedPublisher | None        # the real run's (None: a dry run, or nothing to send)
     make_publisher: Callable[[AdaptiveRate | None], Publisher] | None  # --workers: one per process
     output: IO[str] | None = None            # a dry run's --output
 
@@ -188,6 +207,13 @@ class SyncRun:
             def plan_sql(state: Any, dups: bool) -> str:
                 return planning.plan_select(project, model, state, shape, spec, opts.full_refresh, dups)
 
+            if not (opts.full_refresh or opts.rebaseline) and planning.steady(spec):
+                with _timed(r, "plan"):
+                    nothing = not planning.anything_planned(project, plan_sql(state, True))
+                if nothing:
+                    self._counted(dict.fromkeys(OPS, 0), ops)
+                    r.status = "dry_run" if self.dry else "partial" if r.invalid else "success"
+                    return
             with _timed(r, "plan"):
                 store.create(plan_sql, state, dups, shape, ops, spec.layout)
             try:
@@ -275,7 +301,7 @@ class SyncRun:
         if self.dry:
             return DryRunSink(self.sync.name, self.ctx.output, self.ctx.options.samples)
         assert self.ctx.publisher is not None, "a real run with something to send has a publisher"
-        return self.ctx.publisher
+        return self.ctx.publisher.get()
 
     def _tally(self) -> Tally:
         history = self.ctx.history

@@ -287,6 +287,20 @@ def create_temp_plan(project: DbtProject, plan_sql: str, schema: str) -> Any:
     return name
 
 
+def steady(spec: PlanSpec) -> bool:
+    """Whether a plan with no rows would leave nothing to write: the state is diffed as it is
+    and the layout stays (no schema change, no restart)."""
+    return spec.with_state and spec.layout is spec.previous and not spec.restart
+
+
+def anything_planned(project: DbtProject, plan_sql: str) -> bool:
+    """Whether the plan would have a row: one statement that reads and writes nothing else.
+
+    When nothing changed (most runs of most syncs) this replaces the plan table, its journal,
+    the counts and the commit: 22 statements, about 40 ms of a no-change sync on DuckDB."""
+    return bool(project.execute(project.sql.any_row(plan_sql), fetch=True))
+
+
 def has_duplicate_keys(project: DbtProject, plan: Any, shape: ModelShape) -> bool:
     """A plan made without duplicate handling holds a key twice if the model gained a
     duplicated key after the audit (a concurrent rebuild): then it is planned again."""

@@ -45,7 +45,7 @@ class SyncLock:
                 with self.project.transaction():
                     owned.register(lock, "lock", self.tables.sync)  # before it exists (see Ownership)
                     self.project.execute(self.project.sql.create_lock(lock, self.owner, self.host, os.getpid(),
-                                                                      int(time.time())))
+                                                                      int(time.time())), lists=(lock, True))
                 self._last_beat = time.monotonic()
                 return self
             except WarehouseError as e:

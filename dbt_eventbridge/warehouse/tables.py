@@ -87,11 +87,20 @@ class Ownership:
         if self._known() is not None:
             return
         project = self.project
-        project.create_schema(self.objects.without_identifier())
-        if exists(project, self.objects):
-            self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
-        else:
-            project.execute(project.render_macro("history_table_sql", relation=self.objects, columns=OBJECT_COLUMNS))
+
+        def made() -> bool:
+            project.create_schema(self.objects.without_identifier())
+            if exists(project, self.objects):
+                self._check_columns(self.objects, [c for c, _ in OBJECT_COLUMNS])
+            else:
+                project.execute(project.render_macro("history_table_sql", relation=self.objects,
+                                                     columns=OBJECT_COLUMNS), lists=(self.objects, True))
+            return True
+
+        # Once per process and schema (each sync has its own Ownership): creating the schema and
+        # checking the table cost two dbt macros and a listing, 20 ms a sync on DuckDB. Made
+        # again after a rollback, which may have undone the CREATE.
+        project.cached(f"objects_table:{self.objects}:{project.rollbacks}", made)
         self._read_names()
 
     def _check_columns(self, relation: Any, expected: list[str]) -> None:
@@ -164,14 +173,14 @@ class Ownership:
             return
         with self.project.transaction():
             self.register(relation, kind)
-            self.project.execute(create_sql)
+            self.project.execute(create_sql, lists=(relation, True))
 
     def create(self, relation: Any, sql: str, kind: str, sync: str) -> None:
         """Create one of our tables (inside the caller's transaction)."""
         if self.check(relation):
             self.drop(relation)
         self.register(relation, kind, sync)
-        self.project.execute(sql)
+        self.project.execute(sql, lists=(relation, True))
 
     def drop(self, relation: Any) -> None:
         """Drop a table of ours, if it exists (raises if it exists and is not ours)."""
@@ -183,7 +192,7 @@ class Ownership:
         """Drop a table this run already checked is ours, in the caller's transaction (a
         rollback voids the names read, so the table is not forgotten while it still exists)."""
         name = str(relation.identifier).lower()
-        self.project.execute(self.project.sql.drop_table(relation))
+        self.project.execute(self.project.sql.drop_table(relation), lists=(relation, False))
         self._unlist(name)
 
     def forget(self, name: str) -> None:
@@ -235,6 +244,6 @@ class StateTables:
 def ensure_schema(project: DbtProject, tables: StateTables) -> None:
     owned = tables.owned
     owned.ensure()
-    owned.ensure_table(tables.layouts, "layouts",
-                       project.render_macro("history_table_sql", relation=tables.layouts, columns=LAYOUT_COLUMNS),
-                       [c for c, _ in LAYOUT_COLUMNS])
+    create = project.cached(f"create:{tables.layouts}", lambda: project.render_macro(
+        "history_table_sql", relation=tables.layouts, columns=LAYOUT_COLUMNS))
+    owned.ensure_table(tables.layouts, "layouts", create, [c for c, _ in LAYOUT_COLUMNS])

@@ -136,6 +136,10 @@ class Statements:
     def op_counts(self, plan: Any) -> str:
         return f"select _eb_op, count(*) from {plan} as p group by _eb_op"
 
+    def any_row(self, select_sql: str) -> str:
+        """One row if the select has any, else none."""
+        return f"select 1 from ({select_sql}) as p limit 1"
+
     def duplicate_key_groups(self, plan: Any, keys: Sequence[str]) -> str:
         k = ", ".join(keys)
         return f"select count(*) from (select {k} from {plan} as p group by {k} having count(*) > 1) as d"

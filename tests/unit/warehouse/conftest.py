@@ -299,6 +299,22 @@ class Sync:
         rows = reading.RowSpec.make(shape, spec.previous if spec.with_state else None, json_types)
         return Plan(audit, counts, spec, shape, rows)
 
+    def anything_to_do(self) -> bool | None:
+        """A run's first question (sync_run): None when the answer needs the whole plan (no
+        state yet, or a schema change), else whether the plan would have a row."""
+        project, tables = self.project, self.tables
+        cols = project.columns(self.node)
+        assert cols is not None, f"{self.node.relation_name} does not exist"
+        resolved, shape = planning.resolve_shape(self.config, self.node, cols)
+        previous, _ = state_store.read_layout(project, tables)
+        spec = planning.plan_spec(shape, project.render_macro("hash_version"), previous,
+                                  tables.owned.check(tables.state), start_over=False, sync=resolved)
+        if not planning.steady(spec):
+            return None
+        model = project.relation(self.node)
+        return planning.anything_planned(project, planning.plan_select(project, model, tables.state, shape, spec,
+                                                                       False, True))
+
     def changes(self, plan: Plan, ops: Sequence[str] = OPS, *, seq_range: tuple[int, int] | None = None,
                 old_rows: bool = True, batch_size: int = 1000) -> list[Any]:
         """The plan's Changes, in seq order."""

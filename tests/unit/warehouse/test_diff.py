@@ -41,6 +41,33 @@ def test_a_first_run_plans_every_row_as_added(engine) -> None:
     }
 
 
+def test_one_query_tells_a_run_with_nothing_to_do_and_sees_every_kind_of_change(engine) -> None:
+    rows = [(1, "Ann", 30), (2, "Bob", None), (3, "Cy", 41)]
+    node = engine.table("customers", "id integer, name varchar(50), age integer", rows)
+    sync = engine.sync(node, "id")
+    assert sync.anything_to_do() is None  # nothing delivered yet: the whole plan is made
+    sync.deliver()
+    assert sync.anything_to_do() is False
+    for changed in ([(1, "Ann", 30), (2, "Bob", 25), (3, "Cy", 41)],      # a NULL became a value
+                    [(1, "Ann", 30), (2, "Bob", None), (3, "Cy", 41), (4, "Di", 1)],  # added
+                    [(1, "Ann", 30), (3, "Cy", 41)],                       # removed
+                    [(1, "Ann", 30), (2, "Bob", None), (3, "Cy", None)]):  # a value became NULL
+        engine.load(node, changed)
+        assert sync.anything_to_do() is True, changed
+    engine.load(node, rows)
+    assert sync.anything_to_do() is False
+    # a row planned but not accepted (not journaled) is still to do at the next run
+    engine.load(node, [*rows, (4, "Di", 1)])
+    sync.plan()
+    sync.commit()
+    assert sync.anything_to_do() is True
+    sync.deliver()
+    assert sync.anything_to_do() is False
+    # a schema change needs the whole plan (rows are re-baselined, the layout changes)
+    engine.query(f"alter table {node.relation_name} add column note varchar(10)")
+    assert sync.anything_to_do() is None
+
+
 def test_rows_are_added_changed_and_removed_by_key_and_unchanged_rows_plan_nothing(engine) -> None:
     node = engine.table("customers", "id integer, name varchar(50), age integer",
                         [(1, "Ann", 30), (2, "Bob", 25), (3, "Cy", 41), (4, "Di", 52)])
