@@ -261,10 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quota-rps", type=int, default=100, help="the quota scenario's requests per second (100)")
     ap.add_argument("--latency-rows", type=int, default=20_000,
                     help="rows of the latency backfills, at 0/10/30/100 ms (20k; 0 skips them)")
+    ap.add_argument("--models", type=int, default=20,
+                    help="synced models of the no-change project (20; 0 skips it)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.publish_rows, args.big_rows, args.naive_sample = 20_000, 5_000, 40_000, 200
         args.repeats, args.spark_rows, args.throttle_rows, args.latency_rows = 1, 20_000, 5_000, 5_000
+        args.models = 3
     from devtools.stub_endpoint import StubEndpoint
 
     folder = Path(tempfile.mkdtemp(prefix="eb-bench-"))
@@ -299,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                 from devtools import bench_throttle
 
                 figures["throttle"] = bench_throttle.run(b, args.throttle_rows, args.quota_rps, step)
+            if args.models:
+                from devtools import bench_project
+
+                figures["many_models"] = bench_project.run(env, args.models, args.repeats, step)
             if args.spark:
                 from devtools import bench_spark
 
@@ -451,6 +458,17 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
         most = max(x["ours"]["connections"] for x in la["latencies"])
         t["connections reused (<= 64 in flight + 2)"] = {
             "value": f"{most} connections for {by_ms[30]['ours']['requests']:,} requests", "met": most <= 66}
+    if "many_models" in f:
+        mm = f["many_models"]
+        t[f"no-change sync of {mm['models']} models <= 0.5x CPU of dbt run"] = {
+            "value": f"{mm['sync_cpu_vs_dbt_run']}x ({mm['sync']['cpu_seconds']} vs {mm['dbt_run']['cpu_seconds']} "
+                     "s of CPU)", "met": mm["sync_cpu_vs_dbt_run"] <= 0.5}
+        t["per-sync overhead < 50 ms (DuckDB)"] = {"value": f"{mm['per_sync_ms']} ms",
+                                                   "met": mm["per_sync_ms"] < 50}
+        slowest = max(mm[c]["seconds"] for c in ("runs", "inspect", "reset"))
+        t["runs, inspect, reset < 1 s"] = {
+            "value": ", ".join(f"{c} {mm[c]['seconds']} s" for c in ("runs", "inspect", "reset")),
+            "met": slowest < 1.0}
     m = f["memory"]
     grow = m.get("big_peak_rss_mb", m["peak_rss_mb"]) - m["peak_rss_mb"]
     t["memory < 400 MB, flat from 1M to 3M"] = {
@@ -488,6 +506,15 @@ def print_table(f: dict[str, Any]) -> None:
               f"{la['script_threads']}-thread boto3 script; connections): " + "; ".join(
                   f"{x['latency_ms']} ms {x['ours']['events_per_second']:,} vs {x['script_events_per_second']:,} "
                   f"({x['ours']['connections']})" for x in la["latencies"]))
+    if "many_models" in f:
+        mm = f["many_models"]
+        print(f"{mm['models']} synced models, whole processes (CPU s / wall s): dbt run {mm['dbt_run']['cpu_seconds']}/"
+              f"{mm['dbt_run']['seconds']}, dbt parse {mm['dbt_parse']['cpu_seconds']}/{mm['dbt_parse']['seconds']}, "
+              f"no-change sync {mm['sync']['cpu_seconds']}/{mm['sync']['seconds']} (start-up "
+              f"{mm['sync_startup_seconds']} s, {mm['per_sync_ms']} ms a sync), runs {mm['runs']['cpu_seconds']}/"
+              f"{mm['runs']['seconds']}, inspect {mm['inspect']['cpu_seconds']}/{mm['inspect']['seconds']}, reset "
+              f"{mm['reset']['cpu_seconds']}/{mm['reset']['seconds']}; python -c 'import dbt.cli.main' "
+              f"{mm['import_dbt']['cpu_seconds']}")
     p = f["publish"]
     print("publish phases (s): " + ", ".join(f"{k} {round(v, 2)}" for k, v in p["timings"].items()))
 

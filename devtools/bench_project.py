@@ -112,11 +112,13 @@ def run(env: dict[str, str], models: int, repeats: int, step: Callable[[str], No
             raise SystemExit(f"the first sync of {models} models sent {sent} events, not {models * 100}")
         del first
         samples: dict[str, list[Measured]] = {k: [] for k in ("dbt_run", "dbt_parse", "sync", "runs", "inspect",
-                                                               "reset")}
+                                                               "reset", "import_dbt")}
         per_sync: list[float] = []
         startup: list[float] = []
         for r in range(repeats):
             step(f"{models} models: dbt run, dbt parse, a no-change sync, runs, inspect, reset ({r + 1}/{repeats})")
+            # the floor of any process that uses dbt as a library: importing it
+            samples["import_dbt"].append(measure([sys.executable, "-c", "import dbt.cli.main"], env, project))
             samples["dbt_run"].append(measure([*dbt, "run", "--quiet", *flags], env, project))
             samples["dbt_parse"].append(measure([*dbt, "parse", "--quiet", *flags], env, project))
             samples["sync"].append(measure([*ours, "sync", "--quiet", *flags], env, project))

@@ -444,25 +444,27 @@ class _Run:
                 self.limit.waited()
             elif self.window is None or self.unsettled + self.settled + entries <= self.window:
                 return
-            elif self.settled and self.journal is not None and (self.settled >= self.window // 2
-                                                                 or not self.outstanding):
+            elif self.settled and self.journal is not None and not self.outstanding:
+                # (with requests out, drain journals as soon as half the window is answered)
                 self._journal()
                 continue
             elif not self.outstanding and not self.later:
                 return  # a request larger than the window, with nothing else out: it goes alone
-            if self.outstanding:
-                self.drain(block=True, timeout=self.later.wait(time.monotonic()) if self.later else None)
-            else:  # only entries waiting out their backoff
-                time.sleep(self.later.wait(time.monotonic()))
+            self._wait()
             self.send_due()
 
     def finish(self) -> None:
         while self.outstanding or self.later:
             self.send_due()
-            if not self.outstanding:  # only entries waiting out their backoff
-                time.sleep(self.later.wait(time.monotonic()))
-                continue
+            self._wait()
+
+    def _wait(self) -> None:
+        """Hand on the next answers (waiting at most until a retry is due), or, with no request
+        out, sleep until the next retry is due."""
+        if self.outstanding:
             self.drain(block=True, timeout=self.later.wait(time.monotonic()) if self.later else None)
+        elif self.later:
+            time.sleep(self.later.wait(time.monotonic()))
 
     def _journal(self) -> None:
         assert self.journal is not None

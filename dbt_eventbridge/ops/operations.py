@@ -28,7 +28,7 @@ MAX_REPORTED_REJECTIONS = 1000  # per sync, in a report made from the history (a
 
 @contextmanager
 def open_history(options: SyncOptions) -> Iterator[History]:
-    loaded = load(options, lenient=True)
+    loaded = load(options, lenient=True, saved=True)
     project = loaded.project
     with project.connection("dbt_eventbridge_history"):
         history = History(project, loaded.settings.state_schema)
@@ -181,7 +181,11 @@ def reset_sync(options: SyncOptions, sync: str) -> int:
 
     Returns the number of delivered rows forgotten. The state table is emptied, not
     dropped, so the next run is not a first run (initial_sync: skip does not apply)."""
-    loaded = load(SyncOptions(**{**options.__dict__, "syncs": (sync,)}), lenient=True)
+    named = SyncOptions(**{**options.__dict__, "syncs": (sync,)})
+    try:
+        loaded = load(named, lenient=True, saved=True)
+    except ConfigError:  # a sync made since the last parse: the project as it is now
+        loaded = load(named, lenient=True)
     project, settings = loaded.project, loaded.settings
     name = next((s.name for s, _ in loaded.syncs), sync)
     with project.connection("dbt_eventbridge_reset", wait_seconds=settings.lock_wait_seconds):

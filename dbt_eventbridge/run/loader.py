@@ -32,13 +32,15 @@ class LoadedProject:
     alerts: list[AlertConfig] = field(default_factory=list)
 
 
-def load(options: SyncOptions, *, lenient: bool = False) -> LoadedProject:
+def load(options: SyncOptions, *, lenient: bool = False, saved: bool = False) -> LoadedProject:
     """Parse the project, open its adapter, and read every sync definition.
 
     ``lenient`` (validate, the operations): report every problem instead of stopping at
-    broken alerts, and keep syncs whose config has problems."""
+    broken alerts, and keep syncs whose config has problems. ``saved`` (the operations):
+    the manifest of the last parse will do, if there is one (see DbtProject.load_saved)."""
     project = DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars, options.profile)
-    project.parse()
+    if not (saved and not (options.select or options.exclude) and project.load_saved()):
+        project.parse()
     # dbt's runner resets dbt's process-wide flags and adapters, so select before opening ours.
     selected = project.select(options.select, options.exclude) if (options.select or options.exclude) else None
     project.open_adapter()

@@ -111,6 +111,9 @@ class RunResult:
     result_file: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # as used, secrets masked
     startup_seconds: float = 0.0   # dbt parse, selection and opening the adapter
+    # dbt's parse of the project: {"files": of the project, "parsed": parsed again (0: nothing
+    # changed since the last parse, dbt's partial parse reused everything)}
+    parse: dict[str, int] | None = None
     seconds: float = 0.0
 
     @property

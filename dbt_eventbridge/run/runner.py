@@ -53,6 +53,7 @@ def run_sync(options: SyncOptions, *, console: Console | None = None, client: An
     try:
         loaded = load(options)
         result.startup_seconds = time.perf_counter() - t_start
+        _parsed(loaded, result, console)
         result.settings = loaded.settings.redacted()
         _config_failures(loaded, result, console)
         last_run = loaded.project.last_run()
@@ -70,6 +71,17 @@ def run_sync(options: SyncOptions, *, console: Console | None = None, client: An
     result.seconds = time.perf_counter() - t_start
     _write_result(result, options, loaded, console)
     return result
+
+
+def _parsed(loaded: LoadedProject, result: RunResult, console: Console) -> None:
+    counts = loaded.project.parse_counts
+    if counts is None:
+        return
+    files, parsed = counts
+    result.parse = {"files": files, "parsed": parsed}
+    console.info("the project is unchanged since the last parse: dbt parsed nothing again" if not parsed else
+                 f"dbt parsed {parsed} of the project's {files} files again" if parsed < files else
+                 f"dbt parsed the whole project ({files} files): no earlier parse matched these flags and files")
 
 
 def _config_failures(loaded: LoadedProject, result: RunResult, console: Console) -> None:

@@ -207,13 +207,8 @@ class SyncRun:
             def plan_sql(state: Any, dups: bool) -> str:
                 return planning.plan_select(project, model, state, shape, spec, opts.full_refresh, dups)
 
-            if not (opts.full_refresh or opts.rebaseline) and planning.steady(spec):
-                with _timed(r, "plan"):
-                    nothing = not planning.anything_planned(project, plan_sql(state, True))
-                if nothing:
-                    self._counted(dict.fromkeys(OPS, 0), ops)
-                    r.status = "dry_run" if self.dry else "partial" if r.invalid else "success"
-                    return
+            if self._nothing_to_do(spec, lambda: plan_sql(state, dups), ops):
+                return
             with _timed(r, "plan"):
                 store.create(plan_sql, state, dups, shape, ops, spec.layout)
             try:
@@ -227,6 +222,21 @@ class SyncRun:
                 store.finish()
         if r.status != "blocked":
             r.status = "dry_run" if self.dry else "partial" if (r.rejected or r.invalid) else "success"
+
+    def _nothing_to_do(self, spec: planning.PlanSpec, plan_sql: Callable[[], str], ops: list[str]) -> bool:
+        """Most runs of most syncs: the model is as delivered. One query says so, instead of a
+        plan table, its journal, the counts and a commit (16 statements fewer on DuckDB). (A
+        key duplicated since the audit cannot hide a change: its rows either match the
+        delivered row, or they are planned, and the full plan handles them.)"""
+        opts, r = self.ctx.options, self.result
+        if opts.full_refresh or opts.rebaseline or not planning.steady(spec):
+            return False
+        with _timed(r, "plan"):
+            if planning.anything_planned(self.project, plan_sql()):
+                return False
+        self._counted(dict.fromkeys(OPS, 0), ops)
+        r.status = "dry_run" if self.dry else "partial" if r.invalid else "success"
+        return True
 
     def _started(self) -> None:
         history, sync = self.ctx.history, self.sync

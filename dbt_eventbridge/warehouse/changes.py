@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,32 +41,6 @@ class RowSpec:
 
     def old_indexes(self) -> list[int]:
         return sorted({i for _, cols, _ in self.shapes for _, i, _ in cols})
-
-
-@dataclass
-class PlanRows:
-    """A batch of plan rows as the cursor returned them; ``changes()`` makes the renderer's input.
-
-    The rows stay tuples until rendering: the same form the --workers processes receive."""
-
-    reader: ChangeReader
-    rows: list[tuple[Any, ...]]
-
-    def changes(self) -> list[Change]:
-        return self.reader(self.rows)
-
-
-def changes(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec, batch_size: int,
-            seq_range: tuple[int, int] | None = None, old_rows: bool = True) -> Iterator[PlanRows]:
-    """Stream the plan's changes for the given ops, in batches (optionally seq in (lo, hi])."""
-    if not ops:
-        return
-    reader: ChangeReader | None = None
-    sql = changes_sql(project, source_sql, ops, spec, seq_range, old_rows)
-    for names, rows in project.stream(sql, batch_size):
-        if reader is None:
-            reader = ChangeReader(names, spec)
-        yield PlanRows(reader, rows)
 
 
 def read_chunk(project: DbtProject, source_sql: str, ops: list[str], spec: RowSpec, seq_range: tuple[int, int],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,3 +252,54 @@ def test_sync_leaves_dbts_own_artifacts_alone(project: Project) -> None:
     project.build(day=1)  # the user's next command, with the vars of their last one
     text = log.read_text()
     assert "Unable to do partial parsing" not in text and "Partial parsing enabled" in text, text[-2000:]
+
+
+def test_a_sync_parses_only_what_changed_since_dbt_build_and_says_so(project: Project) -> None:
+    """The first sync after `dbt build` starts from the build's partial-parse state: with the
+    build's vars nothing is parsed again; after an edit, only what changed is parsed."""
+    project.build(day=1)
+    r = project.sync("-s", "order_lines", vars_={"day": 1})
+    assert r.rc == 0, r.stdout + r.stderr
+    files = r.results["parse"]["files"]
+    assert files > 10 and r.results["parse"] == {"files": files, "parsed": 0}
+    assert "the project is unchanged since the last parse: dbt parsed nothing again" in r.stdout
+    model = project.dir / "models" / "order_lines.sql"
+    model.write_text(model.read_text() + "\n-- edited\n")
+    r = project.sync("-s", "order_lines", vars_={"day": 1})
+    assert r.rc == 0, r.stdout + r.stderr
+    parsed = r.results["parse"]["parsed"]
+    assert 0 < parsed < files, r.results["parse"]
+    assert f"dbt parsed {parsed} of the project's {files} files again" in r.stdout
+    r = project.sync("-s", "order_lines", vars_={"day": 2})  # other vars: nothing earlier matches
+    assert r.results["parse"] == {"files": files, "parsed": files}
+    assert f"dbt parsed the whole project ({files} files)" in r.stdout
+
+
+def test_runs_inspect_and_reset_need_no_parse_of_the_project(project: Project) -> None:
+    """They need only the connection: they read the last parse as it is, so they work even
+    while the project does not parse; a sync made since then is found by parsing."""
+    project.build(day=1)
+    assert project.sync("-s", "order_lines").rc == 0
+    broken = project.dir / "models" / "broken.sql"
+    broken.write_text("select {{ 1 + }}\n")  # a Jinja syntax error: dbt cannot parse the project
+    runs = project.sync("runs")
+    assert runs.rc == 0, runs.stdout + runs.stderr
+    run_id = re.search(r"^([0-9a-f-]{36})\s+order_lines\s+success", runs.stdout, re.M)
+    assert run_id, runs.stdout
+    inspect = project.sync("inspect", run_id.group(1))
+    assert inspect.rc == 0 and "order_lines" in inspect.stdout, inspect.stdout + inspect.stderr
+    reset = project.sync("reset", "--sync", "order_lines", "--yes")
+    assert reset.rc == 0, reset.stdout + reset.stderr
+    assert "Reset order_lines: forgot 3 delivered row(s)" in reset.stdout
+    sync = project.sync("-s", "order_lines")
+    assert sync.rc == 2 and "dbt could not load the project" in sync.stderr, sync.stdout + sync.stderr
+    broken.unlink()
+
+    def second_sync(models: dict[str, Any]) -> None:
+        meta = models["order_lines"]["config"]["meta"]
+        meta["eventbridge"] = [dict(meta["eventbridge"]), {**meta["eventbridge"], "name": "order_lines_copy"}]
+
+    edit_schema(project, second_sync)
+    reset = project.sync("reset", "--sync", "order_lines_copy", "--yes")
+    assert reset.rc == 0, reset.stdout + reset.stderr
+    assert "order_lines_copy has no delivered state; nothing to reset." in reset.stdout

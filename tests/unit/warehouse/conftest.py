@@ -316,12 +316,12 @@ class Sync:
                                                                        False, True))
 
     def changes(self, plan: Plan, ops: Sequence[str] = OPS, *, seq_range: tuple[int, int] | None = None,
-                old_rows: bool = True, batch_size: int = 1000) -> list[Any]:
-        """The plan's Changes, in seq order."""
-        out = []
-        for batch in reading.changes(self.project, str(self.tables.plan), list(ops), plan.rows, batch_size,
-                                      seq_range=seq_range, old_rows=old_rows):
-            out += batch.changes()
+                old_rows: bool = True) -> list[Any]:
+        """The plan's Changes, in seq order, read as a run reads a chunk (by default, the whole plan)."""
+        whole = (0, sum(plan.counts.values()))
+        names, rows = reading.read_chunk(self.project, str(self.tables.plan), list(ops), plan.rows,
+                                         seq_range or whole, old_rows)
+        out = reading.ChangeReader(names, plan.rows)(rows) if rows else []
         return sorted(out, key=lambda c: c.seq)
 
     def seqs(self, plan: Plan, *keys: Any) -> list[int]:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from dbt_eventbridge.warehouse import changes as reading
 from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.warehouse.diff import KeyChangedError
 
@@ -178,10 +177,6 @@ def test_changes_are_read_back_in_seq_ranges_and_batches(engine) -> None:
     assert [c.seq for c in first] == [1, 2] and [c.seq for c in rest] == [3, 4, 5]
     assert by_key(first + rest) == by_key(everything)
     assert sync.changes(plan, seq_range=(5, 10)) == []
-
-    batches = list(reading.changes(engine.project, str(sync.tables.plan), ["added", "changed", "removed"],
-                                    plan.rows, 2, seq_range=(0, 5)))
-    assert [len(b.rows) for b in batches] == [2, 2, 1]
 
     only = sync.changes(plan, ["changed", "removed"])
     assert {k: v[0] for k, v in by_key(only).items()} == {(2,): "changed", (6,): "changed", (4,): "removed"}
