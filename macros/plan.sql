@@ -30,22 +30,30 @@
   {%- for c in adapter.get_columns_in_relation(relation) %}{% do out.append([c.name, c.data_type]) %}{% endfor -%}
   {{ return(out) }}
 {%- endmacro %}
+{#- A catalog query that answers relation_columns, run on our own cursor: through run_query
+    (dbt's query events and an agate table) it cost 6 ms a sync on DuckDB, the query 0.3 ms.
+    '' where there is none: relation_columns asks dbt's adapter. -#}
+{% macro relation_columns_sql(relation) -%}
+  {{ return(adapter.dispatch('relation_columns_sql', 'dbt_eventbridge')(relation)) }}
+{%- endmacro %}
+{% macro default__relation_columns_sql(relation) -%}
+  {{ return('') }}
+{%- endmacro %}
 {#- DuckDB's own type names (dbt's Column reports every text as character varying(256)). -#}
-{% macro duckdb__relation_columns(relation) -%}
-  {%- set sql -%}
+{% macro duckdb__relation_columns_sql(relation) -%}
     select column_name, data_type from information_schema.columns
     where table_schema = '{{ relation.schema | replace("'", "''") }}' and table_name = '{{ relation.identifier | replace("'", "''") }}'
     {%- if relation.database %} and table_catalog = '{{ relation.database | replace("'", "''") }}'{% endif %}
     order by ordinal_position
-  {%- endset -%}
+{%- endmacro %}
+{% macro duckdb__relation_columns(relation) -%}
   {%- set out = [] -%}
-  {%- for r in run_query(sql).rows %}{% do out.append([r[0], r[1]]) %}{% endfor -%}
+  {%- for r in run_query(dbt_eventbridge.duckdb__relation_columns_sql(relation)).rows %}{% do out.append([r[0], r[1]]) %}{% endfor -%}
   {{ return(out) }}
 {%- endmacro %}
 {#- information_schema says ARRAY for every array and USER-DEFINED for every enum:
     format_type tells int[] from text[]. -#}
-{% macro postgres__relation_columns(relation) -%}
-  {%- set sql -%}
+{% macro postgres__relation_columns_sql(relation) -%}
     select a.attname, format_type(a.atttypid, a.atttypmod)
     from pg_catalog.pg_attribute a
     join pg_catalog.pg_class c on c.oid = a.attrelid
@@ -53,14 +61,18 @@
     where n.nspname = '{{ relation.schema | replace("'", "''") }}' and c.relname = '{{ relation.identifier | replace("'", "''") }}'
       and a.attnum > 0 and not a.attisdropped
     order by a.attnum
-  {%- endset -%}
+{%- endmacro %}
+{% macro postgres__relation_columns(relation) -%}
   {%- set out = [] -%}
-  {%- for r in run_query(sql).rows %}{% do out.append([r[0], r[1]]) %}{% endfor -%}
+  {%- for r in run_query(dbt_eventbridge.postgres__relation_columns_sql(relation)).rows %}{% do out.append([r[0], r[1]]) %}{% endfor -%}
   {{ return(out) }}
 {%- endmacro %}
 
 {#- Redshift answers PostgreSQL's catalog query, but a late-binding view has no rows in
     pg_attribute: dbt-redshift's own listing (svv_columns) knows them. -#}
+{% macro redshift__relation_columns_sql(relation) -%}
+  {{ return('') }}
+{%- endmacro %}
 {% macro redshift__relation_columns(relation) -%}
   {{ return(dbt_eventbridge.default__relation_columns(relation)) }}
 {%- endmacro %}

@@ -241,9 +241,10 @@ class SyncRun:
     def _started(self) -> None:
         history, sync = self.ctx.history, self.sync
         if history is not None:
-            history.mark_interrupted(sync.name)
-            history.sync_started(sync.name, sync.model_name, sync.event_bus, self.result.started_at or now(),
-                                  self.ctx.last_run.invocation_id)
+            with self.project.transaction():
+                history.mark_interrupted(sync.name)
+                history.sync_started(sync.name, sync.model_name, sync.event_bus, self.result.started_at or now(),
+                                      self.ctx.last_run.invocation_id)
 
     def _ops(self, committed: bool) -> list[str]:
         """The ops this run sends: none on a skipped initial sync or a rebaseline (recorded, not sent)."""

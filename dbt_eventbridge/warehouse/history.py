@@ -95,6 +95,7 @@ class History:
         self.events = self.project.state_relation(self.schema, EVENTS)
         self.alerts = self.project.state_relation(self.schema, ALERT_STATUS)
         self._ready = False
+        self._written: set[str] = set()  # syncs with a row of this run in _eb_runs
 
     # -- writing -------------------------------------------------------------------------
 
@@ -138,9 +139,11 @@ class History:
     def _replace_run(self, sync: str, row: dict[str, Any]) -> None:
         sql = self.project.sql
         with self.project.transaction():
-            self.project.execute(sql.delete_where(self.runs, run_id=self.run_id, sync_name=sync))
+            if sync in self._written:  # (a run's first row of a sync replaces nothing)
+                self.project.execute(sql.delete_where(self.runs, run_id=self.run_id, sync_name=sync))
             self.project.execute(sql.insert_values(self.runs, {c: row.get(c) for c, _ in RUN_COLUMNS},
                                                    dict(RUN_COLUMNS)))
+        self._written.add(sync)
 
     def mark_interrupted(self, sync: str) -> None:
         """Rows of earlier runs of this sync left 'running' by a run that died."""

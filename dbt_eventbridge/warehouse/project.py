@@ -264,7 +264,12 @@ class DbtProject(AdapterSession):
         from dbt_common.context import set_invocation_context, try_get_invocation_context
 
         if try_get_invocation_context() is None:  # no dbt command ran in this process (load_saved)
+            from dbt_common.events.event_manager_client import cleanup_event_logger
+
             set_invocation_context(os.environ)  # profiles.yml's env_var() reads it
+            # dbt_common's fallback logger prints INFO events ("Registered adapter: ...") to
+            # stdout until a dbt command sets logging up: that broke `runs --format json`.
+            cleanup_event_logger()
         self._macro_fns.clear()  # made with the adapter that open_adapter replaces
         self._exec_ctx = None
         set_from_args(args, None)

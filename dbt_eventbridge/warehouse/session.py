@@ -254,7 +254,7 @@ class AdapterSession:
         fresh = found is None
         while True:
             if found is None:
-                found = self._model_listings[key] = list(self.adapter.list_relations(node.database, node.schema))
+                found = self._model_listings[key] = self._relations_of(node)
             alias = str(node.alias)
             exact = [r for r in found if str(r.identifier) == alias]
             folded = [r for r in found if str(r.identifier).lower() == alias.lower()]
@@ -262,11 +262,28 @@ class AdapterSession:
                 return exact[0] if exact else folded[0] if len(folded) == 1 else None
             found, fresh = None, True  # not in a listing made earlier: built since? listed again
 
+    def _relations_of(self, node: ModelNode) -> list[Any]:
+        """The relations of the node's schema: the engine's own query where it has one (dbt's
+        listing renders a macro and builds an agate table: 10 ms, and agate's import 0.15 s)."""
+        schema = self.adapter.Relation.create(database=node.database, schema=node.schema)
+        try:
+            with self.transaction():
+                names = self.engine.relation_names(self.adapter, schema)
+        except WarehouseError:
+            raise
+        if names is None:
+            return list(self.adapter.list_relations(node.database, node.schema))
+        return [self.adapter.Relation.create(database=node.database, schema=node.schema, identifier=n)
+                for n in names]
+
     def relation_columns(self, relation: Any) -> list[tuple[str, str]]:
         """(name, type) of a relation's columns, typed the same way from run to run (a macro per adapter)."""
         try:
             with self.transaction():
-                return [(str(n), str(t)) for n, t in self.run_macro("relation_columns", {"relation": relation})]
+                sql = self.render_macro("relation_columns_sql", relation=relation)
+                found = self.execute(sql, fetch=True) if sql else self.run_macro("relation_columns",
+                                                                                 {"relation": relation})
+                return [(str(n), str(t)) for n, t in found]
         except WarehouseError:
             raise
         except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified

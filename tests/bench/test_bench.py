@@ -22,7 +22,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         "publish >= 10,000 events/s, one process", "render >= 30,000 rows/s (template)",
         "memory < 400 MB, flat from 1M to 3M", "noisy throttling (10% of entries) >= 0.5x unthrottled",
         "quota used >= 0.8", "30 ms latency >= 0.8x zero latency (defaults)",
-        "0-100 ms: >= 1.5x a 32-thread boto3 script", "connections reused (<= 64 in flight + 2)"}
+        "0-100 ms: >= 1.5x a 32-thread boto3 script", "connections reused (<= 64 in flight + 2)",
+        "no-change sync of 3 models <= 0.5x CPU of dbt run", "per-sync overhead < 50 ms (DuckDB)",
+        "runs, inspect, reset < 1 s"}
     # what the figures are made of is real: every event reached the stub, every phase was timed
     assert f["publish"]["delivered_to_stub"] == f["publish"]["rows"] == 5_000
     assert [w["workers"] for w in f["scale_out"]] == [1, 2]
@@ -39,5 +41,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     for x in la["latencies"]:
         assert x["ours"]["events"] == 5_000 and x["script_events_per_second"] > 0
         assert x["ours"]["connections"] < x["ours"]["requests"] // 4
+    mm = f["many_models"]  # the project of synced models: every command ran and was measured
+    assert mm["models"] == 3 and mm["per_sync_ms"] > 0
+    assert all(mm[c]["cpu_seconds"] > 0 for c in ("dbt_run", "dbt_parse", "sync", "runs", "inspect", "reset"))
     for name in f["targets"]:
         assert name in p.stdout  # the table is printed

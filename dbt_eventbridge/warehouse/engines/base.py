@@ -82,6 +82,11 @@ class Engine:
         lists a schema before it reads or writes anything in it."""
         return {str(r.identifier).lower() for r in adapter.list_relations_without_caching(schema_relation)}
 
+    def relation_names(self, adapter: Any, schema_relation: Any) -> list[str] | None:
+        """The names of a schema's tables and views as the warehouse stores them, where a
+        query of ours lists them without side effects; None: dbt's own listing is used."""
+        return None
+
     # -- errors -------------------------------------------------------------------------
     def memory_fix(self, e: BaseException) -> str | None:
         """The fix for an error that says the engine ran out of memory (None: not that error)."""

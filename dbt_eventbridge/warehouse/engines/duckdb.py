@@ -31,12 +31,15 @@ class DuckDBEngine(SqlTransactions):
         """The catalog, read directly: dbt-duckdb's list_relations_without_caching (the same
         query) costs about 10 ms of dbt macro rendering and events; this, under 1 ms. A run
         lists the state schema once per sync (taking the lock sees what others made)."""
+        return {n.lower() for n in self.relation_names(adapter, schema_relation)}
+
+    def relation_names(self, adapter: Any, schema_relation: Any) -> list[str]:
         where = f"lower(table_schema) = {self.literal(str(schema_relation.schema).lower())}"
         if schema_relation.database:
             where += f" and lower(table_catalog) = {self.literal(str(schema_relation.database).lower())}"
         sql = f"select table_name from system.information_schema.tables where {where}"
         _, rows = self.run(adapter, sql, True, None)
-        return {str(r[0]).lower() for r in rows}
+        return [str(r[0]) for r in rows]
 
     def memory_fix(self, e: BaseException) -> str | None:
         if "Out of Memory" not in str(e):
