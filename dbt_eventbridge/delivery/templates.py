@@ -33,18 +33,24 @@ def _fromjson(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
+# The C escaper json.dumps(ensure_ascii=False) uses for a str, called without the encoder's
+# checks around it: 0.25 of the filters' CPU per row in the bench's template.
+_escape: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
+
+
 def _in_json_string(value: Any) -> str:
     """Escape a value as the inside of a JSON string literal."""
+    if type(value) is str:
+        return _escape(value)[1:-1]  # type: ignore[no-any-return]
     if value is None or isinstance(value, jinja2.Undefined):
         return ""
-    text = value if isinstance(value, str) else to_text(value)
-    return dumps(text)[1:-1]
+    return _escape(to_text(value))[1:-1]  # type: ignore[no-any-return]
 
 
 def _as_json_value(value: Any) -> str:
     cls = type(value)
     if cls is str:
-        return dumps(value)
+        return _escape(value)  # type: ignore[no-any-return]
     if cls is int:
         return str(value) if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else f'"{value}"'
     if value is None:

@@ -43,6 +43,9 @@ class SyncResult:
     # Seconds per phase: audit, plan, stream (reading the plan), render, publish (the
     # whole publish loop, stream and render included), journal, commit.
     timings: dict[str, float] = field(default_factory=dict)
+    # CPU seconds of this process (every thread) in the publish phase: what an event costs,
+    # which wall time hides on a shared machine. Not counted: the --workers processes.
+    publish_cpu_seconds: float = 0.0
     started_at: str | None = None
     finished_at: str | None = None
     # One point per published chunk: [seconds since publishing started, sent, rejected].

@@ -276,8 +276,12 @@ class SyncRun:
             if store.blocks:
                 store.abandon(0)
                 return
-        with _timed(r, "publish"):
-            self._publish(store, self._row_spec(shape, spec), renderer, ops, sum(counts.values()))
+        cpu = time.process_time()
+        try:
+            with _timed(r, "publish"):
+                self._publish(store, self._row_spec(shape, spec), renderer, ops, sum(counts.values()))
+        finally:
+            r.publish_cpu_seconds += time.process_time() - cpu
 
     def _row_spec(self, shape: planning.ModelShape, spec: planning.PlanSpec) -> reading.RowSpec:
         return reading.RowSpec.make(shape, spec.previous if spec.with_state else None,

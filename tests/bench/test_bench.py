@@ -24,9 +24,10 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         "quota used >= 0.8", "30 ms latency >= 0.8x zero latency (defaults)",
         "0-100 ms: >= 1.5x a 32-thread boto3 script", "connections reused (<= 64 in flight + 2)",
         "no-change sync of 3 models <= 0.5x CPU of dbt run", "per-sync overhead < 50 ms (DuckDB)",
-        "runs, inspect, reset < 1 s"}
+        "runs, inspect, reset < 1 s", "publish CPU < 50 us an event (template)"}
     # what the figures are made of is real: every event reached the stub, every phase was timed
     assert f["publish"]["delivered_to_stub"] == f["publish"]["rows"] == 5_000
+    assert f["publish"]["cpu_us_per_event"] > 0
     assert [w["workers"] for w in f["scale_out"]] == [1, 2]
     assert all(w["delivered_to_stub"] == w["events"] == 5_000 for w in f["scale_out"])
     assert f["diff"]["changes"] == 400 and f["diff"]["real_sync"]["sent"] == 400
