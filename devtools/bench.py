@@ -94,29 +94,17 @@ def _sync_yaml(name: str, model: str) -> str:
 
 
 def write_project(folder: Path, db_path: Path) -> None:
-    (folder / "models").mkdir(parents=True)
-    (folder / "macros").mkdir()
-    (folder / "eventbridge").mkdir()
-    (folder / "dbt_project.yml").write_text(textwrap.dedent("""\
-        name: eventbridge_bench
-        version: "1.0"
-        profile: eventbridge_bench
+    from devtools.bench_project import write_duckdb_project
+
+    write_duckdb_project(folder, "eventbridge_bench", db_path, textwrap.dedent("""\
         vars:
           currency: EUR
           rows: 1000
           publish_rows: 100
           big_rows: 1000
         """))
-    (folder / "profiles.yml").write_text(textwrap.dedent(f"""\
-        eventbridge_bench:
-          target: bench
-          outputs:
-            bench:
-              type: duckdb
-              path: "{db_path}"
-              threads: 2
-        """))
-    (folder / "packages.yml").write_text(f"packages:\n  - local: {ROOT}\n")
+    (folder / "macros").mkdir()
+    (folder / "eventbridge").mkdir()
     (folder / "models" / "bench_model.sql").write_text(MODEL_SQL)
     (folder / "models" / "bench_big.sql").write_text(
         MODEL_SQL.replace("var('rows')", "var('big_rows')").replace("var('day', 1)", "1"))

@@ -39,15 +39,13 @@ from range(1, 101) as t(i)
 """
 
 
-def write_project(folder: Path, db_path: Path, models: int) -> None:
+def write_duckdb_project(folder: Path, name: str, db_path: Path, extra: str = "") -> None:
+    """A dbt project on one DuckDB file, with this checkout as its dbt package: its
+    dbt_project.yml (``extra`` appended), profiles.yml and packages.yml, and models/."""
     (folder / "models").mkdir(parents=True)
-    (folder / "dbt_project.yml").write_text(textwrap.dedent("""\
-        name: eventbridge_many
-        version: "1.0"
-        profile: eventbridge_many
-        """))
+    (folder / "dbt_project.yml").write_text(f'name: {name}\nversion: "1.0"\nprofile: {name}\n{extra}')
     (folder / "profiles.yml").write_text(textwrap.dedent(f"""\
-        eventbridge_many:
+        {name}:
           target: bench
           outputs:
             bench:
@@ -56,6 +54,10 @@ def write_project(folder: Path, db_path: Path, models: int) -> None:
               threads: 2
         """))
     (folder / "packages.yml").write_text(f"packages:\n  - local: {ROOT}\n")
+
+
+def write_project(folder: Path, db_path: Path, models: int) -> None:
+    write_duckdb_project(folder, "eventbridge_many", db_path)
     schema = ["version: 2", "models:"]
     for i in range(models):
         name = f"model_{i:02d}"
