@@ -116,6 +116,9 @@ def render(project: Any) -> list[tuple[str, str]]:
         ("plan_select_sql", lambda: project.render_macro(
             "plan_select_sql", model=model, state=st, keys=keys, columns=columns, hash_columns=hashed,
             state_keys=state_keys, old_columns=old_columns, current=5, has_duplicates=True)),
+        ("plan_select_sql exists only", lambda: project.render_macro(
+            "plan_select_sql", model=model, state=st, keys=keys, columns=columns, hash_columns=hashed,
+            state_keys=state_keys, old_columns=old_columns, current=5, has_duplicates=False, exists_only=True)),
         ("plan_select_sql schema change", lambda: project.render_macro(
             "plan_select_sql", model=model, state=st, keys=keys, columns=columns, hash_columns=hashed,
             state_keys=state_keys, old_columns=old_columns, current=5, stored_fps=[1], shapes=shapes,

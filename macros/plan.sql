@@ -39,11 +39,12 @@
 {% macro default__relation_columns_sql(relation) -%}
   {{ return('') }}
 {%- endmacro %}
-{#- DuckDB's own type names (dbt's Column reports every text as character varying(256)). -#}
+{#- DuckDB's own type names (dbt's Column reports every text as character varying(256)).
+    DuckDB's names are case-insensitive: a profile's `schema: MAIN` is the schema main. -#}
 {% macro duckdb__relation_columns_sql(relation) -%}
     select column_name, data_type from information_schema.columns
-    where table_schema = '{{ relation.schema | replace("'", "''") }}' and table_name = '{{ relation.identifier | replace("'", "''") }}'
-    {%- if relation.database %} and table_catalog = '{{ relation.database | replace("'", "''") }}'{% endif %}
+    where lower(table_schema) = '{{ relation.schema | lower | replace("'", "''") }}' and table_name = '{{ relation.identifier | replace("'", "''") }}'
+    {%- if relation.database %} and lower(table_catalog) = '{{ relation.database | lower | replace("'", "''") }}'{% endif %}
     order by ordinal_position
 {%- endmacro %}
 {% macro duckdb__relation_columns(relation) -%}
@@ -168,15 +169,18 @@ limit {{ limit }}
     `has_duplicates`: the key audit found duplicated keys; without them (the usual case)
     the plan skips the duplicate handling, a grouping of the whole model and two anti-joins.
     The join compares keys and hashes only; values (the model's columns, the delivered
-    ones) are fetched afterwards for the changed rows alone. -#}
-{% macro plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps=[], shapes=[], full_refresh=false, has_duplicates=true) -%}
-  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates)) }}
+    ones) are fetched afterwards for the changed rows alone. `exists_only` (with a state):
+    a row per change and nothing else, for "anything to do?" (no numbering, no values: a
+    window over the plan cannot stop at its first row, and a sync with changes pays this
+    probe on top of its plan). -#}
+{% macro plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps=[], shapes=[], full_refresh=false, has_duplicates=true, exists_only=false) -%}
+  {{ return(adapter.dispatch('plan_select_sql', 'dbt_eventbridge')(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, exists_only)) }}
 {%- endmacro %}
 
 {#- DuckDB carries the model's columns through the join (one scan of the model, 35% faster
     than joining back for the changed rows). -#}
-{% macro duckdb__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates) -%}
-  {{ return(dbt_eventbridge.default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, carry=true)) }}
+{% macro duckdb__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, exists_only=false) -%}
+  {{ return(dbt_eventbridge.default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, exists_only, carry=true)) }}
 {%- endmacro %}
 
 {#- The plan's numbers, 1..n: any order will do, and no order costs no sort. Snowflake and
@@ -205,7 +209,7 @@ limit {{ limit }}
   {{ return(out) }}
 {%- endmacro %}
 
-{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, carry=false) -%}
+{% macro default__plan_select_sql(model, state, keys, columns, hash_columns, state_keys, old_columns, current, stored_fps, shapes, full_refresh, has_duplicates, exists_only=false, carry=false) -%}
 {%- set non_keys = [] -%}
 {%- for c in columns if c not in keys -%}{%- do non_keys.append(c) -%}{%- endfor -%}
 {%- set compared = shapes | selectattr('mode', 'equalto', 'compare') | list -%}
@@ -288,6 +292,9 @@ d as (
      {%- if older %} or s._eb_fp <> {{ current }}{% endif %}
      {%- if full_refresh %} or m._eb_hash is not null{% endif %}
 )
+{%- if exists_only %}
+select 1 as _eb_any from d
+{%- else %}
 {%- set items = [dbt_eventbridge.plan_seq_sql(keys) ~ " as _eb_seq", "d._eb_op", "coalesce(d._eb_new_hash, d._eb_old_hash) as _eb_hash",
                    "cast(d._eb_old_shape as " ~ dbt.type_int() ~ ") as _eb_shape"] -%}
 {%- for k in keys %}{% do items.append("d." ~ k) %}{% endfor -%}
@@ -300,6 +307,7 @@ from d
 left join {{ model }} as src on {{ dbt_eventbridge._match(keys, 'd', 'src') }} and d._eb_op <> 'removed'
 {%- endif %}
 left join {{ state }} as old on {% for k in keys %}d.{{ k }} = old.{{ state_keys[loop.index0] }}{{ " and " if not loop.last }}{% endfor %} and d._eb_op <> 'added'
+{%- endif %}
 {%- endif %}
 {%- endmacro %}
 

@@ -39,11 +39,15 @@ def load(options: SyncOptions, *, lenient: bool = False, saved: bool = False) ->
     broken alerts, and keep syncs whose config has problems. ``saved`` (the operations):
     the manifest of the last parse will do, if there is one (see DbtProject.load_saved)."""
     project = DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars, options.profile)
-    if not (saved and not (options.select or options.exclude) and project.load_saved()):
+    from_saved = saved and not (options.select or options.exclude) and project.load_saved()
+    if not from_saved:
         project.parse()
     # dbt's runner resets dbt's process-wide flags and adapters, so select before opening ours.
     selected = project.select(options.select, options.exclude) if (options.select or options.exclude) else None
     project.open_adapter()
+    if from_saved and not project.saved_fits_target():  # the last parse was for another --target
+        project.parse()
+        project.open_adapter()
     settings = Settings.load(project.project_var(META_KEY, {}), overrides=options.settings)
     syncs, all_syncs, problems = _read_syncs(project, selected, lenient)
     alerts, alert_problems = parse_alerts(settings.alerts)

@@ -204,10 +204,10 @@ class SyncRun:
                 self.warn("its delivered state was reset: every row is sent as added")
             ops = self._ops(committed)
 
-            def plan_sql(state: Any, dups: bool) -> str:
-                return planning.plan_select(project, model, state, shape, spec, opts.full_refresh, dups)
+            def plan_sql(state: Any, dups: bool, exists_only: bool = False) -> str:
+                return planning.plan_select(project, model, state, shape, spec, opts.full_refresh, dups, exists_only)
 
-            if self._nothing_to_do(spec, lambda: plan_sql(state, dups), ops):
+            if self._nothing_to_do(spec, lambda: plan_sql(state, dups, True), ops):
                 return
             with _timed(r, "plan"):
                 store.create(plan_sql, state, dups, shape, ops, spec.layout)

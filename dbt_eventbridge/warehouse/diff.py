@@ -226,7 +226,7 @@ def _compare(s: Shape, current: Shape, model: ModelColumns, notes: list[str]) ->
 
 
 def plan_select(project: DbtProject, model: Any, state: Any, shape: ModelShape, spec: PlanSpec,
-                full_refresh: bool, has_duplicates: bool = True) -> str:
+                full_refresh: bool, has_duplicates: bool = True, exists_only: bool = False) -> str:
     quote = project.quote
     shapes = [{**o, "pairs": [[quote(m), p, cast] for m, p, cast in o["pairs"]]} for o in spec.shapes]
     state_keys: list[str] = []
@@ -240,7 +240,7 @@ def plan_select(project: DbtProject, model: Any, state: Any, shape: ModelShape, 
         keys=shape.quoted(project, shape.keys), columns=shape.quoted(project, shape.columns),
         hash_columns=shape.quoted(project, shape.hash_columns), state_keys=state_keys, old_columns=old_columns,
         current=spec.layout.current, stored_fps=spec.stored_fps, shapes=shapes, full_refresh=full_refresh,
-        has_duplicates=has_duplicates)
+        has_duplicates=has_duplicates, exists_only=exists_only)
 
 
 # -- reading the plan -------------------------------------------------------------------------

@@ -94,14 +94,15 @@ class History:
         self.runs = self.project.state_relation(self.schema, RUNS)
         self.events = self.project.state_relation(self.schema, EVENTS)
         self.alerts = self.project.state_relation(self.schema, ALERT_STATUS)
-        self._ready = False
+        self._ready: int | None = None  # project.rollbacks when the tables were last made sure of
         self._written: set[str] = set()  # syncs with a row of this run in _eb_runs
 
     # -- writing -------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the schema and tables if missing (once per run)."""
-        if self._ready:
+        """Create the schema and tables if missing (once per run, and again after a rollback,
+        which may have undone their creation)."""
+        if self._ready == self.project.rollbacks:
             return
         from dbt_eventbridge.warehouse.tables import Ownership
 
@@ -111,7 +112,7 @@ class History:
                                         (self.alerts, ALERT_COLUMNS, "alert_status")):
             owned.ensure_table(relation, kind, self.project.render_macro(
                 "history_table_sql", relation=relation, columns=[list(c) for c in columns]), [c for c, _ in columns])
-        self._ready = True
+        self._ready = self.project.rollbacks
 
     def sync_started(self, sync: str, model: str, event_bus: str | None, started_at: str,
                      invocation_id: str | None) -> None:

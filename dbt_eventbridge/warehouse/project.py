@@ -195,9 +195,35 @@ class DbtProject(AdapterSession):
                 return False
         except Exception:  # noqa: BLE001 - written by another dbt, or damaged: a parse reads the project instead
             return False
+        if not self._package_unchanged(manifest):
+            return False
         self.manifest = manifest
         self._check_package()
         return True
+
+    @staticmethod
+    def _package_unchanged(manifest: Any) -> bool:
+        """Whether our dbt package's files are as the saved parse read them: after an upgrade
+        and `dbt deps`, the saved macros are the old ones (checked as dbt checks a file for
+        its partial parse: the checksum of its stripped text; 5 small files)."""
+        from dbt.artifacts.resources.base import FileHash
+        from dbt_common.clients.system import load_file_contents
+
+        files = [f for f in manifest.files.values() if f.project_name == PACKAGE]
+        if not files:
+            return False
+        for f in files:
+            try:
+                if FileHash.from_contents(load_file_contents(f.path.absolute_path, strip=True)) != f.checksum:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def saved_fits_target(self) -> bool:
+        """Whether the manifest read by load_saved was parsed for this target's adapter (a
+        parse for DuckDB has no Snowflake macros). Call after open_adapter."""
+        return str(getattr(self.manifest.metadata, "adapter_type", "") or "") == self.adapter_type
 
     def select(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> set[str]:
         """Model unique_ids matched by dbt's own selection syntax."""
@@ -261,9 +287,14 @@ class DbtProject(AdapterSession):
 
         args = Namespace(project_dir=str(self.project_dir), profiles_dir=str(self.profiles_dir),
                          target=self.target, profile=self.profile, vars=self.vars, threads=1)
-        from dbt_common.context import set_invocation_context, try_get_invocation_context
+        from dbt_common.context import get_invocation_context, set_invocation_context
 
-        if try_get_invocation_context() is None:  # no dbt command ran in this process (load_saved)
+        try:  # (dbt-common's try_get_invocation_context is 1.16 and later; dbt-core 1.9 allows 1.13)
+            get_invocation_context()
+            invoked = True
+        except LookupError:
+            invoked = False
+        if not invoked:  # no dbt command ran in this process (load_saved)
             from dbt_common.events.event_manager_client import cleanup_event_logger
 
             set_invocation_context(os.environ)  # profiles.yml's env_var() reads it
@@ -271,7 +302,9 @@ class DbtProject(AdapterSession):
             # stdout until a dbt command sets logging up: that broke `runs --format json`.
             cleanup_event_logger()
         self._macro_fns.clear()  # made with the adapter that open_adapter replaces
-        self._exec_ctx = None
+        self._exec_ctx = self._macro_ctx = self._engine = None
+        self._listings.clear()
+        self._model_listings.clear()
         set_from_args(args, None)
         try:
             self.config = RuntimeConfig.from_args(args)

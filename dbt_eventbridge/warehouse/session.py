@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from dbt_eventbridge.errors import WarehouseError, WarehouseUnavailableError
+from dbt_eventbridge.errors import EventBridgeSyncError, WarehouseError, WarehouseUnavailableError
 from dbt_eventbridge.warehouse.driver_errors import BusyError, warehouse_error
 from dbt_eventbridge.warehouse.engines.base import DDL, Engine
 from dbt_eventbridge.warehouse.nodes import ModelNode
@@ -87,6 +87,8 @@ class AdapterSession:
         """Run one of our package's macros (dispatched per adapter) and return its value."""
         try:
             return self.run_macro(macro, kwargs)
+        except EventBridgeSyncError:
+            raise  # ours already (a package without this macro): its fix says what to do
         except Exception as e:  # noqa: BLE001 - dbt and its drivers raise many kinds; each becomes ours, classified
             raise self._error(f"the warehouse failed in {macro}", e) from None
 
@@ -247,14 +249,15 @@ class AdapterSession:
         Each schema is listed once per process (dbt's get_relation lists the schema on every
         call: 9 ms a sync on DuckDB). The models are built before a run and only read by it,
         so a listing stays true for the run (a relation missing from it is listed again, in
-        case it was built since). Matched as dbt's get_relation matches: the exact name, else
-        the one name that differs only by case."""
-        key = (str(node.database).lower(), str(node.schema).lower())
+        case it was built since). Matched as dbt's get_relation matches: in the node's own
+        database and schema (a listing may hold others: PostgreSQL's lists `schemaname ilike`),
+        the exact name, else the one name that differs only by case."""
+        key = (str(node.database), str(node.schema))
         found = self._model_listings.get(key)
         fresh = found is None
         while True:
             if found is None:
-                found = self._model_listings[key] = self._relations_of(node)
+                found = self._model_listings[key] = _in_schema(self._relations_of(node), node)
             alias = str(node.alias)
             exact = [r for r in found if str(r.identifier) == alias]
             folded = [r for r in found if str(r.identifier).lower() == alias.lower()]
@@ -266,11 +269,8 @@ class AdapterSession:
         """The relations of the node's schema: the engine's own query where it has one (dbt's
         listing renders a macro and builds an agate table: 10 ms, and agate's import 0.15 s)."""
         schema = self.adapter.Relation.create(database=node.database, schema=node.schema)
-        try:
-            with self.transaction():
-                names = self.engine.relation_names(self.adapter, schema)
-        except WarehouseError:
-            raise
+        with self.transaction():
+            names = self.engine.relation_names(self.adapter, schema)
         if names is None:
             return list(self.adapter.list_relations(node.database, node.schema))
         return [self.adapter.Relation.create(database=node.database, schema=node.schema, identifier=n)
@@ -301,3 +301,19 @@ class AdapterSession:
         if fix is None:
             return None
         return WarehouseError(f"the warehouse ran out of memory: {str(e).strip().splitlines()[-1][:300]}", fix=fix)
+
+
+def _in_schema(relations: list[Any], node: ModelNode) -> list[Any]:
+    """The relations of the node's own database and schema: spelled exactly as the node has
+    them where any is, else the same names in another case (an unquoted name the warehouse
+    folded)."""
+    def same(a: Any, b: Any, fold: bool) -> bool:
+        if a is None or b is None:
+            return True
+        return str(a).lower() == str(b).lower() if fold else str(a) == str(b)
+
+    for fold in (False, True):
+        found = [r for r in relations if same(r.schema, node.schema, fold) and same(r.database, node.database, fold)]
+        if found:
+            return found
+    return []

@@ -126,6 +126,32 @@ from d
 left join `main`.`analytics`.`customers` as src on d.`customer_id` = src.`customer_id` and d.`Region` = src.`Region` and d._eb_op <> 'removed'
 left join `main`.`eventbridge_state`.`_eb_state__customers` as old on d.`customer_id` = old._eb_c1 and d.`Region` = old._eb_c2 and d._eb_op <> 'added';
 
+-- plan_select_sql exists only
+with m as (
+  select src.`customer_id`, src.`Region`, xxhash64(src.`Plan` is null, src.`Plan`, src.`Region` is null, src.`Region`, src.`customer_id` is null, src.`customer_id`, src.`email` is null, src.`email`) as _eb_hash
+  from `main`.`analytics`.`customers` as src
+  where src.`customer_id` is not null and src.`Region` is not null
+),
+s as (
+  select st._eb_c1 as `customer_id`, st._eb_c2 as `Region`, st._eb_hash, st._eb_shape, st._eb_fp
+  from `main`.`eventbridge_state`.`_eb_state__customers` as st
+),
+d as (
+  select coalesce(m.`customer_id`, s.`customer_id`) as `customer_id`, coalesce(m.`Region`, s.`Region`) as `Region`, 
+    case when m._eb_hash is null then 'removed'
+         when s._eb_hash is null then 'added'
+         when s._eb_fp = 5 then 'changed'
+         else 'changed' end as _eb_op,
+    m._eb_hash as _eb_new_hash,
+    s._eb_hash as _eb_old_hash,
+    s._eb_shape as _eb_old_shape
+  from m full outer join s on m.`customer_id` = s.`customer_id` and m.`Region` = s.`Region`
+  where s._eb_hash is null
+     or (m._eb_hash is null)
+     or m._eb_hash <> s._eb_hash
+)
+select 1 as _eb_any from d;
+
 -- plan_select_sql schema change
 with m as (
   select src.`customer_id`, src.`Region`, xxhash64(src.`Plan` is null, src.`Plan`, src.`Region` is null, src.`Region`, src.`customer_id` is null, src.`customer_id`, src.`email` is null, src.`email`) as _eb_hash,

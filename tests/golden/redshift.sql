@@ -141,6 +141,37 @@ from d
 left join "d"."analytics"."Customers" as src on d."customer_id" = src."customer_id" and d."Region" = src."Region" and d._eb_op <> 'removed'
 left join "d"."eventbridge_state"."_eb_state__customers" as old on d."customer_id" = old._eb_c1 and d."Region" = old._eb_c2 and d._eb_op <> 'added';
 
+-- plan_select_sql exists only
+with m as (
+  select src."customer_id", src."Region", md5(
+    coalesce(cast(length(cast(src."Plan" as varchar(max))) as varchar(max)) || ':' || cast(src."Plan" as varchar(max)), '~') || '|' ||
+    coalesce(cast(length(cast(src."Region" as varchar(max))) as varchar(max)) || ':' || cast(src."Region" as varchar(max)), '~') || '|' ||
+    coalesce(cast(length(cast(src."customer_id" as varchar(max))) as varchar(max)) || ':' || cast(src."customer_id" as varchar(max)), '~') || '|' ||
+    coalesce(cast(length(cast(src."email" as varchar(max))) as varchar(max)) || ':' || cast(src."email" as varchar(max)), '~')
+  ) as _eb_hash
+  from "d"."analytics"."Customers" as src
+  where src."customer_id" is not null and src."Region" is not null
+),
+s as (
+  select st._eb_c1 as "customer_id", st._eb_c2 as "Region", st._eb_hash, st._eb_shape, st._eb_fp
+  from "d"."eventbridge_state"."_eb_state__customers" as st
+),
+d as (
+  select coalesce(m."customer_id", s."customer_id") as "customer_id", coalesce(m."Region", s."Region") as "Region", 
+    case when m._eb_hash is null then 'removed'
+         when s._eb_hash is null then 'added'
+         when s._eb_fp = 5 then 'changed'
+         else 'changed' end as _eb_op,
+    m._eb_hash as _eb_new_hash,
+    s._eb_hash as _eb_old_hash,
+    s._eb_shape as _eb_old_shape
+  from m full outer join s on m."customer_id" = s."customer_id" and m."Region" = s."Region"
+  where s._eb_hash is null
+     or (m._eb_hash is null)
+     or m._eb_hash <> s._eb_hash
+)
+select 1 as _eb_any from d;
+
 -- plan_select_sql schema change
 with m as (
   select src."customer_id", src."Region", md5(

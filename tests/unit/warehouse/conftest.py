@@ -313,7 +313,7 @@ class Sync:
             return None
         model = project.relation(self.node)
         return planning.anything_planned(project, planning.plan_select(project, model, tables.state, shape, spec,
-                                                                       False, True))
+                                                                       False, True, exists_only=True))
 
     def changes(self, plan: Plan, ops: Sequence[str] = OPS, *, seq_range: tuple[int, int] | None = None,
                 old_rows: bool = True) -> list[Any]:

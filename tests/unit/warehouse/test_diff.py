@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -302,3 +303,25 @@ def test_a_changed_primary_key_is_refused_unless_the_state_starts_over(engine) -
     assert rekeyed.plan().counts == NO_CHANGES
     assert rekeyed.delivered() == {(1, "eu"): {"id": 1, "region": "eu", "v": "a"},
                                    (2, "us"): {"id": 2, "region": "us", "v": "b"}}
+
+
+def test_a_models_columns_come_from_its_own_schema_when_another_differs_only_by_case(engine) -> None:
+    if engine.kind == "duckdb":
+        pytest.skip("DuckDB's schema names are case-insensitive: no two schemas differ only by case")
+    # the model's table differs from its alias by case: only a name matched in another case is in its schema
+    node = dataclasses.replace(engine.table("Orders", "id integer, amount integer", [(1, 10)]), alias="orders")
+    other = engine.project.quote(engine.schema.upper())  # PostgreSQL's listing matches schemas with ilike
+    engine.project.execute(f"create schema {other}")
+    try:
+        engine.project.execute(f"create table {other}.orders (id integer, note text, extra date)")
+        assert engine.project.columns(node) == [("id", "integer"), ("amount", "integer")]
+    finally:
+        engine.project.execute(f"drop schema {other} cascade")
+
+
+def test_a_schema_spelled_in_another_case_finds_the_models_columns_on_duckdb(engine) -> None:
+    if engine.kind != "duckdb":
+        pytest.skip("PostgreSQL's quoted schema names are case-sensitive: the spelling is the schema")
+    node = engine.table("orders", "id integer, amount integer", [(1, 10)])
+    shouted = dataclasses.replace(node, schema=node.schema.upper())  # a profile's `schema: MAIN`
+    assert engine.project.columns(shouted) == [("id", "INTEGER"), ("amount", "INTEGER")]

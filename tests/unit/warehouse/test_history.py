@@ -58,6 +58,19 @@ def test_the_history_tables_are_created_once_and_registered_as_ours(engine) -> N
         ("_eb_alert_status", "alert_status"), ("_eb_events", "events"), ("_eb_runs", "runs")]
 
 
+def test_history_tables_whose_creation_was_rolled_back_are_made_again(engine) -> None:
+    """A run's first history write is in a transaction with the sync's start: when that
+    transaction fails, the tables it created are gone, and the next write makes them again."""
+    h = history(engine, "run-1")
+    engine.project.create_schema(h.runs.without_identifier())  # made earlier in the run (creating it commits)
+    with pytest.raises(RuntimeError), engine.project.transaction():
+        h.sync_started("Customers", "customers", "crm-events", iso(at(1)), "inv-1")
+        raise RuntimeError("the sync's start failed after its history row")
+    assert h.exists() is False
+    h.sync_started("Customers", "customers", "crm-events", iso(at(1, 11)), "inv-1")
+    assert [(r["sync_name"], r["status"]) for r in h.run_rows("run-1")] == [("customers", "running")]
+
+
 def test_a_runs_table_of_someone_else_is_refused(engine) -> None:
     foreign = engine.make_foreign_table("_eb_runs")
     with pytest.raises(NotOursError):
