@@ -56,11 +56,11 @@ class AdaptiveRate:
     CUT = 0.5  # at least halved: a decisive cut, so that its check can tell noise from a quota
     MIN_SAMPLE = 50  # answered entries in the window before a decision: 5 throttled of 10 is chance
     (_RATE, _NEXT, _LAST_CUT, _LAST_GROW, _THROTTLES, _BUCKET, _BEFORE_CUT, _SHARE_AT_CUT, _CHECK, _FLOOR,
-     _GOOD, _START, _LAST_WHOLE) = range(13)
+     _GOOD, _START, _LAST_WHOLE, _ANSWERED_AT_CUT) = range(14)
     _SLOTS = 10  # counted per 1/10 s over the last second: requests, answered entries, throttled entries,
     # and requests that went through (not throttled whole)
-    _REQ, _ENT, _THR, _ACC = 13, 13 + _SLOTS, 13 + 2 * _SLOTS, 13 + 3 * _SLOTS
-    _SIZE = 13 + 4 * _SLOTS
+    _REQ, _ENT, _THR, _ACC = 14, 14 + _SLOTS, 14 + 2 * _SLOTS, 14 + 3 * _SLOTS
+    _SIZE = 14 + 4 * _SLOTS
     QUOTA_MARGIN = 0.95  # of what a request quota let through: the rate after its throttling
 
     def __init__(self, max_rps: float | None = None, *, clock: Callable[[], float] = time.monotonic,
@@ -180,9 +180,15 @@ class AdaptiveRate:
         if share > min(0.95, before / self.HELPED + 2.0 * math.sqrt(before * (1.0 - before) / answered)):
             # Cut by the last second's share: the last 0.2 s tell that it got worse, but a
             # quota with a burst allowance lets a second's worth through at its start.
+            # The check that follows judges both cuts: if it finds noise, the rate goes back to
+            # where it was before the first (keeping the second's rate there instead stranded
+            # it at a quarter, then lower with each repeat: 0.07x of the unthrottled events/s
+            # in a make bench run, 2026-12-07).
+            first = s[self._BEFORE_CUT]
             s[self._CHECK] = 0.0
             whole = self._window(self._THR) / max(1.0, self._window(self._ENT))
             self._cut(now, max(whole, before), self._sent(now))
+            s[self._BEFORE_CUT] = first
 
     def _sent(self, now: float) -> float:
         """Requests per second over the last second (or since the first request)."""
@@ -209,7 +215,12 @@ class AdaptiveRate:
         if s[self._CHECK]:  # a second after a cut: what did it do to the share?
             s[self._CHECK] = 0.0
             before = s[self._SHARE_AT_CUT]
-            chance = 2.0 * math.sqrt(before * (1.0 - before) / answered)  # two standard deviations
+            # Two standard deviations of the difference of two shares, each measured on its own
+            # sample: a cut made on a share of 0.2 measured on 85 answered entries at the start
+            # of a run (10% noise, by chance) saw 0.07 a second later and took the drop for its
+            # own effect; it cut again and the run went on at 43 requests/s (0.06x).
+            var = before * (1.0 - before)
+            chance = 2.0 * math.sqrt(var / answered + var / max(1.0, s[self._ANSWERED_AT_CUT]))
             # Requests refused whole are the account's request quota: cutting helps there, so
             # they are never noise (a bench run once took that for noise, and went back up).
             quota = now - s[self._LAST_WHOLE] < self.COOLDOWN
@@ -222,7 +233,10 @@ class AdaptiveRate:
         floor = s[self._FLOOR]
         if share < floor:
             s[self._FLOOR] = floor = share
-        if share <= floor + 0.02 + 0.3 * floor:
+        # Above the floor by more than chance: the floor follows the share down, so at a few
+        # hundred entries a second it sat in the low tail of the noise and its next ordinary
+        # second looked like more throttling (a cut, held for a second, every few seconds).
+        if share <= floor + 0.02 + 0.3 * floor + 2.0 * math.sqrt(floor * (1.0 - floor) / answered):
             return
         self._cut(now, share, sent)
 
@@ -249,6 +263,7 @@ class AdaptiveRate:
             return
         s[self._BEFORE_CUT] = rate
         s[self._SHARE_AT_CUT] = share
+        s[self._ANSWERED_AT_CUT] = max(self._window(self._ENT), 1.0)
         s[self._CHECK] = 1.0
         s[self._RATE] = new = max(self.MIN_RPS, current * min(self.CUT, 1.0 - excess))
         if s[self._GOOD] > new:  # what went through before may be too much now: half the excess off it
