@@ -102,6 +102,7 @@ class SyncRun:
         self.sync = sync
         self.node = node
         self.dry = ctx.options.dry_run
+        self._model_rows = 0  # rows of the model, from its key audit
         self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus, started_at=now())
         self.crash = CrashPoints.from_env()
         self.journaled = 0  # rows whose acks are journaled
@@ -171,6 +172,7 @@ class SyncRun:
         r = self.result
         with _timed(r, "audit"):
             audit = planning.audit_keys(self.project, model, shape)
+        self._model_rows = audit.total_rows
         r.invalid_keys = {"null_key_rows": audit.null_key_rows, "duplicate_key_rows": audit.duplicate_key_rows,
                           "duplicate_samples": to_json_value(audit.duplicate_samples)}
         if audit.invalid:
@@ -229,7 +231,8 @@ class SyncRun:
         key duplicated since the audit cannot hide a change: its rows either match the
         delivered row, or they are planned, and the full plan handles them.)"""
         opts, r = self.ctx.options, self.result
-        if opts.full_refresh or opts.rebaseline or not planning.steady(spec):
+        if opts.full_refresh or opts.rebaseline or not planning.steady(spec) \
+                or self._model_rows > planning.PROBE_MAX_ROWS:
             return False
         with _timed(r, "plan"):
             if planning.anything_planned(self.project, plan_sql()):
