@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -144,7 +145,9 @@ class FaultEndpoint:
     def __init__(self, *, entry_fault_rate: float = 0.0,
                  entry_fault_codes: Iterable[str] = RETRYABLE_ENTRY_CODES, reject: Rejector | None = None,
                  request_faults: Iterable[RequestFault] = (), max_request_bytes: int = AWS_MAX_REQUEST_BYTES,
-                 delay: float = 0.0, seed: int = 0, quota_rps: float | None = None) -> None:
+                 delay: float = 0.0, seed: int = 0, quota_rps: float | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # a server-side context: the endpoint speaks HTTPS, as AWS does
         self.entry_fault_rate = entry_fault_rate
         # Like the account's PutEvents quota: requests beyond this many in the last second
         # are throttled whole, so a client that does not slow down gets mostly refusals.
@@ -172,7 +175,7 @@ class FaultEndpoint:
         if self._server is None:
             raise RuntimeError("FaultEndpoint is not running; call start() first.")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{port}"
 
     def start(self) -> FaultEndpoint:
         if self._server is None:
@@ -353,6 +356,8 @@ class _Server(ThreadingHTTPServer):
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
+        if endpoint.tls is not None:
+            self.socket = endpoint.tls.wrap_socket(self.socket, server_side=True)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
