@@ -404,6 +404,64 @@ def test_dbt_context_names_in_detail_and_text_fields() -> None:
     assert e.entry["Resources"] == ["urn:analytics:9"]
 
 
+PARITY_TEMPLATE = (
+    '{"id": {{ row.customer_id }}, "name": "{{ row.name }}", "item": {{ row["amount"] }}, '
+    '"alias": {{ row.customer_ID }}, "prev": {{ old_row.amount }}, "prev_name": "{{ old_row.name }}", '
+    '"gone": {{ row.no_such_column }}, "op": "{{ op }}", "cols": {{ changed_columns | tojson }}, '
+    '"currency": "{{ var(\'currency\') }}", "env": {{ target.name }}, "sync": "{{ sync.name }}", '
+    '"cents": {{ to_cents(row.amount) }}, "loud": "{{ shout(row.name) }}", "sum": {{ row.amount + 1 }}, '
+    '"event": "{{ event_id }}", "key": {{ key | tojson }}, "tags": {{ row.tags }}, "when": "{{ row.at }}"}')
+PARITY_ROWS = [
+    {"customer_id": 1, "name": 'quote " \\ é \n', "amount": Decimal("3.07"), "tags": ["a", 1], "at": None},
+    {"customer_id": 2**60, "name": None, "amount": 2.5, "tags": {"x": None}, "at": dt.datetime(2026, 1, 2, 3, 4)},
+    {"customer_id": -3, "name": "", "amount": 0, "tags": [], "at": dt.date(2026, 12, 7)},
+]
+
+
+@pytest.mark.parametrize("op", ["added", "changed", "removed"])
+def test_templates_without_tags_render_exactly_as_the_whole_jinja_template(op: str) -> None:
+    """Templates without tags render piece by piece (column reads, constants once, other
+    expressions each compiled alone); a comment sends the same template through Jinja
+    whole. Both must give the same bytes, for every kind of expression and value."""
+    columns = ["customer_id", "name", "amount", "tags", "at"]
+
+    def render_all(template: str) -> list[str]:
+        r = renderer(config(detail={"template": template}), columns=columns, dbt_context=dbt_context())
+        return [r.render(change(row, op=op, old_row=PARITY_ROWS[0] if op != "added" else None,
+                                changed=["name"] if op == "changed" else None)).entry["Detail"]
+                for row in PARITY_ROWS]
+
+    pieces = render_all(PARITY_TEMPLATE)
+    whole = render_all(PARITY_TEMPLATE + "{# through Jinja whole #}")
+    assert pieces == whole
+    first = json.loads(pieces[0])
+    assert first["gone"] is None and first["alias"] == 1 and first["cents"] == 307 and first["env"] == "dev"
+
+
+def test_a_constant_expression_is_rendered_once_and_an_error_in_it_rejects_every_row() -> None:
+    reads = []
+
+    class Target:
+        @property
+        def name(self) -> str:
+            reads.append(1)
+            return "prod"
+
+    r = renderer(config(detail={"template": '{"env": "{{ target.name }}", "id": {{ row.customer_id }}}'}),
+                 dbt_context={**dbt_context(), "target": Target()})
+    details = [json.loads(r.render(change({**REFERENCE_ROW, "customer_id": i})).entry["Detail"]) for i in range(3)]
+    assert details == [{"env": "prod", "id": i} for i in range(3)]
+    assert len(reads) == 1
+
+    def var(name: str) -> str:
+        raise KeyError(f"no var {name}")
+
+    bad = renderer(config(detail={"template": '{"v": "{{ var(\'nope\') }}", "id": {{ row.customer_id }}}'}),
+                   dbt_context={"var": var})
+    for _ in range(2):
+        assert rejected(bad, change(REFERENCE_ROW)).code == "TemplateError"
+
+
 def test_undefined_function_in_a_template_rejects_the_row() -> None:
     r = renderer(config(detail={"template": '{"x": {{ not_in_context(row.age) }}}'}))
     err = rejected(r, change(REFERENCE_ROW))
