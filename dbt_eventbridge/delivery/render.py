@@ -130,12 +130,12 @@ class _Pieces:
         if isinstance(inner, jinja2.nodes.Getattr) and isinstance(inner.node, jinja2.nodes.Name) \
                 and inner.node.name in ("row", "old_row"):
             base, attr, getattr_ = inner.node.name, inner.attr, env.getattr
-            return lambda ctx: escape(getattr_(ctx[base], attr))  # type: ignore[no-any-return]
+            return lambda ctx: escape(getattr_(ctx[base], attr))
         if isinstance(inner, jinja2.nodes.Getitem) and isinstance(inner.node, jinja2.nodes.Name) \
                 and inner.node.name in ("row", "old_row") and isinstance(inner.arg, jinja2.nodes.Const) \
                 and isinstance(inner.arg.value, str):
             base, item, getitem = inner.node.name, inner.arg.value, env.getitem
-            return lambda ctx: escape(getitem(ctx[base], item))  # type: ignore[no-any-return]
+            return lambda ctx: escape(getitem(ctx[base], item))
         compiled = _Compiled(env, "{{ " + text + " }}", globals_)
         if not _constant(inner, globals_):
             return compiled.render
