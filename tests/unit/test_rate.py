@@ -217,3 +217,39 @@ def test_a_share_measured_on_few_answers_at_the_start_does_not_strand_the_rate()
         simulate(r, c, server, 5, capacity=1000)
         assert r.rate is None, (seed, r.rate)
         assert rps >= 0.8 * 1000, (seed, rps)
+
+
+def test_refusals_left_by_a_burst_do_not_cut_the_rate_to_what_passed() -> None:
+    """A quota over a sliding second (requests accepted in the last second, as the bench's
+    endpoint counts them): the run's first burst fills it, so for most of the next second
+    everything is refused, while our senders sit in their backoff and send well under the
+    rate. Cutting to what passed in that second took the rate from 100 to 13 requests/s and
+    it took 4 s to climb back (make bench, 2026-12-07)."""
+    c = Clock()
+    r = AdaptiveRate(None, clock=c, sleep=c.sleep)
+    accepted: list[float] = []
+
+    def answer() -> bool:
+        """True when the request is refused whole."""
+        recent = [t for t in accepted if c.now - t < 1.0]
+        accepted[:] = recent
+        if len(recent) >= 100:
+            return True
+        accepted.append(c.now)
+        return False
+
+    start, lowest, cuts, passed = c.now, math.inf, 0, 0
+    while c.now - start < 12:
+        r.acquire()
+        c.now += 1.0 / 1000
+        whole = answer()
+        r.answered(10, 10 if whole else 0, whole)
+        if r.rate is not None:
+            cuts += 1
+            lowest = min(lowest, r.rate)
+        if whole:
+            c.now += 0.05  # the senders wait out their backoff
+        elif c.now - start >= 2:
+            passed += 1
+    assert cuts and lowest >= 80, lowest
+    assert passed / (c.now - start - 2) >= 0.85 * 100
