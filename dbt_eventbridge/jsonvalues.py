@@ -64,7 +64,9 @@ def to_json_value(value: Any) -> Any:
         if value == value.to_integral_value():
             n = int(value)
             return n if -MAX_SAFE_INT <= n <= MAX_SAFE_INT else str(n)
-        if len(value.normalize().as_tuple().digits) <= _EXACT_FLOAT_DIGITS:
+        # Significant digits counted from the digits themselves: normalize() rounds to the
+        # context's 28 digits first, and sent 10000000000000000000.000000001 as 1e+19.
+        if len("".join(map(str, value.as_tuple().digits)).strip("0")) <= _EXACT_FLOAT_DIGITS:
             return float(value)
         return format(value, "f")
     if isinstance(value, dt.datetime):

@@ -17,6 +17,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +275,7 @@ def _from_column(column: str, raw: Any) -> str:
                               f"UTF-8 text (at byte {e.start}), so not a JSON object") from None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = json.loads(raw, parse_float=Decimal)  # every digit kept (see jsonvalues)
         except ValueError as e:
             raise RowRejected("InvalidDetail", f"column '{column}' does not hold valid JSON "
                               f"({getattr(e, 'msg', e)}): {raw[:200]!r}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from dbt_eventbridge.model import Change
@@ -81,7 +82,9 @@ def _same(a: Any, b: Any) -> bool:
 def _json(value: Any) -> Any:
     if isinstance(value, (str, bytes, bytearray)):
         try:
-            return json.loads(value)
+            # Decimal: a JSON number with more digits than a double holds keeps them (it is
+            # then sent as a string of its digits, as any such number is); floats rounded it.
+            return json.loads(value, parse_float=Decimal)
         except ValueError:
             return value
     return value

@@ -229,6 +229,25 @@ def test_values_outside_string_literals_become_json_values(value: Any, expected:
     assert type(d["v"]) is type(expected)
 
 
+@pytest.mark.parametrize("value,expected", [
+    # More than the decimal context's 28 digits: counted exactly, never rounded into a float.
+    (Decimal("99999999999999999999999999999.999999999"), "99999999999999999999999999999.999999999"),
+    (Decimal("10000000000000000000.000000001"), "10000000000000000000.000000001"),
+    (Decimal("-0.0000000000000000000000000000001234567890123456"),
+     "-0.0000000000000000000000000000001234567890123456"),
+    (Decimal("123456789012345.6"), "123456789012345.6"),   # 16 digits: a string
+    (Decimal("12345678901234.50"), 12345678901234.5),      # 15 significant digits: a number
+    (Decimal("0.100000000"), 0.1),
+])
+def test_decimals_keep_every_digit_in_every_mode(value: Decimal, expected: Any) -> None:
+    row = {"customer_id": 1, "v": value}
+    assert render_template('{"v": {{ row.v }}}', row) == {"v": expected}
+    r = renderer(config(detail={"columns": ["v"]}), columns=list(row))
+    assert detail_of(r.render(change(row))) == {"v": expected}
+    if isinstance(expected, str):
+        assert Decimal(expected) == value
+
+
 def test_value_outside_quotes_cannot_inject_keys() -> None:
     d = render_template('{"v": {{ row.v }}, "ok": true}', {"customer_id": 1, "v": '1, "admin": true'})
     assert d == {"v": '1, "admin": true', "ok": True}
@@ -542,6 +561,9 @@ def _column_renderer() -> Renderer:
     ({"page": "/dict", "at": dt.date(2024, 1, 1), "v": Decimal("1.5")}, {"page": "/dict", "at": "2024-01-01",
                                                                            "v": 1.5}),
     ('{"text": "{{ 7*7 }}"}', {"text": "{{ 7*7 }}"}),
+    # every digit kept: a double would have sent 1.0
+    ('{"p": 1.00000000000000000001, "q": 2.5, "e": 1.5e-7}', {"p": "1.00000000000000000001", "q": 2.5,
+                                                               "e": 1.5e-7}),
 ])
 def test_column_mode_sends_the_json_object_in_the_column(payload: Any, expected: dict[str, Any]) -> None:
     e = _column_renderer().render(change({"event_id": "e1", "payload": payload}, key={"event_id": "e1"}))
