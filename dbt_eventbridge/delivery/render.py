@@ -25,7 +25,7 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
-from dbt_eventbridge.config.definitions import ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.config.definitions import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.delivery.templates import (
     Memo,
     RowRejected,
@@ -336,6 +336,47 @@ def _template_sources(sync: SyncConfig, project_dir: Path, problems: list[Proble
     return out
 
 
+def _template_file(sync: SyncConfig, path: str) -> str | None:
+    """The file a template comes from, when its YAML path is a ``template_file``."""
+    base = sync.yaml_path
+    files = {f"{base}.detail.template_file": sync.detail.template_file}
+    files.update({f"{base}.triggers.{op}.detail.template_file": t.detail.template_file
+                  for op, t in sync.triggers.items() if t.detail})
+    found = files.get(path)
+    return str(found) if found is not None else None
+
+
+def _json_skeleton_error(source: str, path: str) -> str | None:
+    """For a detail template without tags: what makes it invalid JSON whatever the values
+    (each value is escaped into a JSON value or string content, so the skeleton decides)."""
+    if not path.endswith((".detail.template", ".detail.template_file")):
+        return None
+    env = environment(text=False)
+    safe = make_json_safe(source, env)
+    if not _Pieces.applies(safe):
+        return None
+    out: list[str] = []
+    expr: list[str] | None = None
+    for _, token, value in env.lex(safe):
+        if token == "variable_begin":
+            expr = []
+        elif token == "variable_end" and expr is not None:
+            out.append("null" if "__eb_value" in "".join(expr) else "")
+            expr = None
+        elif expr is not None:
+            expr.append(value)
+        else:
+            out.append(value)
+    text = "".join(out)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"{e.msg} at character {e.pos} of {text[max(0, e.pos - 40):e.pos + 20]!r} (each {{{{ }}}} as null)"
+    if not isinstance(value, dict):
+        return f"it is a JSON {type(value).__name__}, not an object"
+    return None
+
+
 def unset_env_vars(source: str, env: jinja2.Environment) -> list[str]:
     """Variables a template reads with ``env_var('NAME')`` (no default) that are not set:
     dbt's env_var fails on each of them, which would reject every row."""
@@ -393,12 +434,33 @@ class Renderer:
         problems: list[Problem] = []
         resolver = ColumnResolver(model_columns) if model_columns is not None else None
         for path, src in _template_sources(sync, project_dir, problems):
+            in_file = _template_file(sync, path)
             try:
-                env.parse(src)
+                # Compiled, not only parsed: an unknown filter or test is found here, not at
+                # the first row (it stopped the sync as an unexpected error).
+                env.compile(src)
             except jinja2.TemplateSyntaxError as e:
-                problems.append(Problem(f"template syntax error: {e.message} (line {e.lineno})", sync.model_name,
-                                        sync.name, path, "Fix the Jinja syntax; inline templates in YAML must be "
-                                        "wrapped in {% raw %}...{% endraw %}"))
+                kind = "template syntax error" if type(e) is jinja2.TemplateSyntaxError else "template error"
+                where = f" in {in_file}" if in_file else ""
+                fix = f"Fix the Jinja in {in_file}" if in_file else \
+                    "Fix the Jinja; inline templates in YAML must be wrapped in {% raw %}...{% endraw %}"
+                problems.append(Problem(f"{kind}{where}: {e.message} (line {e.lineno})", sync.model_name,
+                                        sync.name, path, fix))
+                continue
+            undefined = sorted(_names(env, src) - TEMPLATE_NAMES - set(env.globals) - set(dbt_context))
+            if undefined:
+                problems.append(Problem(
+                    f"the template{f' in {in_file}' if in_file else ''} uses {', '.join(undefined)}, which "
+                    "is neither a template name (row, old_row, op, changed_columns, key, event_id, sync) nor "
+                    "in dbt's context (macros, var, env_var, target...)", sync.model_name, sync.name, path,
+                    "Fix the name, or define the macro in the project's macros folder"))
+                continue
+            skeleton = _json_skeleton_error(src, path)
+            if skeleton:
+                problems.append(Problem(
+                    f"the detail template{f' in {in_file}' if in_file else ''} is not valid JSON for any row: "
+                    f"{skeleton}", sync.model_name, sync.name, path,
+                    "Fix the JSON around the {{ }} expressions (a trailing comma, a missing quote or brace)"))
                 continue
             for name in unset_env_vars(src, env):
                 problems.append(Problem(f"the template reads env_var('{name}'), which is not set and has no default",

@@ -843,3 +843,50 @@ def test_row_columns_used_finds_attribute_and_item_access() -> None:
 def test_row_dict_methods_are_not_columns() -> None:
     tpl = '{"nick": "{{ row.get(\'full_name\', \'\') }}", "n": {{ row.items() | list | length }}}'
     assert check(config(detail={"template": tpl})) == []
+
+
+# --- check: what can never render is a config error, before any row -------------------------------
+
+@pytest.mark.parametrize("template,needle", [
+    ('{"op": "{{ op | nosuchfilter }}"}', "No filter named 'nosuchfilter'"),
+    ('{"ok": {{ row.age is nosuchtest }}}', "No test named 'nosuchtest'"),
+])
+def test_check_compiles_templates_so_unknown_filters_and_tests_are_found(template: str, needle: str) -> None:
+    problems = check(config(detail={"template": template}))
+    assert [p.path for p in problems] == [BASE + ".detail.template"]
+    assert needle in problems[0].message and problems[0].fix
+
+
+def test_check_reports_names_that_are_neither_template_names_nor_in_dbts_context() -> None:
+    raw = config(detail={"template": '{"a": {{ nosuchmacro(op) }}, "c": "{{ var(\'x\') }}", '
+                                     '"n": {{ range(2) | list | length }}}'})
+    problems = Renderer.check(sync_of(raw), project_dir=INTEGRATION, dbt_context=dbt_context(),
+                              model_columns=COLUMNS)
+    assert len(problems) == 1
+    assert "nosuchmacro" in problems[0].message and "var" not in problems[0].message.split("uses")[1].split(",")[0]
+    ok = config(detail={"template": '{"c": "{{ var(\'x\') }}", "t": "{{ target.name }}", "s": "{{ sync.name }}"}'})
+    assert Renderer.check(sync_of(ok), project_dir=INTEGRATION, dbt_context=dbt_context(),
+                          model_columns=COLUMNS) == []
+
+
+@pytest.mark.parametrize("template,needle", [
+    ('{"a": {{ row.age }},}', "Expecting property name"),                  # a trailing comma
+    ('{"a": "{{ row.full_name }}, "b": 1}', "Expecting ',' delimiter"),     # a missing quote
+    ('[{{ row.age }}]', "not an object"),
+])
+def test_check_reports_a_detail_template_that_is_invalid_json_for_every_row(template: str, needle: str) -> None:
+    problems = check(config(detail={"template": template}))
+    assert [p.path for p in problems] == [BASE + ".detail.template"]
+    assert needle in problems[0].message and "JSON" in problems[0].fix
+
+
+def test_check_leaves_templates_with_tags_to_each_row_and_names_the_template_file(tmp_path: Path) -> None:
+    # With tags the JSON depends on the row: checked per row, never refused up front.
+    assert check(config(detail={"template": '{"a": 1{% if row.age %}, "b": {{ row.age }}{% endif %}}'})) == []
+    (tmp_path / "eb").mkdir()
+    (tmp_path / "eb" / "c.json.j2").write_text('{"a": {{ row.age }},}')
+    problems = check(config(detail={"template_file": "eb/c.json.j2"}), project_dir=tmp_path)
+    assert len(problems) == 1 and "eb/c.json.j2" in problems[0].message
+    (tmp_path / "eb" / "c.json.j2").write_text('{"a": "{{ row.full_name }"}')
+    problems = check(config(detail={"template_file": "eb/c.json.j2"}), project_dir=tmp_path)
+    assert "eb/c.json.j2" in problems[0].message and "raw" not in problems[0].fix
