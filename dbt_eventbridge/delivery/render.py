@@ -443,7 +443,7 @@ class Renderer:
                 kind = "template syntax error" if type(e) is jinja2.TemplateSyntaxError else "template error"
                 where = f" in {in_file}" if in_file else ""
                 fix = f"Fix the Jinja in {in_file}" if in_file else \
-                    "Fix the Jinja; inline templates in YAML must be wrapped in {% raw %}...{% endraw %}"
+                    "Fix the Jinja syntax; inline templates in YAML must be wrapped in {% raw %}...{% endraw %}"
                 problems.append(Problem(f"{kind}{where}: {e.message} (line {e.lineno})", sync.model_name,
                                         sync.name, path, fix))
                 continue
