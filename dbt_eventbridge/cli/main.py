@@ -128,7 +128,8 @@ def validate(**common: Any) -> None:
     for p in problems:
         problem(str(p))
     if problems:
-        summary = f"{len(problems)} problem(s) found in {checked} sync(s)."
+        syncs = len({(p.model, p.sync) for p in problems})  # not the syncs loaded: a broken one is not
+        summary = f"{len(problems)} problem(s) found, in {syncs} sync(s)."
         json_line("error", summary) if as_json else click.echo(summary, err=True)
         sys.exit(1)
     json_line("info", f"OK: {checked} sync(s) valid.") if as_json else click.echo(f"OK: {checked} sync(s) valid.")

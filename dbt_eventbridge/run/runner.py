@@ -108,7 +108,11 @@ def _nothing_to_do_warnings(loaded: LoadedProject, options: SyncOptions, last_ru
                                "the last dbt run succeeded, so every selected model is synced as it is")
     if loaded.syncs or loaded.problems:
         return
-    if options.select or options.exclude:
+    if options.syncs:
+        _warn(result, console, f"no selected model has the sync(s) {', '.join(options.syncs)} (--select "
+                               f"{' '.join(options.select) or '-'} --exclude {' '.join(options.exclude) or '-'}); "
+                               "nothing to do. Select the model the sync is declared on, or drop --sync")
+    elif options.select or options.exclude:
         _warn(result, console, f"the selection (--select {' '.join(options.select) or '-'} --exclude "
                                f"{' '.join(options.exclude) or '-'}) matched no model with a sync; nothing to do. "
                                "Check the selector with `dbt ls -s ...`")

@@ -36,6 +36,13 @@ def test_selection_uses_dbt_syntax(project: Project) -> None:
     ev = project.drain()
     assert len(ev["crm-events"]) == 5
 
+    # --sync names a sync of another model: the selection matched, --sync left nothing
+    r = project.sync("sync", "-s", "web_events", "--sync", "order_lines")
+    assert r.rc == 0, r.stderr
+    assert r.results["syncs"] == []
+    assert "no selected model has the sync(s) order_lines (--select web_events" in r.stderr
+    assert "matched no model" not in r.stderr
+
 
 def test_full_refresh_resends_current_rows_as_added(project: Project) -> None:
     project.build(day=2)
