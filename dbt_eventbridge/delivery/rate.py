@@ -247,7 +247,7 @@ class AdaptiveRate:
         observed = max(sent, self.MIN_RPS)
         current = observed if math.isnan(rate) else min(rate, observed)
         through = self._window(self._ACC)  # requests that passed in the last second (never extrapolated)
-        if now - s[self._LAST_WHOLE] < self.COOLDOWN and through >= self.MIN_RPS:
+        if now - s[self._LAST_WHOLE] < self.COOLDOWN:
             # Requests refused whole: the account's request quota, which let ``through``
             # requests pass in the last second. The rate goes just under that, with no
             # halving and no check (this is never noise). Halving each time took a third of
@@ -263,6 +263,8 @@ class AdaptiveRate:
                 # senders asleep in their backoff; what passed says little about the quota.
                 # Cutting to it took the rate from 100 to 13 requests/s a second after the
                 # first cut, and 4 s to climb back (0.75 to 0.91 of the quota used, 2026-12-07).
+                # With fewer than MIN_RPS passing, this was taken for noise: a halving held for a
+                # check, to 10 requests/s, and the last good rate cut to 54 (15 s to recover).
                 new = min(current if math.isnan(rate) else rate, s[self._GOOD]) * self.QUOTA_MARGIN
             else:
                 new = min(current, through) * self.QUOTA_MARGIN
