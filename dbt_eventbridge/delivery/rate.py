@@ -265,7 +265,7 @@ class AdaptiveRate:
                 # first cut, and 4 s to climb back (0.75 to 0.91 of the quota used, 2026-12-07).
                 # With fewer than MIN_RPS passing, this was taken for noise: a halving held for a
                 # check, to 10 requests/s, and the last good rate cut to 54 (15 s to recover).
-                new = min(current if math.isnan(rate) else rate, s[self._GOOD]) * self.QUOTA_MARGIN
+                new = min(pace, s[self._GOOD]) * self.QUOTA_MARGIN
             else:
                 new = min(current, through) * self.QUOTA_MARGIN
             s[self._RATE] = new = max(self.MIN_RPS, new)

@@ -85,8 +85,25 @@ class _Compiled:
         return "".join(t.root_render_func(context))
 
 
-# What a row's values cannot change: sync's constants, and dbt's names other than callables.
-_ROW_NAMES = frozenset({"row", "old_row", "op", "changed_columns", "key", "event_id"})
+# The template names a row sets (``sync`` is the same for every row).
+_ROW_NAMES = TEMPLATE_NAMES - {"sync"}
+
+
+def _expressions(env: jinja2.Environment, safe_source: str) -> list[tuple[bool, str]]:
+    """A tag-free template made JSON-safe, as (is an expression, text) pieces in order."""
+    out: list[tuple[bool, str]] = []
+    expr: list[str] | None = None
+    for _, token, value in env.lex(safe_source):
+        if token == "variable_begin":
+            expr = []
+        elif token == "variable_end" and expr is not None:
+            out.append((True, "".join(expr)))
+            expr = None
+        elif expr is not None:
+            expr.append(value)
+        else:
+            out.append((False, value))
+    return out
 
 
 class _Pieces:
@@ -104,18 +121,11 @@ class _Pieces:
     def __init__(self, env: jinja2.Environment, safe_source: str, globals_: Mapping[str, Any]) -> None:
         self._out: list[str] = []
         self._dynamic: list[tuple[int, Callable[[Mapping[str, Any]], str]]] = []
-        expr: list[str] | None = None
-        for _, token, value in env.lex(safe_source):
-            if token == "variable_begin":
-                expr = []
-            elif token == "variable_end" and expr is not None:
-                self._dynamic.append((len(self._out), self._piece(env, "".join(expr), globals_)))
-                self._out.append("")
-                expr = None
-            elif expr is not None:
-                expr.append(value)
-            else:
-                self._out.append(value)
+        for is_expr, text in _expressions(env, safe_source):
+            if is_expr:
+                self._dynamic.append((len(self._out), self._piece(env, text, globals_)))
+                text = ""
+            self._out.append(text)
 
     @staticmethod
     def applies(safe_source: str) -> bool:
@@ -355,19 +365,7 @@ def _json_skeleton_error(source: str, path: str) -> str | None:
     safe = make_json_safe(source, env)
     if not _Pieces.applies(safe):
         return None
-    out: list[str] = []
-    expr: list[str] | None = None
-    for _, token, value in env.lex(safe):
-        if token == "variable_begin":
-            expr = []
-        elif token == "variable_end" and expr is not None:
-            out.append("null" if "__eb_value" in "".join(expr) else "")
-            expr = None
-        elif expr is not None:
-            expr.append(value)
-        else:
-            out.append(value)
-    text = "".join(out)
+    text = "".join(("null" if "__eb_value" in t else "") if is_expr else t for is_expr, t in _expressions(env, safe))
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
