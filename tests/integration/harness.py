@@ -43,6 +43,9 @@ class CliResult:
         return found[0]
 
 
+THRIFT_DROPPED = "TSocket read 0 bytes"
+
+
 class Project:
     """A private copy of the sample dbt project on one engine, publishing to the local EventBridge."""
 
@@ -98,7 +101,13 @@ class Project:
 
     def build(self, day: int = 1, expect_rc: int = 0, **more_vars: Any) -> subprocess.CompletedProcess[str]:
         vars_ = json.dumps({"day": day, **more_vars})
-        p = self.run([str(BIN / "dbt"), "build", "--quiet", *self.target_args, "--vars", vars_])
+        cmd = [str(BIN / "dbt"), "build", "--quiet", *self.target_args, "--vars", vars_]
+        p = self.run(cmd)
+        if self.engine == "spark" and THRIFT_DROPPED in p.stdout:
+            # The local Spark Thrift server now and then drops a connection in the middle of
+            # dbt's own statements (seen once in the CI runs of 2026-12-07, before our code ran). The
+            # build is the test's set-up, not what it checks, and rebuilding is idempotent.
+            p = self.run(cmd)
         assert p.returncode == expect_rc, f"dbt build: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
         return p
 
