@@ -9,7 +9,7 @@ ENGINES_STAMP := $(VENV)/.installed-engines
 DATABRICKS_VENV  := build/databricks-venv
 DATABRICKS_STAMP := $(DATABRICKS_VENV)/.installed
 
-.PHONY: install install-engines demo check test test-fast bench clean
+.PHONY: install install-engines demo check test test-fast test-dbt-versions bench clean
 
 install: $(STAMP)
 
@@ -55,8 +55,14 @@ test-fast: install-engines
 # Two workers: most of the time goes to dbt commands (parsing, above all), which are CPU-bound;
 # the integration tests run them forked from a pre-warmed process (tests/integration/prewarmed.py).
 # The 15 slowest tests are listed at the end, to see where the time goes.
+# Then the dbt-version lane (devtools/dbt_versions.py): the sync story, the CLI and the crash test
+# on DuckDB with each other supported dbt-core (1.9, 1.10, 1.12), a venv each under build/.
 test: install-engines
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/python -m devtools.dbt_versions
+
+test-dbt-versions: install
+	$(BIN)/python -m devtools.dbt_versions $(DBT_VERSIONS_ARGS)
 
 # Performance figures (issue 4): DuckDB, a local PutEvents stub, the real CLI. 15 to 18 minutes (2026-12-01).
 # More rows: make bench BENCH_ARGS="--rows 3000000"; a quick check: BENCH_ARGS=--quick;
@@ -65,4 +71,4 @@ bench: install
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DATABRICKS_VENV) integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache
+	rm -rf $(VENV) $(DATABRICKS_VENV) build/dbt-1.* integration_project/target integration_project/dbt_packages integration_project/logs .pytest_cache

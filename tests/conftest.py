@@ -86,6 +86,13 @@ SLOWEST_FIRST = ("tests/integration/test_guarantees.py", "tests/bench/test_bench
                  "tests/integration/test_sync_story.py", "tests/integration/test_contract.py")
 
 
+# The DuckDB tests that also run on every other supported dbt minor (devtools/dbt_versions.py),
+# by file and name prefix: the sync story, the CLI, and the crash test (SIGKILL at every crash
+# point). About 3 minutes a version on 2 cores; the rest of the guarantees would double it.
+DBT_VERSION_LANE = {"test_sync_story.py": "", "test_cli.py": "",
+                    "test_guarantees.py": "test_sigkill_at_any_point_loses_nothing"}
+
+
 def _run_order(item: pytest.Item) -> tuple[int, int]:
     path = Path(str(item.fspath)).relative_to(Path(__file__).resolve().parents[1]).as_posix()
     if path in SLOWEST_FIRST:
@@ -97,7 +104,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The markers by where a test lives and what it runs on, so lanes can be chosen with -m:
     ``integration`` for tests/integration/, ``postgres`` for tests that need the PostgreSQL
     server (an engine parameter or the fixture), ``snowflake`` likewise for the Snowflake
-    emulator, ``spark`` for Spark's Thrift server, ``duckdb`` for the other integration tests.
+    emulator, ``spark`` for Spark's Thrift server, ``duckdb`` for the other integration tests,
+    and ``dbt_versions`` for the DuckDB tests of the files in DBT_VERSION_LANE.
     And the run order: the slowest files first, then the other integration tests, then the unit
     tests (a stable sort: within a file, the order is the collection's)."""
     items.sort(key=_run_order)
@@ -116,3 +124,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.spark)
         elif "integration" in parts:
             item.add_marker(pytest.mark.duckdb)
+            if parts[-1] in DBT_VERSION_LANE and item.name.startswith(DBT_VERSION_LANE[parts[-1]]):
+                item.add_marker(pytest.mark.dbt_versions)

@@ -3,7 +3,33 @@
 dbt keeps process-wide state (flags, the adapter registry, invocation context), so this
 is the one module allowed to set it. Keeping dbt's internals here and in session.py (which
 only uses the adapter's public methods) means the rest of the tool does not care whether
-dbt is 1.9 or 1.11, and a move to dbt's next engine replaces these two files.
+dbt is 1.9 or 1.12, and a move to dbt's next engine replaces these two files.
+
+The dbt APIs used that are not dbt's documented programmatic interface (``dbtRunner``), each
+checked on dbt-core 1.9.11, 1.10.23, 1.11.16 and 1.12.6 (devtools/dbt_versions.py runs the
+DuckDB integration lane on each):
+
+- ``dbt.cli.main.dbtRunner(manifest=...)``: list and parse with a manifest already loaded.
+- ``dbt.contracts.graph.manifest.Manifest.from_msgpack`` with
+  ``dbt.parser.manifest.extended_mashumuro_decoder`` (sic): read dbt's partial-parse file.
+- ``dbt.parser.read_files.normalize_file_contents`` (1.12 and later; absent before) and
+  ``dbt.artifacts.resources.base.FileHash.from_contents`` with
+  ``dbt_common.clients.system.load_file_contents(strip=True)``: a file's checksum as dbt takes it.
+- ``manifest.files`` (``project_name``, ``path.absolute_path``, ``checksum``), ``manifest.nodes``
+  (``name``, ``resource_type``, ``database``, ``schema``, ``alias``, ``relation_name``, ``meta``,
+  ``config.meta``/``enabled``/``materialized``, ``depends_on.nodes``, ``original_file_path``),
+  ``manifest.macros``, ``manifest.find_macro_by_name``, ``manifest.metadata`` (``dbt_version``,
+  ``adapter_type``); ``RuntimeConfig`` (``project_name``, ``credentials``).
+- ``dbt.config.runtime.RuntimeConfig.from_args``, ``dbt.flags.set_from_args``,
+  ``dbt.mp_context.get_mp_context``, ``dbt.adapters.factory`` (``register_adapter``,
+  ``get_adapter``, ``reset_adapters``), ``adapter.set_macro_resolver`` and
+  ``set_macro_context_generator``: an adapter outside a dbt command.
+- ``dbt.context.providers.generate_runtime_macro_context`` and
+  ``dbt_common.clients.jinja.CallableMacroGenerator``: our macros, and dbt's context in templates.
+- ``dbt_common.context`` (``get_invocation_context``, ``set_invocation_context``) and
+  ``dbt_common.events.event_manager_client.cleanup_event_logger``: env_var() and logging
+  outside a dbt command.
+- ``dbt.version.__version__``; ``dbt_common.exceptions.macros.MacroReturn`` (delivery/templates.py).
 """
 
 from __future__ import annotations
@@ -207,14 +233,19 @@ class DbtProject(AdapterSession):
         and `dbt deps`, the saved macros are the old ones (checked as dbt checks a file for
         its partial parse: the checksum of its stripped text; 5 small files)."""
         from dbt.artifacts.resources.base import FileHash
+        from dbt.parser import read_files
         from dbt_common.clients.system import load_file_contents
 
+        # dbt 1.12 hashes a file's text with its whitespace runs made single spaces; 1.9 to 1.11
+        # hash the stripped text as it is.
+        normalize: Callable[[str], str] = getattr(read_files, "normalize_file_contents", lambda text: text)
         files = [f for f in manifest.files.values() if f.project_name == PACKAGE]
         if not files:
             return False
         for f in files:
             try:
-                if FileHash.from_contents(load_file_contents(f.path.absolute_path, strip=True)) != f.checksum:
+                text = normalize(load_file_contents(f.path.absolute_path, strip=True))
+                if FileHash.from_contents(text) != f.checksum:
                     return False
             except OSError:
                 return False

@@ -58,19 +58,23 @@ _SCHEMAS = {
 
 
 def _warm() -> None:
+    import importlib.util
+
     import dbt.adapters.duckdb.impl
-    import dbt.adapters.postgres.connections
-    import dbt.adapters.postgres.impl
     import dbt.cli.main
     import dbt.contracts.selection
     import dbt.parser.manifest
     import dbt.task.build
-    import dbt.task.test  # noqa: F401
+    import dbt.task.test
     from dbt_common.dataclass_schema import dbtClassMixin
 
     import dbt_eventbridge.cli.main
     import dbt_eventbridge.run.runner
     import dbt_eventbridge.warehouse.project  # noqa: F401
+
+    if importlib.util.find_spec("dbt.adapters.postgres") is not None:  # not in the dbt-version venvs
+        import dbt.adapters.postgres.connections
+        import dbt.adapters.postgres.impl  # noqa: F401
 
     seen: set[type] = set()
     todo: list[type] = [dbtClassMixin]

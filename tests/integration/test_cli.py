@@ -130,6 +130,7 @@ def test_package_not_installed(project: Project) -> None:
     import shutil
 
     (project.dir / "packages.yml").unlink()
+    (project.dir / "package-lock.yml").unlink()  # dbt 1.12 checks the installed packages against it
     shutil.rmtree(project.dir / "dbt_packages")
     # the package's own tests need the package; a user's project has none of them
     shutil.rmtree(project.dir / "models" / "package_tests")

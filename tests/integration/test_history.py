@@ -321,3 +321,14 @@ def test_the_history_as_dbt_sources(project: Project) -> None:
                      "source:eventbridge_history.events", *project.target_args])
     assert p.returncode == 0, p.stdout + p.stderr
     assert "PASS freshness of eventbridge_history.runs" in p.stdout
+
+
+def test_the_package_parses_without_deprecation_warnings(project: Project) -> None:
+    """dbt 1.10 and later check schema files against their JSON schema on Snowflake, BigQuery,
+    Redshift and Databricks targets (not DuckDB or PostgreSQL) and warn on every command of the
+    user's about what is deprecated: a top-level `loaded_at_field` in our history sources did."""
+    p = project.run([str(BIN / "dbt"), "parse", "--no-partial-parse", "--show-all-deprecations",
+                     "--profiles-dir", str(project.dir), "--target", "snowflake"])  # parsing needs no server
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Registered adapter: snowflake" in p.stdout
+    assert "Deprecat" not in p.stdout + p.stderr, p.stdout

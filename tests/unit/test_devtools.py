@@ -159,3 +159,28 @@ def test_local_eventbridge_env_points_at_server(local_eb: LocalEventBridge) -> N
     assert env["AWS_ENDPOINT_URL"] == local_eb.endpoint_url
     assert env["AWS_ACCESS_KEY_ID"] == "testing"
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+def test_the_declared_dbt_range_is_the_tested_one() -> None:
+    """pyproject.toml's dbt-core range admits every version the dbt-version lane and the main
+    suite test, and its lower bound is the oldest of them: pip keeps a user's dbt-core 1.12."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    from devtools import dbt_versions
+
+    with (dbt_versions.REPO / "pyproject.toml").open("rb") as f:
+        declared = [Requirement(r) for r in tomllib.load(f)["project"]["dependencies"]]
+    core = next(r for r in declared if r.name == "dbt-core")
+    tested = [Version(v.core) for v in dbt_versions.VERSIONS] + [Version(dbt_versions._pinned_core())]
+    assert all(core.specifier.contains(v) for v in tested), (core, tested)
+    assert {(v.major, v.minor) for v in tested} == {(1, 9), (1, 10), (1, 11), (1, 12)}
+    oldest = min(tested)
+    assert not core.specifier.contains(Version(f"{oldest.major}.{oldest.minor - 1}.99")), core
+    newest = max(tested)
+    assert not core.specifier.contains(Version(f"{newest.major}.{newest.minor + 1}.0")), core
+    for v in dbt_versions.VERSIONS:  # each lane's pins are the version it names
+        pins = v.constraints.read_text().splitlines()
+        assert f"dbt-core=={v.core}" in pins and f"dbt-duckdb=={v.duckdb}" in pins, v
