@@ -8,7 +8,9 @@ and synced once; then, in one invocation, whole processes measured by the operat
 - ``dbt-eventbridge sync`` when nothing changed (target: at most 0.5x the CPU of ``dbt run``);
 - its per-sync overhead (the sync phase over the number of syncs, from the result file;
   target: under 50 ms on DuckDB) and its startup (everything before the first sync);
-- ``runs``, ``inspect`` and ``reset`` (target: each under 1 s of wall time).
+- ``runs``, ``inspect`` and ``reset`` (target: each under 1 s of wall time);
+- ``dbt-eventbridge build`` against ``dbt build && dbt-eventbridge sync`` when every row of
+  every model changed (a var renames each row: 2,000 changed events either way), issue 14.
 
     python -m devtools.bench_project            # alone: 20 models
 """
@@ -33,7 +35,7 @@ BIN = Path(sys.executable).parent
 
 MODEL_SQL = """\
 {{ config(materialized='table') }}
-select i as id, 'name ' || i as name, i * 1.5 as amount, i % 2 = 0 as active,
+select i as id, 'name ' || (i + {{ var('shift', 0) }}) as name, i * 1.5 as amount, i % 2 = 0 as active,
        timestamp '2024-01-01' + to_seconds(i) as updated_at
 from range(1, 101) as t(i)
 """
@@ -114,7 +116,8 @@ def run(env: dict[str, str], models: int, repeats: int, step: Callable[[str], No
             raise SystemExit(f"the first sync of {models} models sent {sent} events, not {models * 100}")
         del first
         samples: dict[str, list[Measured]] = {k: [] for k in ("dbt_run", "dbt_parse", "sync", "runs", "inspect",
-                                                               "reset", "import_dbt")}
+                                                               "reset", "import_dbt", "dbt_build", "sync_after_build",
+                                                               "eb_build")}
         per_sync: list[float] = []
         startup: list[float] = []
         for r in range(repeats):
@@ -135,6 +138,14 @@ def run(env: dict[str, str], models: int, repeats: int, step: Callable[[str], No
             samples["reset"].append(measure([*ours, "reset", "--sync", "model_00", "--yes", *flags], env, project))
             # model_00 sends its rows again on the next sync: put it back where the others are.
             measure([*ours, "rebaseline", "--sync", "model_00", "--yes", *flags], env, project)
+            # Every row of every model changes (shift 1), then changes back (shift 0): the two
+            # commands and `dbt-eventbridge build` each build 20 models and send 2,000 events.
+            shifted = ["--vars", "{shift: 1}"]
+            samples["dbt_build"].append(measure([*dbt, "build", "--quiet", *flags, *shifted], env, project))
+            samples["sync_after_build"].append(measure([*ours, "sync", "--quiet", *flags, *shifted], env, project))
+            _check_sent(project, models)
+            samples["eb_build"].append(measure([*ours, "build", "--eb-quiet", "--quiet", *flags], env, project))
+            _check_sent(project, models)
     finally:
         if not os.environ.get("BENCH_MANY_DIR"):
             shutil.rmtree(folder, ignore_errors=True)
@@ -148,7 +159,21 @@ def run(env: dict[str, str], models: int, repeats: int, step: Callable[[str], No
     out["sync_startup_seconds"] = round(statistics.median(startup), 3)
     out["per_sync_ms"] = round(statistics.median(per_sync) * 1000, 1)
     out["sync_cpu_vs_dbt_run"] = round(out["sync"]["cpu_seconds"] / out["dbt_run"]["cpu_seconds"], 2)
+    two = [(b.cpu + s.cpu, b.seconds + s.seconds) for b, s in zip(samples["dbt_build"], samples["sync_after_build"],
+                                                                   strict=True)]
+    out["two_commands"] = {"cpu_seconds": round(statistics.median(c for c, _ in two), 3),
+                           "seconds": round(statistics.median(w for _, w in two), 3)}
+    out["build_cpu_vs_two_commands"] = round(out["eb_build"]["cpu_seconds"] / out["two_commands"]["cpu_seconds"], 2)
+    out["build_wall_vs_two_commands"] = round(out["eb_build"]["seconds"] / out["two_commands"]["seconds"], 2)
     return out
+
+
+def _check_sent(project: Path, models: int) -> None:
+    result = json.loads((project / "target" / "eventbridge_sync_results.json").read_text())
+    sent = sum(s["sent"]["changed"] for s in result["syncs"])
+    if sent != models * 100 or len(result["syncs"]) != models:
+        raise SystemExit(f"a run after every row changed sent {sent} changed events, not {models * 100}: "
+                         f"{json.dumps(result)[:2000]}")
 
 
 if __name__ == "__main__":

@@ -87,9 +87,10 @@ SLOWEST_FIRST = ("tests/integration/test_guarantees.py", "tests/bench/test_bench
 
 
 # The DuckDB tests that also run on every other supported dbt minor (devtools/dbt_versions.py),
-# by file and name prefix: the sync story, the CLI, and the crash test (SIGKILL at every crash
-# point). About 3 minutes a version on 2 cores; the rest of the guarantees would double it.
-DBT_VERSION_LANE = {"test_sync_story.py": "", "test_cli.py": "",
+# by file and name prefix: the sync story, the CLI, `dbt-eventbridge build` (dbt's events and
+# end of build), and the crash test (SIGKILL at every crash point). About 3 minutes a version
+# on 2 cores; the rest of the guarantees would double it.
+DBT_VERSION_LANE = {"test_sync_story.py": "", "test_cli.py": "", "test_build.py": "",
                     "test_guarantees.py": "test_sigkill_at_any_point_loses_nothing"}
 
 

@@ -32,20 +32,25 @@ class LoadedProject:
     alerts: list[AlertConfig] = field(default_factory=list)
 
 
-def load(options: SyncOptions, *, lenient: bool = False, saved: bool = False) -> LoadedProject:
+def load(options: SyncOptions, *, lenient: bool = False, saved: bool = False,
+         parsed: DbtProject | None = None, selected: set[str] | None = None) -> LoadedProject:
     """Parse the project, open its adapter, and read every sync definition.
 
     ``lenient`` (validate, the operations): report every problem instead of stopping at
     broken alerts, and keep syncs whose config has problems. ``saved`` (the operations):
-    the manifest of the last parse will do, if there is one (see DbtProject.load_saved)."""
-    project = DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars, options.profile)
-    from_saved = saved and not (options.select or options.exclude) and project.load_saved()
+    the manifest of the last parse will do, if there is one (see DbtProject.load_saved).
+    ``parsed`` and ``selected`` (dbt-eventbridge build): the project parsed for the build,
+    and the nodes its selection selects."""
+    project = parsed or DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars,
+                                   options.profile)
+    from_saved = parsed is not None or (saved and not (options.select or options.exclude) and project.load_saved())
     if not from_saved:
         project.parse()
     # dbt's runner resets dbt's process-wide flags and adapters, so select before opening ours.
-    selected = project.select(options.select, options.exclude) if (options.select or options.exclude) else None
+    if options.select or options.exclude:
+        selected = project.select(options.select, options.exclude)
     project.open_adapter()
-    if from_saved and not project.saved_fits_target():  # the last parse was for another --target
+    if from_saved and parsed is None and not project.saved_fits_target():  # the last parse was for another --target
         project.parse()
         project.open_adapter()
     settings = Settings.load(project.project_var(META_KEY, {}), overrides=options.settings)

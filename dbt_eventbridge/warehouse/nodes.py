@@ -52,6 +52,7 @@ class LastRun:
     builds: dict[str, NodeResult] = field(default_factory=dict)            # node -> its last build
     tests: dict[str, dict[str, NodeResult]] = field(default_factory=dict)  # node -> test -> last run
     test_names: dict[str, str] = field(default_factory=dict)
+    skip_causes: dict[str, str] = field(default_factory=dict)  # node -> what failed upstream (build)
 
     def record(self, node: str, kind: str, test: str | None, result: NodeResult) -> None:
         if kind == "build":
@@ -71,7 +72,8 @@ class LastRun:
             verb = "was skipped" if build.status == "skipped" else "failed"
             since = "" if build.invocation_id == self.invocation_id else \
                 ", and no dbt invocation has built it successfully since"
-            return f"it {verb} {self._when(build)}{since}"
+            cause = self.skip_causes.get(unique_id) if build.status == "skipped" else None
+            return f"it {verb} {self._when(build)}{since}" + (f" because {cause}" if cause else "")
         failed = {t: r for t, r in self.tests.get(unique_id, {}).items() if r.status in ("fail", "error")}
         if failed:
             names = sorted(self.test_names.get(t, t) for t in failed)
@@ -99,11 +101,12 @@ def read_last_run(path: Path, manifest: Any) -> LastRun:
         raise ProjectError(f"{path} is not a readable run_results.json ({e.__class__.__name__}: {e})",
                            fix="Delete it, or run dbt again to rewrite it") from None
     for uid, status in out.statuses.items():
-        _record(out, manifest, uid, NodeResult(status, out.invocation_id, out.command, at))
+        record_result(out, manifest, uid, NodeResult(status, out.invocation_id, out.command, at))
     return out
 
 
-def _record(out: LastRun, manifest: Any, uid: str, res: NodeResult) -> None:
+def record_result(out: LastRun, manifest: Any, uid: str, res: NodeResult) -> None:
+    """One node's result: a build of a syncable node, or a test run for each node it tests."""
     node = manifest.nodes.get(uid)
     if node is None:
         return

@@ -9,7 +9,13 @@ The dbt APIs used that are not dbt's documented programmatic interface (``dbtRun
 checked on dbt-core 1.9.11, 1.10.23, 1.11.16 and 1.12.6 (devtools/dbt_versions.py runs the
 DuckDB integration lane on each):
 
-- ``dbt.cli.main.dbtRunner(manifest=...)``: list and parse with a manifest already loaded.
+- ``dbt.cli.main.dbtRunner(manifest=..., callbacks=...)``: list, parse and build with a
+  manifest already loaded; the events' ``info.name``, ``info.invocation_id`` and, for
+  ``NodeFinished``, ``data.node_info.unique_id`` and ``data.run_result.status``.
+- ``dbt.cli.main.cli.commands["build"].make_context``: ``dbt build``'s reading of its flags.
+- ``dbt.adapters.factory.get_adapter_by_type``, the adapter's ``config``, and its
+  ``cleanup_connections`` called once, at the end of ``execute_with_hooks`` (wrapped, for the
+  running build's adapter only, so syncs in flight finish before dbt closes connections).
 - ``dbt.contracts.graph.manifest.Manifest.from_msgpack`` with
   ``dbt.parser.manifest.extended_mashumuro_decoder`` (sic): read dbt's partial-parse file.
 - ``dbt.parser.read_files.normalize_file_contents`` (1.12 and later; absent before) and
@@ -272,6 +278,103 @@ class DbtProject(AdapterSession):
             raise ProjectError(f"dbt could not apply the selection {list(select)} / exclude {list(exclude)}: "
                                f"{res.exception}", fix="Check the selector with `dbt ls -s ...`")
         return {json.loads(line)["unique_id"] for line in (res.result or [])}
+
+    # -- dbt-eventbridge build: dbt's build in this process -----------------------------------
+    @staticmethod
+    def build_params(dbt_args: Sequence[str]) -> dict[str, Any]:
+        """``dbt build``'s own reading of its arguments (flags, and their environment variables)."""
+        from dbt.cli.main import cli
+
+        try:
+            return dict(cli.commands["build"].make_context("build", list(dbt_args)).params)
+        except Exception as e:  # noqa: BLE001 - click raises a usage error, dbt its own kinds
+            raise ProjectError(f"dbt build does not take these arguments: {first_line(e)}",
+                               fix="Pass `dbt build`'s own flags (see `dbt build --help`)") from None
+
+    def parse_for_build(self) -> None:
+        """The parse of the coming build, as ``dbt build`` makes it: in dbt's target path, with
+        its partial-parse state and manifest.json, under the build's vars (the build is then
+        given this manifest and does not parse again)."""
+        from dbt.cli.main import dbtRunner
+
+        args = ["parse", "--quiet", "--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        if self.target:
+            args += ["--target", self.target]
+        if self.profile:
+            args += ["--profile", self.profile]
+        if self.vars:
+            args += ["--vars", json.dumps(self.vars)]
+        res = _quiet(dbtRunner().invoke, args)
+        if not res.success or res.result is None:
+            detail = first_line(res.exception) if res.exception else "see logs/dbt.log in the project"
+            raise ProjectError(f"dbt could not load the project in {self.project_dir}: {detail}",
+                               fix="Run `dbt parse` with the same flags to see the details")
+        self.manifest = res.result
+        self._check_package()
+
+    def build_selection(self, params: dict[str, Any]) -> set[str]:
+        """Every node (models, seeds, snapshots, tests...) the build's selection flags select."""
+        from dbt.cli.main import dbtRunner
+
+        args = ["ls", "--quiet", "--output", "json", "--output-keys", "unique_id", *self._cli_args()]
+        for name, flag in (("select", "--select"), ("exclude", "--exclude"), ("resource_types", "--resource-type"),
+                           ("exclude_resource_types", "--exclude-resource-type")):
+            values = [str(v) for v in (params.get(name) or ())]
+            if values:
+                args += [flag, *values] if name in ("select", "exclude") else \
+                    [a for v in values for a in (flag, v)]
+        if params.get("selector"):
+            args += ["--selector", str(params["selector"])]
+        if params.get("indirect_selection"):
+            args += ["--indirect-selection", str(params["indirect_selection"])]
+        res = _quiet(dbtRunner(manifest=self.manifest).invoke, args)
+        if not res.success:
+            raise ProjectError(f"dbt could not apply the build's selection: {res.exception}",
+                               fix="Check the selector with `dbt ls` and the same flags")
+        return {json.loads(line)["unique_id"] for line in (res.result or [])}
+
+    def run_build(self, dbt_args: Sequence[str], callback: Callable[[Any], None]) -> tuple[int, str | None]:
+        """``dbt build`` with these arguments, on the manifest of :meth:`parse_for_build`, with
+        ``callback`` called for each of dbt's events (from dbt's threads). Returns dbt's exit
+        code (0 success, 1 a node failed, 2 dbt could not run) and its error, if any."""
+        from dbt.cli.main import dbtRunner
+
+        res = dbtRunner(manifest=self.manifest, callbacks=[callback]).invoke(["build", *dbt_args])
+        if res.exception is not None:
+            return 2, first_line(res.exception)
+        return (0 if res.success else 1), None
+
+    def attach_to_running_dbt(self, manifest: Any) -> None:
+        """Use the adapter of the dbt command running in this process (registered by dbt at
+        the start of its invocation), with its config: nothing process-wide is changed."""
+        from dbt.adapters.factory import get_adapter_by_type
+
+        kind = self.adapter_type if self.adapter is not None else str(manifest.metadata.adapter_type)
+        adapter = get_adapter_by_type(kind)  # type: ignore[no-untyped-call]  # dbt's, unannotated
+        self._macro_fns.clear()
+        self._exec_ctx = self._macro_ctx = self._engine = None
+        self._listings.clear()
+        self._model_listings.clear()
+        self.manifest = manifest
+        self.adapter = adapter
+        self.config = adapter.config
+
+    def before_dbt_closes_connections(self, wait: Callable[[], None]) -> None:
+        """Call ``wait`` when the running dbt command is about to close every connection of
+        its adapter (ours too: they are the same adapter's), after its nodes and on-run-end
+        hooks: in dbt 1.9 to 1.12, ``adapter.cleanup_connections()`` at the end of
+        ``execute_with_hooks`` is that moment, and the only call of it in a build."""
+        adapter = self.adapter
+        original = adapter.cleanup_connections
+
+        def cleanup() -> None:
+            try:
+                wait()
+            finally:
+                adapter.cleanup_connections = original
+                original()
+
+        adapter.cleanup_connections = cleanup
 
     # -- the manifest and artifacts ----------------------------------------------------------
     def models(self) -> list[ModelNode]:

@@ -1,0 +1,112 @@
+"""`dbt-eventbridge build`: dbt's build in the CLI's process, each synced model synced as soon
+as it and its tests pass, through the real CLI against the local EventBridge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Project, details
+
+# A model downstream of `customers` (skipped by dbt when a test of customers fails), and a
+# slow one (a Python model that sleeps), so that a sync can be seen to finish mid-build.
+CHILD_SQL = "select customer_id, email_address from {{ ref('customers') }}\n"
+CHILD_YML = """version: 2
+models:
+  - name: customer_emails
+    config:
+      meta:
+        eventbridge:
+          primary_key: customer_id
+          source: com.acme.emails
+          detail_type: CustomerEmail
+"""
+SLOW_PY = """import time
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    time.sleep(float(dbt.config.get("seconds") or 6))
+    return session.sql("select 1 as id")
+"""
+
+
+@pytest.fixture
+def project(tmp_path, local_aws) -> Project:
+    p = Project(tmp_path, "duckdb", local_aws)
+    (p.dir / "models" / "customer_emails.sql").write_text(CHILD_SQL)
+    (p.dir / "models" / "customer_emails.yml").write_text(CHILD_YML)
+    (p.dir / "models" / "slow_model.py").write_text(SLOW_PY)
+    return p
+
+
+def build(p: Project, **vars_: Any) -> Any:
+    """`dbt-eventbridge build` with dbt's flags; `accounts` and `web_events` (whose duplicated keys
+    and bad payloads make their syncs exit 1 by design) are left out with dbt's own --exclude."""
+    return p.sync("build", "--exclude", "accounts", "web_events", "--vars", json.dumps({"day": 1, **vars_}))
+
+
+def when(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def test_build_syncs_each_model_once_it_and_its_tests_pass(project: Project) -> None:
+    r = build(project)
+    assert r.rc == 0, r.stdout + r.stderr
+    assert r.results is not None and r.results["exit_code"] == 0
+    synced = {s["sync"]: s for s in r.results["syncs"]}
+    assert {n: s["status"] for n, s in synced.items()} == dict.fromkeys(
+        ("customers_to_crm", "customer_profiles", "customer_emails", "order_lines", "flaky"), "success")
+    ev = project.drain()
+    assert len(details(ev["crm-events"], "CustomerCreated")) == 5
+    emails = details(ev["default"], "CustomerEmail")
+    assert len(emails) == 5 and {"customer_id", "email_address"} <= set(emails[0]), emails
+    # dbt's own artifacts, as `dbt build` writes them, from the one parse and the build
+    run_results = json.loads((project.dir / "target" / "run_results.json").read_text())
+    assert run_results["args"]["which"] == "build"
+    assert (project.dir / "target" / "manifest.json").exists()
+    statuses = {x["unique_id"]: x["status"] for x in run_results["results"]}
+    assert statuses["model.eventbridge_integration.slow_model"] == "success"
+    # the customers' syncs ran while dbt was still building the slow model
+    slow = next(x for x in run_results["results"] if x["unique_id"].endswith(".slow_model"))
+    slow_done = when(next(t["completed_at"] for t in slow["timing"] if t["name"] == "execute"))
+    assert when(synced["customers_to_crm"]["finished_at"]) < slow_done, (synced["customers_to_crm"], slow["timing"])
+    assert r.results["dbt_invocation_id"] == run_results["metadata"]["invocation_id"]
+
+
+def test_build_holds_back_failed_models_failed_tests_and_what_dbt_skipped(project: Project) -> None:
+    assert build(project).rc == 0
+    project.drain()
+
+    # day 2: flaky fails, a test of customers fails (so dbt skips customer_emails)
+    r = build(project, day=2, break_flaky=True, fail_customer_test=True)
+    assert r.rc == 1, r.stdout + r.stderr  # dbt's failure outranks our exit code
+    assert r.results is not None and r.results["exit_code"] == 0, r.stdout + r.stderr  # every sync that ran delivered
+    flaky = r.sync("flaky")
+    assert flaky["status"] == "skipped" and "failed in the last dbt invocation (build" in flaky["message"]
+    for name in ("customers_to_crm", "customer_profiles"):
+        s = r.sync(name)
+        assert s["status"] == "skipped" and "tests failed" in s["message"] and "customers_fail_on_demand" in \
+            s["message"], s
+    child = r.sync("customer_emails")
+    assert child["status"] == "skipped", child
+    assert "was skipped in the last dbt invocation (build" in child["message"], child
+    assert "customers_fail_on_demand" in child["message"], child  # names what failed upstream
+    assert r.sync("order_lines")["status"] == "success"
+    ev = project.drain()
+    assert ev["crm-events"] == []
+    assert details(ev["default"], "FlakyChanged") == [] and details(ev["default"], "CustomerEmail") == []
+    assert [e for e in ev["default"] if e["source"] == "com.acme.orders"] != []  # day 2's order lines, synced
+    run_results = json.loads((project.dir / "target" / "run_results.json").read_text())
+    statuses = {x["unique_id"].rsplit(".", 1)[-1]: x["status"] for x in run_results["results"]}
+    assert statuses["flaky"] == "error" and statuses["customer_emails"] == "skipped"
+
+    # the build passes again: the held-back changes go out, and the exit code is ours (0)
+    r = build(project, day=2)
+    assert r.rc == 0, r.stdout + r.stderr
+    ev = project.drain()
+    assert len(details(ev["crm-events"], "CustomerCreated")) == 1
+    assert r.sync("flaky")["status"] == "success" and r.sync("customer_emails")["status"] == "success"
