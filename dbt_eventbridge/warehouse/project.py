@@ -13,7 +13,7 @@ DuckDB integration lane on each):
   manifest already loaded; the events' ``info.name``, ``info.invocation_id`` and, for
   ``NodeFinished``, ``data.node_info.unique_id`` and ``data.run_result.status``.
 - ``dbt.cli.main.cli.commands["build"].make_context``: ``dbt build``'s reading of its flags.
-- ``dbt.adapters.factory.get_adapter_by_type``, the adapter's ``config``, and its
+- ``dbt.adapters.factory.get_adapter`` (by the credentials' type), the adapter's ``config``, and its
   ``cleanup_connections`` called once, at the end of ``execute_with_hooks`` (wrapped, for the
   running build's adapter only, so syncs in flight finish before dbt closes connections).
 - ``dbt.contracts.graph.manifest.Manifest.from_msgpack`` with
@@ -25,7 +25,7 @@ DuckDB integration lane on each):
   (``name``, ``resource_type``, ``database``, ``schema``, ``alias``, ``relation_name``, ``meta``,
   ``config.meta``/``enabled``/``materialized``, ``depends_on.nodes``, ``original_file_path``),
   ``manifest.macros``, ``manifest.find_macro_by_name``, ``manifest.metadata`` (``dbt_version``,
-  ``adapter_type``); ``RuntimeConfig`` (``project_name``, ``credentials``).
+  the adapter's type); ``RuntimeConfig`` (``project_name``, ``credentials``).
 - ``dbt.config.runtime.RuntimeConfig.from_args``, ``dbt.flags.set_from_args``,
   ``dbt.mp_context.get_mp_context``, ``dbt.adapters.factory`` (``register_adapter``,
   ``get_adapter``, ``reset_adapters``), ``adapter.set_macro_resolver`` and
@@ -346,11 +346,11 @@ class DbtProject(AdapterSession):
 
     def attach_to_running_dbt(self, manifest: Any) -> None:
         """Use the adapter of the dbt command running in this process (registered by dbt at
-        the start of its invocation), with its config: nothing process-wide is changed."""
-        from dbt.adapters.factory import get_adapter_by_type
+        the start of its invocation), with its config: nothing process-wide is changed. Call
+        after open_adapter (load does)."""
+        from dbt.adapters.factory import get_adapter
 
-        kind = self.adapter_type if self.adapter is not None else str(manifest.metadata.adapter_type)
-        adapter = get_adapter_by_type(kind)  # type: ignore[no-untyped-call]  # dbt's, unannotated
+        adapter = get_adapter(self.config)  # looked up by the type of our config's credentials: the build's
         self._macro_fns.clear()
         self._exec_ctx = self._macro_ctx = self._engine = None
         self._listings.clear()

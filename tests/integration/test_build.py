@@ -110,3 +110,20 @@ def test_build_holds_back_failed_models_failed_tests_and_what_dbt_skipped(projec
     ev = project.drain()
     assert len(details(ev["crm-events"], "CustomerCreated")) == 1
     assert r.sync("flaky")["status"] == "success" and r.sync("customer_emails")["status"] == "success"
+
+
+def test_build_without_our_package_still_builds_and_says_what_to_fix(project: Project) -> None:
+    import shutil
+
+    (project.dir / "packages.yml").unlink()
+    (project.dir / "package-lock.yml").unlink()
+    shutil.rmtree(project.dir / "dbt_packages")
+    shutil.rmtree(project.dir / "models" / "package_tests")  # the package's own tests need the package
+    (project.dir / "tests" / "row_hash_is_unambiguous.sql").unlink()
+    r = build(project)
+    assert r.rc == 2, r.stdout + r.stderr  # the build passed; nothing could be synced
+    assert "dbt package 'dbt_eventbridge' is not installed" in r.stderr and "packages.yml" in r.stderr
+    assert "dbt builds; nothing is synced" in r.stderr
+    run_results = json.loads((project.dir / "target" / "run_results.json").read_text())
+    assert {x["status"] for x in run_results["results"]} == {"success", "pass"}
+    assert project.drain() == {"crm-events": [], "default": []}
