@@ -86,34 +86,45 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
     sys.exit(result.exit_code)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--eb-quiet", is_flag=True, help="Only print the syncs' errors and warnings (dbt's output is dbt's).")
-@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
-def build(eb_quiet: bool, dbt_args: tuple[str, ...]) -> None:
-    """`dbt build` in this process, syncing each synced model (seed, snapshot) as soon as it
-    and all of its tests have passed, while dbt builds the rest.
+def _building_command(command: str, summary: str) -> None:
+    """`dbt-eventbridge build` (run, snapshot, seed): dbt's command in this process, syncing as it goes."""
 
-    Every argument is dbt build's (`dbt-eventbridge build -s tag:crm --target prod`); our
-    settings come from vars.eventbridge and the environment, as for `sync`. A model that
-    fails, whose tests fail, or that dbt skips is not synced, and the result says why.
+    @click.option("--eb-quiet", is_flag=True, help="Only print the syncs' errors and warnings (dbt's output is dbt's).")
+    @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+    def invoke(eb_quiet: bool, dbt_args: tuple[str, ...]) -> None:
+        from dbt_eventbridge.run.build import run_build
+
+        printer = CliConsole(eb_quiet)
+        try:
+            outcome = run_build(dbt_args, command=command, console=printer)
+        except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
+            internal_error(e)
+        result = outcome.result
+        if not eb_quiet:
+            dbt_said = f"dbt {command} succeeded" if outcome.dbt_exit_code == 0 else \
+                f"dbt {command} failed (exit code {outcome.dbt_exit_code})"
+            click.echo(f"Done. {dbt_said}; the syncs' exit code {result.exit_code}; exit code {outcome.exit_code}; "
+                       f"details in {result.result_file or 'no result file'}")
+        sys.exit(outcome.exit_code)
+
+    invoke.__doc__ = summary + f"""
+
+    Every argument is dbt {command}'s (`dbt-eventbridge {command} -s tag:crm --target prod`); our
+    settings come from vars.eventbridge and the environment, as for `sync`. A node that
+    fails{', whose tests fail,' if command == 'build' else ''} or that dbt skips is not synced, and the result says why.
 
     Exit codes: dbt's when dbt failed (1 a node failed, 2 dbt could not run); otherwise as
     `sync`: 0 every change delivered, 1 rows rejected, 2 a sync could not run.
     """
-    from dbt_eventbridge.run.build import run_build
+    main.command(name=command, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(invoke)
 
-    printer = CliConsole(eb_quiet)
-    try:
-        outcome = run_build(dbt_args, console=printer)
-    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-        internal_error(e)
-    result = outcome.result
-    if not eb_quiet:
-        dbt_said = "dbt build succeeded" if outcome.dbt_exit_code == 0 else \
-            f"dbt build failed (exit code {outcome.dbt_exit_code})"
-        click.echo(f"Done. {dbt_said}; the syncs' exit code {result.exit_code}; exit code {outcome.exit_code}; "
-                   f"details in {result.result_file or 'no result file'}")
-    sys.exit(outcome.exit_code)
+
+_building_command("build", "`dbt build` in this process, syncing each synced model (seed, snapshot) as soon as it "
+                           "and all of its tests have passed, while dbt builds the rest.")
+_building_command("run", "`dbt run` in this process, syncing each synced model as soon as dbt has built it.")
+_building_command("snapshot", "`dbt snapshot` in this process, syncing each synced snapshot as soon as dbt has "
+                              "taken it.")
+_building_command("seed", "`dbt seed` in this process, syncing each synced seed as soon as dbt has loaded it.")
 
 
 def _write_report(run: dict[str, Any], path: str, console: CliConsole) -> None:

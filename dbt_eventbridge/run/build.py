@@ -67,9 +67,9 @@ class BuildOutcome:
 class BuildGate:
     """Which synced nodes the running build has decided, from dbt's events (any thread)."""
 
-    def __init__(self, manifest: Any, synced: set[str], selected: set[str]) -> None:
+    def __init__(self, manifest: Any, synced: set[str], selected: set[str], command: str = "build") -> None:
         self.manifest = manifest
-        self.last_run = LastRun(command="build")
+        self.last_run = LastRun(command=command)
         self.lock = threading.Lock()
         self._built: set[str] = set()
         # each synced node -> the tests of it that the build selected and has not finished
@@ -87,7 +87,8 @@ class BuildGate:
             self.last_run.invocation_id = invocation_id
             self.last_run.statuses[uid] = status
             at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
-            record_result(self.last_run, self.manifest, uid, NodeResult(status, invocation_id, "build", at))
+            record_result(self.last_run, self.manifest, uid,
+                          NodeResult(status, invocation_id, self.last_run.command, at))
             if uid in self._waiting:
                 self._built.add(uid)
                 if status == "skipped":  # dbt skips a node when something upstream failed
@@ -109,7 +110,7 @@ class BuildGate:
             out = list(self._waiting)
             for m in out:
                 if m not in self._built:
-                    res = NodeResult("skipped", self.last_run.invocation_id, "build", None)
+                    res = NodeResult("skipped", self.last_run.invocation_id, self.last_run.command, None)
                     self.last_run.record(m, "build", None, res)
                     cause = self._failed_upstream(m)
                     if cause:
@@ -226,15 +227,27 @@ class _Syncer(threading.Thread):
                 stopped = self.queue.get() == _STOP
 
 
-def run_build(dbt_args: Sequence[str], *, console: Console | None = None, client: Any = None,
+BUILDING_COMMANDS = ("build", "run", "snapshot", "seed")  # dbt commands that build synced nodes
+BUILT_BY = {"run": {"model"}, "snapshot": {"snapshot"}, "seed": {"seed"}}  # build: every kind
+
+
+def _kind(manifest: Any, uid: str) -> str | None:
+    node = manifest.nodes.get(uid)
+    return str(node.resource_type.value) if node is not None else None
+
+
+def run_build(dbt_args: Sequence[str], *, command: str = "build", console: Console | None = None, client: Any = None,
               settings: dict[str, Any] | None = None) -> BuildOutcome:
-    """Run ``dbt build`` with these arguments, syncing each synced node as soon as it and its
-    tests pass. Never raises for problems a user can cause."""
+    """Run ``dbt build`` (or ``run``, ``snapshot``, ``seed``) with these arguments, syncing each
+    synced node as soon as it (and, under build, each of its selected tests) passes. Never
+    raises for problems a user can cause."""
+    if command not in BUILDING_COMMANDS:
+        raise ValueError(f"not a dbt command that builds nodes: {command}")
     console = console or NullConsole()
     result = RunResult(run_id=str(uuid.uuid4()), started_at=now())
     t_start = time.perf_counter()
     try:
-        params = DbtProject.build_params(dbt_args)
+        params = DbtProject.build_params(dbt_args, command)
     except EventBridgeSyncError as e:
         result.error = str(e)
         console.error(result.error)
@@ -249,6 +262,8 @@ def run_build(dbt_args: Sequence[str], *, console: Console | None = None, client
         project = DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars, options.profile)
         project.parse_for_build()
         selected = project.build_selection(params)
+        if command in BUILT_BY:  # `dbt ls` lists every type; `dbt run` builds models only, and so on
+            selected = {u for u in selected if _kind(project.manifest, u) in BUILT_BY[command]}
         loaded = load(options, parsed=project, selected=selected)
         result.startup_seconds = time.perf_counter() - t_start
         result.settings = loaded.settings.redacted()
@@ -257,13 +272,14 @@ def run_build(dbt_args: Sequence[str], *, console: Console | None = None, client
         for sync, node in loaded.syncs:
             syncs.setdefault(node.unique_id, []).append((sync, node))
         if not syncs and not loaded.problems:
-            _warn(result, console, "no node that this build selects has a sync: dbt builds, nothing is synced")
-        gate = BuildGate(project.manifest, set(syncs), selected)
+            _warn(result, console, f"no node that this dbt {command} selects has a sync: dbt runs, nothing is synced")
+        # only `dbt build` runs tests: under the others, a node is decided when it is built
+        gate = BuildGate(project.manifest, set(syncs), selected if command == "build" else set(), command)
         syncer = _Syncer(loaded, options, result, console, client, gate, syncs)
         syncer.start()
     except EventBridgeSyncError as e:  # dbt still builds: our problem must not stop the user's build
         result.error, result.retryable = str(e), e.retryable
-        console.error(f"{result.error} (dbt builds; nothing is synced)")
+        console.error(f"{result.error} (dbt {'builds' if command == 'build' else 'runs'}; nothing is synced)")
         syncer = None
 
     def on_event(event: Any) -> None:
@@ -281,7 +297,7 @@ def run_build(dbt_args: Sequence[str], *, console: Console | None = None, client
                                                             options.target, options.vars, options.profile)
     if syncer is None:
         runner.manifest = None  # dbt parses on its own, and says what is wrong
-    dbt_rc, dbt_error = runner.run_build(list(dbt_args), on_event)
+    dbt_rc, dbt_error = runner.run_build(list(dbt_args), on_event, command)
     if syncer is not None:
         if not syncer.attached.is_set():
             try:

@@ -281,15 +281,15 @@ class DbtProject(AdapterSession):
 
     # -- dbt-eventbridge build: dbt's build in this process -----------------------------------
     @staticmethod
-    def build_params(dbt_args: Sequence[str]) -> dict[str, Any]:
-        """``dbt build``'s own reading of its arguments (flags, and their environment variables)."""
+    def build_params(dbt_args: Sequence[str], command: str = "build") -> dict[str, Any]:
+        """dbt's own reading of a command's arguments (flags, and their environment variables)."""
         from dbt.cli.main import cli
 
         try:
-            return dict(cli.commands["build"].make_context("build", list(dbt_args)).params)
+            return dict(cli.commands[command].make_context(command, list(dbt_args)).params)
         except Exception as e:  # noqa: BLE001 - click raises a usage error, dbt its own kinds
-            raise ProjectError(f"dbt build does not take these arguments: {first_line(e)}",
-                               fix="Pass `dbt build`'s own flags (see `dbt build --help`)") from None
+            raise ProjectError(f"dbt {command} does not take these arguments: {first_line(e)}",
+                               fix=f"Pass `dbt {command}`'s own flags (see `dbt {command} --help`)") from None
 
     def parse_for_build(self) -> None:
         """The parse of the coming build, as ``dbt build`` makes it: in dbt's target path, with
@@ -333,13 +333,15 @@ class DbtProject(AdapterSession):
                                fix="Check the selector with `dbt ls` and the same flags")
         return {json.loads(line)["unique_id"] for line in (res.result or [])}
 
-    def run_build(self, dbt_args: Sequence[str], callback: Callable[[Any], None]) -> tuple[int, str | None]:
-        """``dbt build`` with these arguments, on the manifest of :meth:`parse_for_build`, with
-        ``callback`` called for each of dbt's events (from dbt's threads). Returns dbt's exit
-        code (0 success, 1 a node failed, 2 dbt could not run) and its error, if any."""
+    def run_build(self, dbt_args: Sequence[str], callback: Callable[[Any], None],
+                  command: str = "build") -> tuple[int, str | None]:
+        """``dbt build`` (or run, or snapshot) with these arguments, on the manifest of
+        :meth:`parse_for_build`, with ``callback`` called for each of dbt's events (from dbt's
+        threads). Returns dbt's exit code (0 success, 1 a node failed, 2 dbt could not run)
+        and its error, if any."""
         from dbt.cli.main import dbtRunner
 
-        res = dbtRunner(manifest=self.manifest, callbacks=[callback]).invoke(["build", *dbt_args])
+        res = dbtRunner(manifest=self.manifest, callbacks=[callback]).invoke([command, *dbt_args])
         if res.exception is not None:
             return 2, first_line(res.exception)
         return (0 if res.success else 1), None

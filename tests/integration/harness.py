@@ -116,7 +116,8 @@ class Project:
         cmd = [str(BIN / "dbt-eventbridge"), *args, *self.target_args]
         if vars_:
             cmd += ["--vars", json.dumps(vars_)]
-        if not args or args[0] not in ("sync", "build", "validate", "reset", "rebaseline", "runs", "inspect"):
+        if not args or args[0] not in ("sync", "build", "run", "seed", "snapshot", "validate", "reset", "rebaseline",
+                                       "runs", "inspect"):
             cmd.insert(1, "sync")
         p = self.run(cmd, extra_env)
         assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr

@@ -127,3 +127,88 @@ def test_build_without_our_package_still_builds_and_says_what_to_fix(project: Pr
     run_results = json.loads((project.dir / "target" / "run_results.json").read_text())
     assert {x["status"] for x in run_results["results"]} == {"success", "pass"}
     assert project.drain() == {"crm-events": [], "default": []}
+
+
+ITEMS_YML = """version: 2
+seeds:
+  - name: seed_items
+    config:
+      meta:
+        eventbridge:
+          primary_key: id
+          source: com.test.seed
+          detail_type: "{% raw %}Seed{{ op | capitalize }}{% endraw %}"
+snapshots:
+  - name: snap_items
+    relation: ref('seed_items')
+    config:
+      unique_key: id
+      strategy: check
+      check_cols: all
+      meta:
+        eventbridge:
+          primary_key: dbt_scd_id
+          source: com.test.snapshot
+          detail_type: "{% raw %}Version{{ op | capitalize }}{% endraw %}"
+          detail:
+            columns: [id, name, dbt_valid_to]
+models:
+  - name: current_items
+    config:
+      meta:
+        eventbridge:
+          primary_key: id
+          source: com.test.current
+          detail_type: "{% raw %}Current{{ op | capitalize }}{% endraw %}"
+"""
+# The README's recipe: only the current version of each snapshotted row, as a model.
+CURRENT_SQL = "select id, name from {{ ref('snap_items') }} where dbt_valid_to is null\n"
+
+
+def names(events: list[dict[str, Any]], detail_type: str) -> list[str]:
+    return sorted(str(d["name"]) for d in details(events, detail_type))
+
+
+def test_seed_snapshot_and_run_sync_what_they_build(project: Project) -> None:
+    (project.dir / "seeds" / "seed_items.csv").write_text("id,name\n1,one\n2,two\n")
+    (project.dir / "seeds" / "seed_items.yml").write_text(ITEMS_YML)
+    (project.dir / "snapshots").mkdir(exist_ok=True)
+    (project.dir / "models" / "current_items.sql").write_text(CURRENT_SQL)
+    items = ["-s", "seed_items+", "--vars", "{day: 1}"]
+
+    # build: the seed, its snapshot and the model on it, each synced as it is built
+    r = project.sync("build", *items)
+    assert r.rc == 0, r.stdout + r.stderr
+    assert {s["sync"]: s["status"] for s in r.results["syncs"]} == dict.fromkeys(
+        ("seed_items", "snap_items", "current_items"), "success")
+    ev = project.drain()["default"]
+    assert names(ev, "SeedAdded") == names(ev, "VersionAdded") == names(ev, "CurrentAdded") == ["one", "two"]
+
+    # seed: only the seed is loaded and synced; the snapshot and the model wait for their own commands
+    (project.dir / "seeds" / "seed_items.csv").write_text("id,name\n1,one\n2,TWO\n")
+    r = project.sync("seed", *items)
+    assert r.rc == 0, r.stdout + r.stderr
+    assert [s["sync"] for s in r.results["syncs"]] == ["seed_items"]
+    ev = project.drain()["default"]
+    assert names(ev, "SeedChanged") == ["TWO"] and names(ev, "VersionAdded") == []
+
+    # snapshot: the old version of row 2 is closed (changed) and the new one opened (added)
+    r = project.sync("snapshot", "-s", "snap_items", "--vars", "{day: 1}")
+    assert r.rc == 0, r.stdout + r.stderr
+    assert [s["sync"] for s in r.results["syncs"]] == ["snap_items"]
+    ev = project.drain()["default"]
+    assert names(ev, "VersionChanged") == ["two"] and names(ev, "VersionAdded") == ["TWO"]
+
+    # run: the current rows only, as a model over the snapshot (dbt_valid_to is null)
+    r = project.sync("run", "-s", "current_items", "--vars", "{day: 1}")
+    assert r.rc == 0, r.stdout + r.stderr
+    ev = project.drain()["default"]
+    assert names(ev, "CurrentChanged") == ["TWO"] and names(ev, "CurrentAdded") == []
+
+    # a failing model under `run` is not synced, and dbt's exit code is the run's
+    (project.dir / "models" / "current_items.sql").write_text("select no_such_column from {{ ref('snap_items') }}\n")
+    r = project.sync("run", "-s", "current_items", "--vars", "{day: 1}")
+    assert r.rc == 1, r.stdout + r.stderr
+    s = r.sync("current_items")
+    assert s["status"] == "skipped" and "failed in the last dbt invocation (run, status 'error')" in s["message"], s
+    assert project.drain()["default"] == []
