@@ -45,6 +45,7 @@ class Settings:
     max_request_bytes: int = MAX_REQUEST_BYTES
     concurrency: int = 64                     # the most PutEvents requests in flight per process (found as it runs)
     workers: int = 1                          # publishing processes (--workers)
+    build_syncs: int = 1                      # dbt-eventbridge build: syncs at once beside dbt's threads
     # DuckDB only: the memory DuckDB may use in this process; the diff spills to disk
     # beyond it, so memory stays flat as models grow. "0" keeps the profile's setting.
     duckdb_memory_limit: str = "128MB"
@@ -228,6 +229,10 @@ def _check(settings: Settings) -> None:
                 f"could not reach EventBridge: endpoint_url {settings.endpoint_url!r} is not an http(s) URL",
                 path="vars.eventbridge.endpoint_url / DBT_EVENTBRIDGE_ENDPOINT_URL / --endpoint-url",
                 fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")])
+    if settings.build_syncs < 1:
+        raise ConfigError([Problem(f"build_syncs {settings.build_syncs} is not a number of syncs",
+                                   path="vars.eventbridge.build_syncs / DBT_EVENTBRIDGE_BUILD_SYNCS",
+                                   fix="Give 1 (the default) or more")])
     if settings.max_request_bytes > MAX_REQUEST_BYTES:
         raise ConfigError([Problem(
             f"max_request_bytes {settings.max_request_bytes} is above EventBridge's limit (below 1 MiB)",

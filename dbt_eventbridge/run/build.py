@@ -46,6 +46,7 @@ from dbt_eventbridge.run.runner import (
     _write_result,
 )
 from dbt_eventbridge.run.sync_run import RunContext, SharedPublisher, SyncRun
+from dbt_eventbridge.warehouse.history import History
 from dbt_eventbridge.warehouse.nodes import FAILED, LastRun, ModelNode, NodeResult, record_result
 from dbt_eventbridge.warehouse.project import DbtProject
 
@@ -146,23 +147,31 @@ def status_of(last_run: LastRun, uid: str) -> str | None:
     return build.status if build is not None else None
 
 
-class _Syncer(threading.Thread):
-    """Runs the decided syncs one at a time, on dbt's adapter, while dbt builds."""
+class _Syncers:
+    """Runs the decided syncs, ``build_syncs`` at a time (each on a thread of ours with its own
+    connection, history writer and publisher), on dbt's adapter, while dbt builds."""
 
     def __init__(self, loaded: LoadedProject, options: SyncOptions, result: RunResult, console: Console,
                  client: Any, gate: BuildGate, syncs: dict[str, list[tuple[SyncConfig, ModelNode]]]) -> None:
-        super().__init__(name="dbt-eventbridge-syncs", daemon=True)
         self.loaded, self.options, self.result, self.console = loaded, options, result, console
         self.client, self.gate, self.syncs = client, gate, syncs
         self.queue: queue.Queue[str] = queue.Queue()
         self.attached = threading.Event()
-        self._attach_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._finished = False
+        self._set_up = False   # the first thread with work merged the recorded results and made the history
+        self._working = 0      # threads that took work and have not finished: the last one prunes
+        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"dbt-eventbridge-sync-{i}",
+                                          daemon=True) for i in range(max(1, loaded.settings.build_syncs))]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
 
     def attach(self) -> None:
         """Bind our project to the adapter dbt registered for this build (at its first event
         of execution, or after the build if it never got there)."""
-        with self._attach_lock:
+        with self._lock:
             if not self.attached.is_set():
                 self.loaded.project.attach_to_running_dbt(self.loaded.project.manifest)
                 self.loaded.project.before_dbt_closes_connections(self.finish)
@@ -170,34 +179,52 @@ class _Syncer(threading.Thread):
 
     def finish(self) -> None:
         """Decide what is left and wait for every sync (dbt's end, or after the build)."""
-        with self._attach_lock:
+        with self._lock:
             if self._finished:
                 return
             self._finished = True
         for uid in self.gate.remaining():
             self.queue.put(uid)
         self.queue.put(_STOP)
-        self.join()
+        for t in self._threads:
+            t.join()
 
-    def run(self) -> None:
-        first = self.queue.get()
+    def _next(self) -> str:
+        uid = self.queue.get()
+        if uid == _STOP:
+            self.queue.put(_STOP)  # for the other threads
+        return uid
+
+    def _work(self, index: int) -> None:
+        first = self._next()
         if first == _STOP:
             return
-        stopped = False
+        with self._lock:
+            self._working += 1
         publisher: SharedPublisher | None = None
         loaded, result, console = self.loaded, self.result, self.console
         try:
             if not self.attached.is_set():
                 self.attach()
-            project, settings = loaded.project, loaded.settings
+            settings = loaded.settings
+            # A project object per thread: it keeps its connection's transaction state.
+            project = loaded.project if index == 0 else loaded.project.sibling()
             make_publisher = _publisher_factory(loaded, self.client)
             publisher = SharedPublisher(make_publisher)
-            with project.connection("dbt_eventbridge", wait_seconds=settings.lock_wait_seconds):
+            with project.connection(f"dbt_eventbridge_{index}", wait_seconds=settings.lock_wait_seconds):
                 # No memory limit: DuckDB's is one for the whole database, and dbt is building in it.
                 project.setup_session("")
-                with self.gate.lock:
-                    _merge_recorded_results(loaded, self.gate.last_run, result, console)
-                history = _open_history(loaded, result, console)
+                with self._lock:  # the others wait for the schema and history tables to exist
+                    if not self._set_up:
+                        with self.gate.lock:
+                            _merge_recorded_results(loaded, self.gate.last_run, result, console)
+                        history = _open_history(loaded, result, console)
+                        history.ensure()
+                        self._set_up = True
+                    else:
+                        history = History(project, settings.state_schema, run_id=result.run_id,
+                                          detail=settings.history_detail,
+                                          retention_days=settings.history_retention_days)
                 ctx = RunContext(project, settings, self.options, self.gate.last_run, console, history, publisher,
                                  make_publisher)
                 uid = first
@@ -209,11 +236,14 @@ class _Syncer(threading.Thread):
                         if sr.status == "skipped":
                             result.warnings.append(f"{sr.sync}: {sr.message}")
                         console.sync_finished(sr, sr.samples)
-                    uid = self.queue.get()
-                stopped = True
-                _best_effort(console, "prune the run history", history.prune)
-                if loaded.alerts:
-                    _send_alerts(loaded, result, history, console)
+                    uid = self._next()
+                with self._lock:
+                    self._working -= 1
+                    last = self._working == 0
+                if last:  # every sync has run (work ends only with _STOP)
+                    _best_effort(console, "prune the run history", history.prune)
+                    if loaded.alerts:
+                        _send_alerts(loaded, result, history, console)
         except EventBridgeSyncError as e:
             result.error, result.retryable = str(e), e.retryable
             console.error(result.error)
@@ -223,8 +253,6 @@ class _Syncer(threading.Thread):
         finally:
             if publisher is not None:
                 publisher.close()
-            while not stopped:  # stopped early: take what finish() sends, so that it returns
-                stopped = self.queue.get() == _STOP
 
 
 BUILDING_COMMANDS = ("build", "run", "snapshot", "seed")  # dbt commands that build synced nodes
@@ -257,7 +285,7 @@ def run_build(dbt_args: Sequence[str], *, command: str = "build", console: Conso
                           vars=dict(params.get("vars") or {}), settings=dict(settings or {}))
     project: DbtProject | None = None
     loaded: LoadedProject | None = None
-    syncer: _Syncer | None = None
+    syncer: _Syncers | None = None
     try:
         project = DbtProject(options.project_dir, options.profiles_dir, options.target, options.vars, options.profile)
         project.parse_for_build()
@@ -275,7 +303,7 @@ def run_build(dbt_args: Sequence[str], *, command: str = "build", console: Conso
             _warn(result, console, f"no node that this dbt {command} selects has a sync: dbt runs, nothing is synced")
         # only `dbt build` runs tests: under the others, a node is decided when it is built
         gate = BuildGate(project.manifest, set(syncs), selected if command == "build" else set(), command)
-        syncer = _Syncer(loaded, options, result, console, client, gate, syncs)
+        syncer = _Syncers(loaded, options, result, console, client, gate, syncs)
         syncer.start()
     except EventBridgeSyncError as e:  # dbt still builds: our problem must not stop the user's build
         result.error, result.retryable = str(e), e.retryable

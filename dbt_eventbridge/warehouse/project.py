@@ -361,6 +361,13 @@ class DbtProject(AdapterSession):
         self.adapter = adapter
         self.config = adapter.config
 
+    def sibling(self) -> DbtProject:
+        """Another project object on the same manifest, config and adapter, for another thread
+        (each keeps its own connection's transaction state and caches)."""
+        other = DbtProject(self.project_dir, self.profiles_dir, self.target, self.vars, self.profile)
+        other.manifest, other.config, other.adapter = self.manifest, self.config, self.adapter
+        return other
+
     def before_dbt_closes_connections(self, wait: Callable[[], None]) -> None:
         """Call ``wait`` when the running dbt command is about to close every connection of
         its adapter (ours too: they are the same adapter's), after its nodes and on-run-end

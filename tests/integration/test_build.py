@@ -43,10 +43,11 @@ def project(tmp_path, local_aws) -> Project:
     return p
 
 
-def build(p: Project, **vars_: Any) -> Any:
+def build(p: Project, env: dict[str, str] | None = None, **vars_: Any) -> Any:
     """`dbt-eventbridge build` with dbt's flags; `accounts` and `web_events` (whose duplicated keys
     and bad payloads make their syncs exit 1 by design) are left out with dbt's own --exclude."""
-    return p.sync("build", "--exclude", "accounts", "web_events", "--vars", json.dumps({"day": 1, **vars_}))
+    return p.sync("build", "--exclude", "accounts", "web_events", "--vars", json.dumps({"day": 1, **vars_}),
+                  extra_env=env)
 
 
 def when(text: str) -> dt.datetime:
@@ -54,7 +55,7 @@ def when(text: str) -> dt.datetime:
 
 
 def test_build_syncs_each_model_once_it_and_its_tests_pass(project: Project) -> None:
-    r = build(project)
+    r = build(project, env={"DBT_EVENTBRIDGE_BUILD_SYNCS": "2"})  # two syncs at a time beside dbt's threads
     assert r.rc == 0, r.stdout + r.stderr
     assert r.results is not None and r.results["exit_code"] == 0
     synced = {s["sync"]: s for s in r.results["syncs"]}
@@ -75,6 +76,12 @@ def test_build_syncs_each_model_once_it_and_its_tests_pass(project: Project) -> 
     slow_done = when(next(t["completed_at"] for t in slow["timing"] if t["name"] == "execute"))
     assert when(synced["customers_to_crm"]["finished_at"]) < slow_done, (synced["customers_to_crm"], slow["timing"])
     assert r.results["dbt_invocation_id"] == run_results["metadata"]["invocation_id"]
+    assert r.results["settings"]["build_syncs"] == 2
+    # the run history has every sync of the run, as `sync` records them
+    runs = project.sync("runs", "--log-format", "json")
+    assert runs.rc == 0, runs.stderr
+    rows = [json.loads(line)["data"] for line in runs.stdout.splitlines() if line.startswith("{")]
+    assert sorted(x["sync_name"] for x in rows if x.get("run_id") == r.results["run_id"]) == sorted(synced), rows
 
 
 def test_build_holds_back_failed_models_failed_tests_and_what_dbt_skipped(project: Project) -> None:
