@@ -310,22 +310,33 @@ def run_build(dbt_args: Sequence[str], *, command: str = "build", console: Conso
         console.error(f"{result.error} (dbt {'builds' if command == 'build' else 'runs'}; nothing is synced)")
         syncer = None
 
+    failed_events: list[str] = []
+
     def on_event(event: Any) -> None:
+        """Called by dbt, in its threads, for every event: it must never raise into dbt's build."""
         if syncer is None:
             return
-        name = event.info.name
-        if name == "NodeFinished":
-            uid = event.data.node_info.unique_id
-            for ready in gate.finished(uid, str(event.data.run_result.status).lower(), event.info.invocation_id):
-                syncer.queue.put(ready)
-        elif name in ("ConcurrencyLine", "NodeStart") and not syncer.attached.is_set():
-            syncer.attach()
+        try:
+            name = event.info.name
+            if name == "NodeFinished":
+                uid = event.data.node_info.unique_id
+                for ready in gate.finished(uid, str(event.data.run_result.status).lower(), event.info.invocation_id):
+                    syncer.queue.put(ready)
+            elif name in ("ConcurrencyLine", "NodeStart") and not syncer.attached.is_set():
+                syncer.attach()
+        except Exception as e:  # noqa: BLE001 - reported after the build; the node is decided at its end
+            if not failed_events:
+                failed_events.append(f"{e.__class__.__name__}: {e}")
 
     runner = project if project is not None else DbtProject(options.project_dir, options.profiles_dir,
                                                             options.target, options.vars, options.profile)
     if syncer is None:
         runner.manifest = None  # dbt parses on its own, and says what is wrong
     dbt_rc, dbt_error = runner.run_build(list(dbt_args), on_event, command)
+    if failed_events:
+        _warn(result, console, f"an event of dbt's could not be read ({failed_events[0]}): a synced node it "
+                               "concerned may be reported as skipped and not synced; `dbt-eventbridge sync` sends "
+                               "its changes")
     if syncer is not None:
         if not syncer.attached.is_set():
             try:
