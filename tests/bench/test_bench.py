@@ -24,7 +24,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         "quota used >= 0.8", "30 ms latency >= 0.8x zero latency (defaults)",
         "0-100 ms: >= 1.5x a 32-thread boto3 script", "connections reused (<= 64 in flight + 2)",
         "no-change sync of 3 models <= 0.5x CPU of dbt run", "per-sync overhead < 50 ms (DuckDB)",
-        "runs, inspect, reset < 1 s", "publish CPU < 50 us an event (template)"}
+        "runs, inspect, reset < 1 s", "publish CPU < 50 us an event (template)",
+        "dbt-eventbridge build < dbt build && sync (3 models, every row changed)"}
     # what the figures are made of is real: every event reached the stub, every phase was timed
     assert f["publish"]["delivered_to_stub"] == f["publish"]["rows"] == 5_000
     assert f["publish"]["cpu_us_per_event"] > 0
@@ -44,6 +45,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         assert x["ours"]["connections"] < x["ours"]["requests"] // 4
     mm = f["many_models"]  # the project of synced models: every command ran and was measured
     assert mm["models"] == 3 and mm["per_sync_ms"] > 0
-    assert all(mm[c]["cpu_seconds"] > 0 for c in ("dbt_run", "dbt_parse", "sync", "runs", "inspect", "reset"))
+    assert all(mm[c]["cpu_seconds"] > 0 for c in ("dbt_run", "dbt_parse", "sync", "runs", "inspect", "reset",
+                                                   "dbt_build", "sync_after_build", "eb_build"))
     for name in f["targets"]:
         assert name in p.stdout  # the table is printed
