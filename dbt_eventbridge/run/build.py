@@ -37,16 +37,16 @@ from dbt_eventbridge.run.results import RunResult, now
 from dbt_eventbridge.run.runner import (
     _best_effort,
     _config_failures,
+    _history_writer,
     _merge_recorded_results,
     _open_history,
     _publisher_factory,
-    _record,
+    _run_one,
     _send_alerts,
     _warn,
     _write_result,
 )
-from dbt_eventbridge.run.sync_run import RunContext, SharedPublisher, SyncRun
-from dbt_eventbridge.warehouse.history import History
+from dbt_eventbridge.run.sync_run import RunContext, SharedPublisher
 from dbt_eventbridge.warehouse.nodes import FAILED, LastRun, ModelNode, NodeResult, record_result
 from dbt_eventbridge.warehouse.project import DbtProject
 
@@ -222,20 +222,13 @@ class _Syncers:
                         history.ensure()
                         self._set_up = True
                     else:
-                        history = History(project, settings.state_schema, run_id=result.run_id,
-                                          detail=settings.history_detail,
-                                          retention_days=settings.history_retention_days)
+                        history = _history_writer(loaded, project, result)
                 ctx = RunContext(project, settings, self.options, self.gate.last_run, console, history, publisher,
                                  make_publisher)
                 uid = first
                 while uid != _STOP:
                     for sync, node in self.syncs.get(uid, []):
-                        sr = SyncRun(ctx, sync, node).run()
-                        result.syncs.append(sr)
-                        _record(history, sr, result, console)
-                        if sr.status == "skipped":
-                            result.warnings.append(f"{sr.sync}: {sr.message}")
-                        console.sync_finished(sr, sr.samples)
+                        _run_one(ctx, sync, node, result)
                     uid = self._next()
                 with self._lock:
                     self._working -= 1

@@ -25,6 +25,7 @@ from dbt_eventbridge.alerts.channels import client_factory
 from dbt_eventbridge.alerts.evaluate import MAX_SAMPLES, RUN_SYNC, SyncStatus
 from dbt_eventbridge.alerts.notify import notify
 from dbt_eventbridge.alerts.store import AlertStore, FileAlertStore
+from dbt_eventbridge.config.definitions import SyncConfig
 from dbt_eventbridge.delivery.publisher import Publisher
 from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.render import Renderer
@@ -37,7 +38,8 @@ from dbt_eventbridge.run.sync_run import RunContext, SharedPublisher, SyncRun
 from dbt_eventbridge.warehouse import diff as planning
 from dbt_eventbridge.warehouse import state as state_store
 from dbt_eventbridge.warehouse.history import History, WarehouseAlertStore, parse_time
-from dbt_eventbridge.warehouse.nodes import LastRun
+from dbt_eventbridge.warehouse.nodes import LastRun, ModelNode
+from dbt_eventbridge.warehouse.project import DbtProject
 from dbt_eventbridge.warehouse.tables import NotOursError
 
 
@@ -171,17 +173,22 @@ def _each_sync(loaded: LoadedProject, options: SyncOptions, last_run: LastRun, r
         history = None if options.dry_run else _open_history(loaded, result, console)
         ctx = RunContext(project, settings, options, last_run, console, history, publisher, make_publisher, output)
         for sync, node in loaded.syncs:
-            sr = SyncRun(ctx, sync, node).run()
-            result.syncs.append(sr)
-            if history is not None:
-                _record(history, sr, result, console)
-            if sr.status == "skipped":
-                result.warnings.append(f"{sr.sync}: {sr.message}")
-            console.sync_finished(sr, sr.samples)
+            _run_one(ctx, sync, node, result)
         if history is not None:
             _best_effort(console, "prune the run history", history.prune)
             if loaded.alerts:
                 _send_alerts(loaded, result, history, console)
+
+
+def _run_one(ctx: RunContext, sync: SyncConfig, node: ModelNode, result: RunResult) -> None:
+    """One sync of the run, recorded in the result, the history and the console."""
+    sr = SyncRun(ctx, sync, node).run()
+    result.syncs.append(sr)
+    if ctx.history is not None:
+        _record(ctx.history, sr, result, ctx.console)
+    if sr.status == "skipped":
+        result.warnings.append(f"{sr.sync}: {sr.message}")
+    ctx.console.sync_finished(sr, sr.samples)
 
 
 def _merge_recorded_results(loaded: LoadedProject, last_run: LastRun, result: RunResult, console: Console) -> None:
@@ -193,10 +200,15 @@ def _merge_recorded_results(loaded: LoadedProject, last_run: LastRun, result: Ru
         _warn(result, console, f"the results of earlier dbt invocations are not read: {e}")
 
 
-def _open_history(loaded: LoadedProject, result: RunResult, console: Console) -> History:
+def _history_writer(loaded: LoadedProject, project: DbtProject, result: RunResult) -> History:
+    """This run's history, written through ``project``'s connection."""
     settings = loaded.settings
-    history = History(loaded.project, settings.state_schema, run_id=result.run_id,
-                      detail=settings.history_detail, retention_days=settings.history_retention_days)
+    return History(project, settings.state_schema, run_id=result.run_id, detail=settings.history_detail,
+                    retention_days=settings.history_retention_days)
+
+
+def _open_history(loaded: LoadedProject, result: RunResult, console: Console) -> History:
+    history = _history_writer(loaded, loaded.project, result)
     for sr in result.syncs:  # syncs whose config is broken are runs too
         _record(history, sr, result, console)
     return history
