@@ -47,6 +47,7 @@ class Entry:
     size: int               # as AWS counts it
     json: str = ""          # the entry as it goes into the request body
     key_text: str = ""      # the key as compact JSON (event ids and the run history), when made
+    bus_v2: str = ""        # a Custom Event Bus's ARN: the entry goes through the v2 API (no EventBusName)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,8 @@ class Outcome:
     requests: int = 0
     retried_entries: int = 0
     attempts: dict[int, int] = field(default_factory=dict)  # seq -> requests it took, when more than 1
+    # seqs of accepted entries that a v2 bus answered DEDUPLICATED: it had them already
+    deduplicated: set[int] = field(default_factory=set)
 
     def reject(self, entry: Entry, code: str, reason: str) -> None:
         self.rejected.append((entry, Rejection(entry.key, entry.op, code, reason)))
@@ -83,8 +86,22 @@ class Outcome:
         self.accepted += other.accepted
         self.rejected += other.rejected
         self.attempts.update(other.attempts)
+        self.deduplicated |= other.deduplicated
         self.requests += other.requests
         self.retried_entries += other.retried_entries
+
+
+# Rejection codes after which EventBridge may have taken the entry all the same: no answer
+# came (a dropped connection, a lost response), or a server error that may have come after
+# the work was done. Such rows are sent again by the next run; on a v2 bus, under the same
+# deduplication token (see render.dedup_id), so they are not delivered twice.
+MAYBE_DELIVERED_CODES = frozenset({"ConnectionError", "NoResponse", "InternalFailure", "InternalException",
+                                   "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException",
+                                   "RequestTimeout", "RequestTimeoutException"})
+
+
+def maybe_delivered(code: str) -> bool:
+    return code in MAYBE_DELIVERED_CODES or (code.startswith("HTTP5") and code[4:].isdigit())
 
 
 def key_text(key: Mapping[str, Any]) -> str:

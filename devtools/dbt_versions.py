@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 CONSTRAINTS = REPO / "constraints"
 PIP_CACHE = BUILD / "pip-cache"
-TOOLS = ["moto[server]", "pytest", "pytest-xdist"]
+TOOLS = ["moto[server]", "cbor2", "pytest", "pytest-xdist"]
 UNINSTALLABLE = {"dbt-core-experimental-parser"}  # see the module's doc
 
 

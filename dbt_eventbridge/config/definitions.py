@@ -13,9 +13,15 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Names and ARNs as AWS documents them for event buses.
 BUS_NAME_RE = re.compile(r"^[/.\-_A-Za-z0-9]{1,256}$")
 BUS_ARN_RE = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/.\-_A-Za-z0-9]+$")
+# EventBridge's Custom Event Bus (API eventbridgev2, 2025-05-15) is addressed by ARN only;
+# the pattern is its service model's (EventBusArn): the bus's name, then a 25-character id.
+BUS_V2_ARN_RE = re.compile(r"^arn:aws(-[a-z0-9]+)*:events:[a-z][a-z0-9]*(-[a-z0-9]+)*:([0-9]{12}):"
+                           r"event-busv2/[A-Za-z0-9][.\-_A-Za-z0-9]{0,255}/[a-z0-9]{25}$")
+MAX_GROUP_ID = 128  # EventGroupId and DeduplicationId, each (the v2 service model)
 
 SYNC_KEYS = ("name", "primary_key", "event_bus", "source", "detail_type", "triggers", "detail",
-             "initial_sync", "resources", "time", "enabled", "track_columns", "ignore_columns")
+             "initial_sync", "resources", "time", "enabled", "track_columns", "ignore_columns",
+             "event_group", "deduplication")
 TRIGGER_KEYS = ("source", "detail_type", "detail")
 # What a template sees per row (render.py): a template that uses them is rendered per event.
 TEMPLATE_NAMES = frozenset({"row", "old_row", "op", "changed_columns", "key", "event_id", "sync"})
@@ -77,6 +83,16 @@ class SyncConfig:
     track_columns: tuple[str, ...] | None = None
     ignore_columns: tuple[str, ...] = ()
     yaml_path: str = ""
+    # A v2 bus only (both None on a classic bus). event_group: "" orders per key (a digest
+    # of it), a template names the group, None sends no group. deduplication: each entry
+    # carries a DeduplicationId made from its event_id (see render.dedup_id).
+    event_group: str | None = None
+    deduplication: bool | None = None
+
+    @property
+    def bus_v2(self) -> bool:
+        """The bus is a Custom Event Bus (eventbridgev2): its ARN says so."""
+        return bool(BUS_V2_ARN_RE.match(self.event_bus))
 
     def trigger(self, op: str) -> TriggerSpec | None:
         return self.triggers.get(op)

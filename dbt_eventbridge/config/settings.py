@@ -27,6 +27,8 @@ _SECRET_SETTINGS = frozenset({"external_id"})
 _DIGITS_AS_TEXT = frozenset({"external_id", "role_session_name"})
 MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+# The service model's EndpointId pattern: letters, digits and dashes, then a dot and more.
+ENDPOINT_ID_RE = re.compile(r"^[A-Za-z0-9\-]+[\.][A-Za-z0-9\-]+$")
 MAX_REQUEST_BYTES = 1_048_575  # EventBridge's limit on a PutEvents request: below 1 MiB
 
 
@@ -41,6 +43,12 @@ class Settings:
     role_session_name: str = "dbt-eventbridge"
     role_duration_seconds: int = 3600
     endpoint_url: str | None = None
+    # The Custom Event Bus API (eventbridgev2) has its own endpoint (eventsv2.<region>...):
+    # set this to reach it elsewhere (a local endpoint, a VPC endpoint).
+    v2_endpoint_url: str | None = None
+    # A global endpoint (Route 53 failover between two regions) for classic buses: PutEvents
+    # goes to <endpoint_id>.endpoint.events.amazonaws.com, signed with SigV4a (the [global] extra).
+    endpoint_id: str | None = None
     state_schema: str = "eventbridge_state"
     max_request_bytes: int = MAX_REQUEST_BYTES
     concurrency: int = 64                     # the most PutEvents requests in flight per process (found as it runs)
@@ -222,13 +230,22 @@ def _check(settings: Settings) -> None:
             f"duckdb_memory_limit {settings.duckdb_memory_limit!r} is not a size",
             path="vars.eventbridge.duckdb_memory_limit / DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT",
             fix="Write for example 128MB or 2GB, or 0 to keep the DuckDB profile's memory_limit")])
-    if settings.endpoint_url:
-        parts = urlsplit(settings.endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+    for name, example in (("endpoint_url", "https://events.us-east-1.amazonaws.com"),
+                          ("v2_endpoint_url", "https://eventsv2.us-east-1.amazonaws.com")):
+        url = getattr(settings, name)
+        parts = urlsplit(url or "")
+        if url and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ConfigError([Problem(
-                f"could not reach EventBridge: endpoint_url {settings.endpoint_url!r} is not an http(s) URL",
-                path="vars.eventbridge.endpoint_url / DBT_EVENTBRIDGE_ENDPOINT_URL / --endpoint-url",
-                fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")])
+                f"could not reach EventBridge: {name} {url!r} is not an http(s) URL",
+                path=f"vars.eventbridge.{name} / DBT_EVENTBRIDGE_{name.upper()}"
+                     + (" / --endpoint-url" if name == "endpoint_url" else ""),
+                fix=f"Give a URL such as {example}, or unset it")])
+    if settings.endpoint_id and not ENDPOINT_ID_RE.match(settings.endpoint_id):
+        raise ConfigError([Problem(
+            f"endpoint_id {settings.endpoint_id!r} is not a global endpoint's id",
+            path="vars.eventbridge.endpoint_id / DBT_EVENTBRIDGE_ENDPOINT_ID",
+            fix="Copy the endpoint's EndpointId as `aws events describe-endpoint` shows it (for example "
+                "abcde.veo), not its name or its URL")])
     if settings.build_syncs < 1:
         raise ConfigError([Problem(f"build_syncs {settings.build_syncs} is not a number of syncs",
                                    path="vars.eventbridge.build_syncs / DBT_EVENTBRIDGE_BUILD_SYNCS",

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from dbt_eventbridge.config.definitions import (
     BUS_ARN_RE,
     BUS_NAME_RE,
+    BUS_V2_ARN_RE,
     DEFAULT_BUS,
     DETAIL_KEYS,
     IDENT_RE,
@@ -204,6 +205,7 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
             detail=events.detail, initial_sync=rows.initial, resources=rows.resources, time=rows.time,
             enabled=rows.enabled, track_columns=rows.track, ignore_columns=rows.ignore,
             yaml_path=f"{file}: {base}{sub}" if file else f"{base}{sub}",
+            **_v2_options(c, sub, raw, events.bus),
         ))
     return syncs, c.problems
 
@@ -261,7 +263,12 @@ def _sync_events(c: _Collector, sub: str, raw: Mapping[str, Any]) -> _Events | N
                            required=bool(needs_type) and triggers is not None, max_len=128,
                            why=f"for trigger(s) {', '.join(needs_type)}, which have no detail_type of their own")
     bus = raw.get("event_bus", DEFAULT_BUS)
-    if not isinstance(bus, str) or not (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)):
+    if isinstance(bus, str) and ":event-busv2/" in bus and not BUS_V2_ARN_RE.match(bus):
+        c.add(f"{sub}.event_bus", f"{bus!r} is not a Custom Event Bus (v2) ARN",
+              "Copy the bus's ARN as EventBridge shows it: "
+              "arn:aws:events:<region>:<account>:event-busv2/<name>/<25-character id>")
+    elif not isinstance(bus, str) or not (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)
+                                          or BUS_V2_ARN_RE.match(bus)):
         c.add(f"{sub}.event_bus", f"{bus!r} is neither an event bus name nor an event bus ARN",
               "Use a name like 'crm-events' or an ARN like "
               "'arn:aws:events:us-east-1:123456789012:event-bus/crm-events'")
@@ -272,6 +279,33 @@ def _sync_events(c: _Collector, sub: str, raw: Mapping[str, Any]) -> _Events | N
             or (detail_type is None and needs_type):
         return None
     return _Events(triggers, source, detail_type, bus, detail)
+
+
+def _v2_options(c: _Collector, sub: str, raw: Mapping[str, Any], bus: Any) -> dict[str, Any]:
+    """``event_group`` and ``deduplication``: what only a Custom Event Bus (v2) does."""
+    v2 = isinstance(bus, str) and bool(BUS_V2_ARN_RE.match(bus))
+    given = [k for k in ("event_group", "deduplication") if k in raw]
+    if not v2:
+        if given:
+            c.add(f"{sub}.{given[0]}", f"'{given[0]}' needs a Custom Event Bus (EventBridge's v2 API), and "
+                  f"event_bus {bus!r} is a classic bus, which has no event groups or deduplication ids",
+                  "Set event_bus to the v2 bus's ARN (arn:aws:events:<region>:<account>:event-busv2/<name>/<id>), "
+                  f"or remove '{given[0]}'")
+        return {}
+    group = raw.get("event_group", "")
+    if group is False:
+        group = None
+    elif "event_group" in raw and (not isinstance(group, str) or not group.strip()):
+        c.add(f"{sub}.event_group", f"expected a template or false, got {group!r}",
+              "Leave it out to order per key, write `event_group: \"{{ row.account_id }}\"` (inside {% raw %}) to "
+              "order per account, or `event_group: false` for no order")
+        group = ""
+    dedup = raw.get("deduplication", True)
+    if not isinstance(dedup, bool):
+        c.add(f"{sub}.deduplication", f"expected true or false, got {dedup!r}",
+              "Write `deduplication: false` to send no DeduplicationId, or remove it")
+        dedup = True
+    return {"event_group": group, "deduplication": dedup}
 
 
 class _Rows(NamedTuple):

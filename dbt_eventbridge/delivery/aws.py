@@ -9,6 +9,55 @@ from dbt_eventbridge.errors import ConfigError, CredentialsError, Problem
 
 
 def make_client(settings: Settings) -> Any:
+    """The classic PutEvents client: our lean one (wire.py), or boto3's for a global endpoint."""
+    session, cfg = _session(settings)
+    client = _client(session, "events", settings.endpoint_url, cfg, "endpoint_url / --endpoint-url",
+                     "https://events.us-east-1.amazonaws.com")
+    if settings.endpoint_id:
+        return GlobalEndpointClient(client, settings.endpoint_id)
+    from dbt_eventbridge.delivery.wire import PutEventsClient
+
+    return PutEventsClient.wrap(client, session.get_credentials())
+
+
+def make_v2_client(settings: Settings) -> Any:
+    """boto3's client of the Custom Event Bus API (eventbridgev2: smithy-rpc-v2-cbor, SigV4)."""
+    session, cfg = _session(settings)
+    return _client(session, "eventbridgev2", settings.v2_endpoint_url, cfg, "v2_endpoint_url",
+                   "https://eventsv2.us-east-1.amazonaws.com")
+
+
+class GlobalEndpointClient:
+    """PutEvents through a global endpoint: boto3's client with ``EndpointId``, which botocore
+    signs with SigV4a (an ECDSA signature valid in every region of the endpoint). botocore
+    does SigV4a only with the AWS CRT, which the ``global`` extra installs."""
+
+    def __init__(self, boto_client: Any, endpoint_id: str) -> None:
+        from botocore.compat import HAS_CRT
+
+        if not HAS_CRT:
+            raise ConfigError([Problem(
+                f"endpoint_id {endpoint_id!r} needs SigV4a signing, which botocore does only with the AWS CRT, "
+                "and it is not installed", path="vars.eventbridge.endpoint_id / DBT_EVENTBRIDGE_ENDPOINT_ID",
+                fix="pip install 'dbt-eventbridge[global]' (it adds awscrt), or unset endpoint_id")])
+        self._client = boto_client
+        self.endpoint_id = endpoint_id
+        self.meta = boto_client.meta
+
+    def put_events(self, Entries: list[Any]) -> Any:
+        return self._client.put_events(Entries=Entries, EndpointId=self.endpoint_id)
+
+
+def _client(session: Any, service: str, endpoint_url: str | None, cfg: Any, path: str, example: str) -> Any:
+    try:
+        return session.client(service, endpoint_url=endpoint_url, config=cfg)
+    except ValueError as e:  # botocore: "Invalid endpoint: ..."
+        raise ConfigError([Problem(f"{e}", path=f"vars.eventbridge.{path}",
+                                   fix=f"Give a URL such as {example}, or unset it")]) from None
+
+
+def _session(settings: Settings) -> tuple[Any, Any]:
+    """The boto3 session (default chain, profile or assumed role) and the client config."""
     import boto3
     import botocore.config
     import botocore.exceptions
@@ -33,15 +82,7 @@ def make_client(settings: Settings) -> Any:
         max_pool_connections=max(10, settings.concurrency + 2),
         connect_timeout=5, read_timeout=30, tcp_keepalive=True,
     )
-    try:
-        client = session.client("events", endpoint_url=settings.endpoint_url, config=cfg)
-    except ValueError as e:  # botocore: "Invalid endpoint: ..."
-        raise ConfigError([Problem(f"{e}", path="vars.eventbridge.endpoint_url / --endpoint-url",
-                                   fix="Give a URL such as https://events.us-east-1.amazonaws.com, or unset it")]
-                          ) from None
-    from dbt_eventbridge.delivery.wire import PutEventsClient
-
-    return PutEventsClient.wrap(client, session.get_credentials())
+    return session, cfg
 
 
 def _assumed_role_session(base: Any, settings: Settings, region: str) -> Any:

@@ -9,10 +9,12 @@ the state and come back on the next run.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,12 +23,18 @@ from dbt_eventbridge.delivery.concurrency import AdaptiveConcurrency
 from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.wire import request_body
 from dbt_eventbridge.errors import CredentialsError, EndpointError, TerminalError
-from dbt_eventbridge.model import Entry, Outcome, entry_json
+from dbt_eventbridge.model import Entry, Outcome, entry_json, key_text
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
 MAX_ENTRIES_PER_REQUEST = 10
+# A Custom Event Bus (eventbridgev2) takes up to 100 entries and 1 MB (1,048,576 bytes) a
+# request; over the size the whole request fails (InvalidInputException), so it is sized
+# before sending like the classic one.
+V2_MAX_ENTRIES_PER_REQUEST = 100
+V2_MAX_REQUEST_BYTES = 1_048_576
+ORDER_HELD = "OrderHeld"  # the code of a key's later change held back behind an earlier one not delivered
 MERGE_AHEAD = 0.05  # seconds early a retry may go, to share a request with others
 NOISE_BACKOFF = 0.1  # of the backoff, for entries retried while throttling is at its noise floor
 RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException", "InternalException",
@@ -71,8 +79,11 @@ class Publisher:
     def __init__(self, client: Any, *, max_request_bytes: int = 1_048_575, concurrency: int = 8,
                  max_attempts: int = 6, backoff_base: float = 0.1, backoff_cap: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep, max_requests_per_second: float | None = None,
-                 rate: AdaptiveRate | None = None) -> None:
+                 rate: AdaptiveRate | None = None, v2_client: Callable[[], Any] | None = None) -> None:
         self.client = client
+        # The Custom Event Bus API's client, made when a v2 entry is first sent (thread-safe).
+        self._make_v2 = v2_client
+        self._v2: Any = None
         # Our lean client takes the body built from each entry's JSON (made once, at render).
         self._send_body = getattr(client, "send_body", None)
         self.rate = rate or AdaptiveRate(max_requests_per_second, sleep=sleep)
@@ -124,9 +135,25 @@ class Publisher:
                 oversize.clear()
                 on_outcome(out)
 
+        entries = iter(entries)
+        head = next(entries, None)
+        if head is None:
+            return False
+        entries = itertools.chain((head,), entries)
+        order: _KeyOrder | None = None
+        if head.bus_v2:
+            # One sync's entries all go to its one bus: a v2 bus takes 100 entries a request,
+            # and a key's changes go out one at a time, in plan order (see _KeyOrder).
+            limit = V2_MAX_ENTRIES_PER_REQUEST
+            max_bytes = min(self.max_request_bytes, V2_MAX_REQUEST_BYTES)
+            order = _KeyOrder(on_outcome)
+            on_outcome = order.settle
+        else:
+            limit, max_bytes = MAX_ENTRIES_PER_REQUEST, self.max_request_bytes
         # A window under 10 entries (batch_size 5) makes requests of that many: none larger.
-        per_request = min(MAX_ENTRIES_PER_REQUEST, max(1, window or MAX_ENTRIES_PER_REQUEST))
-        it = batches(entries, self.max_request_bytes, oversize.append, per_request)
+        per_request = min(limit, max(1, window or limit))
+        it = batches(entries, max_bytes, oversize.append, per_request) if order is None else \
+            order.batches(entries, max_bytes, oversize.append, per_request)
         first = next(it, None)
         flush_oversize()
         if first is None:
@@ -134,8 +161,17 @@ class Publisher:
         on_outcome(self.send(first, preflight=preflight))
         if journal is not None and window is not None:
             journal()
-        self._send_all(it, on_outcome, flush_oversize, window, journal)
+        self._send_all(it, on_outcome, flush_oversize, window, journal, order)
         return True
+
+    def _v2_client(self) -> Any:
+        with self._lock:
+            if self._v2 is None:
+                if self._make_v2 is None:
+                    raise TerminalError("a sync targets a Custom Event Bus (v2), and this publisher has no client "
+                                        "for that API", fix="Report this: run_sync makes one from the settings")
+                self._v2 = self._make_v2()
+            return self._v2
 
     def close(self) -> None:
         """Stop the sender threads (and so their connections); publish() starts them again."""
@@ -156,7 +192,7 @@ class Publisher:
 
     def _send_all(self, pending_batches: Iterator[list[Entry]], on_outcome: Callable[[Outcome], None],
                   flush_oversize: Callable[[], None], window: int | None,
-                  journal: Callable[[], None] | None) -> None:
+                  journal: Callable[[], None] | None, order: _KeyOrder | None = None) -> None:
         """Send the batches with up to ``self.limit.limit`` requests in flight; outcomes are
         handed on in this thread.
 
@@ -172,6 +208,8 @@ class Publisher:
         on average) sent nothing: 546 events/s against 4,178 unthrottled (make bench, 20,000
         rows, 8 threads)."""
         run = _Run(self, on_outcome, window, journal)
+        if order is not None:
+            order.wait = run.wait_for_answers
         try:
             for batch in pending_batches:
                 flush_oversize()
@@ -235,7 +273,10 @@ class Publisher:
             self._timing.rtt = 0.0  # a request that failed or was retried says nothing of the latency
             self.rate.acquire()
             try:
-                if self._send_body is not None:
+                if pending[0].bus_v2:
+                    resp = self._v2_client().put_events(EventBusArn=pending[0].bus_v2,
+                                                        Entries=[e.entry for e in pending])
+                elif self._send_body is not None:
                     resp = self._send_body(request_body(e.json or entry_json(e.entry) for e in pending))
                 else:
                     resp = self.client.put_events(Entries=[e.entry for e in pending])
@@ -284,7 +325,10 @@ class Publisher:
                                 f"({' '.join(msg.split())[:120]}), which is not an EventBridge answer",
                                 fix="Check endpoint_url / the region and any proxy; what was accepted "
                                     "before is recorded, nothing else was") from None
-        if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException"):
+        if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException") \
+                or (code == "InvalidInputException" and len(pending) > 1):
+            # A v2 bus refuses a whole request for one bad entry (or for its size): halves
+            # find the entry, which alone is rejected with the service's reason.
             self._split(pending, preflight, out)
             return False
         if code in AUTH_CODES or code == "ResourceNotFoundException":
@@ -341,6 +385,8 @@ class Publisher:
         for entry, result in zip(pending, results):
             if result.get("EventId"):
                 out.accepted.append((entry, result["EventId"]))
+                if result.get("SuccessCode") == "DEDUPLICATED":
+                    out.deduplicated.add(entry.seq)
                 if attempt > 1:
                     out.attempts[entry.seq] = attempt
                 continue
@@ -359,6 +405,102 @@ class Publisher:
             for x in pending[len(results):]:
                 out.reject(x, "NoResponse", "EventBridge returned no result for this entry")
         return retry
+
+
+class _KeyOrder:
+    """Per-key order on a v2 bus: a key's later entry is not sent until its earlier one is
+    accepted, and is held back (rejected with ORDER_HELD, sent again by the next run) once
+    the earlier one is rejected. So retries, concurrent requests and a key planned twice
+    never put a key's later change ahead of an earlier one. A plan has one change per key,
+    so this costs a dict entry per key in flight and holds nothing back in the usual run."""
+
+    def __init__(self, on_outcome: Callable[[Outcome], None]) -> None:
+        self._on_outcome = on_outcome
+        self.busy: dict[str, deque[Entry]] = {}  # key -> its entries waiting behind the one out
+        self.ready: deque[Entry] = deque()        # released, to go in the next request
+        self.failed: set[str] = set()             # keys with a change not delivered in this run
+        self.waiting = 0
+        self.wait: Callable[[], None] = _nothing_to_wait_for
+
+    def batches(self, entries: Iterable[Entry], max_bytes: int, on_oversize: Callable[[Entry], None],
+                max_entries: int) -> Iterator[list[Entry]]:
+        """Like :func:`batches`, with each key at most once among the entries out; when only
+        entries waiting for their key are left, the batch goes and answers are awaited."""
+        batch: list[Entry] = []
+        size = 0
+        source = iter(entries)
+        exhausted = False
+        while True:
+            if self.ready:
+                e = self.ready.popleft()
+            elif not exhausted:
+                nxt = next(source, None)
+                if nxt is None:
+                    exhausted = True
+                    continue
+                e = nxt
+                k = e.key_text or key_text(e.key)
+                if k in self.failed:
+                    self._hold_back([e])
+                    continue
+                if e.size > max_bytes:
+                    self.failed.add(k)
+                    on_oversize(e)
+                    continue
+                q = self.busy.get(k)
+                if q is not None:
+                    q.append(e)
+                    self.waiting += 1
+                    continue
+                self.busy[k] = deque()
+            elif self.waiting:
+                if batch:
+                    yield batch
+                    batch, size = [], 0
+                else:
+                    self.wait()
+                continue
+            else:
+                break
+            if batch and (len(batch) == max_entries or size + e.size > max_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(e)
+            size += e.size
+        if batch:
+            yield batch
+
+    def settle(self, out: Outcome) -> None:
+        """An outcome from the publisher: free each answered key (or release its next entry)."""
+        held: list[Entry] = []
+        for entry, _ in out.accepted:
+            q = self.busy.get(entry.key_text or key_text(entry.key))
+            if q:
+                self.ready.append(q.popleft())
+                self.waiting -= 1
+            elif q is not None:
+                del self.busy[entry.key_text or key_text(entry.key)]
+        for entry, _ in out.rejected:
+            k = entry.key_text or key_text(entry.key)
+            self.failed.add(k)
+            q = self.busy.pop(k, None)
+            if q:
+                self.waiting -= len(q)
+                held += q
+        self._on_outcome(out)
+        if held:
+            self._hold_back(held)
+
+    def _hold_back(self, entries: list[Entry]) -> None:
+        out = Outcome()
+        for e in entries:
+            out.reject(e, ORDER_HELD, "not sent: an earlier change of this key was not delivered in this run; "
+                       "both are sent by the next run, in order")
+        self._on_outcome(out)
+
+
+def _nothing_to_wait_for() -> None:
+    raise AssertionError("entries wait for answers before any request was sent")
 
 
 @dataclass
@@ -452,6 +594,11 @@ class _Run:
                 return  # a request larger than the window, with nothing else out: it goes alone
             self._wait()
             self.send_due()
+
+    def wait_for_answers(self) -> None:
+        """Until an answer comes (or a retry is sent): entries wait for their key's."""
+        self._wait()
+        self.send_due()
 
     def finish(self) -> None:
         while self.outstanding or self.later:

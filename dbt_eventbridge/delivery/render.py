@@ -25,7 +25,7 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
-from dbt_eventbridge.config.definitions import TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.config.definitions import MAX_GROUP_ID, TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
 from dbt_eventbridge.delivery.templates import (
     Memo,
     RowRejected,
@@ -55,6 +55,22 @@ def event_id(sync: str, op: str, key: Mapping[str, Any], row_hash: Any, text: st
     h[8] = (h[8] & 0x3F) | 0x80
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def dedup_id(event_id: str, token: str) -> str:
+    """A v2 entry's DeduplicationId: the change's event_id, within a delivery token.
+
+    The token is the plan's (state.py): a run that sends again what an interrupted or
+    uncertain run may have delivered keeps that run's token, so the bus answers DEDUPLICATED;
+    any other run has a new one. The event_id alone would repeat when a row goes back to
+    values it had (added, removed, added again), and the bus would drop a real change."""
+    return f"{event_id}.{token}" if token else event_id
+
+
+def key_group(sync: str, ktext: str) -> str:
+    """A v2 entry's default EventGroupId: a digest of the sync and the key (keys may be
+    longer than the 128 characters a group id allows, and may be personal data)."""
+    return hashlib.sha256(f"{sync}\x1f{ktext}".encode()).hexdigest()[:40]
 
 
 def _names(env: jinja2.Environment, source: str) -> set[str]:
@@ -322,6 +338,8 @@ def _template_sources(sync: SyncConfig, project_dir: Path, problems: list[Proble
     if sync.detail_type is not None:
         out.append((f"{base}.detail_type", sync.detail_type))
     out += [(f"{base}.resources[{i}]", r) for i, r in enumerate(sync.resources)]
+    if sync.event_group:
+        out.append((f"{base}.event_group", sync.event_group))
     specs = [(f"{base}.detail", sync.detail)]
     for op, t in sync.triggers.items():
         if t.source:
@@ -416,11 +434,17 @@ class Renderer:
                 details[spec] = _Detail(env, spec, project_dir, dbt_context, aliases)
             self._detail[op] = details[spec]
         self._resources = [text(r) for r in sync.resources]
+        # A Custom Event Bus (v2): ordered per key or per a group template, deduplicated by event id.
+        self.v2 = sync.bus_v2
+        self._group = text(sync.event_group) if self.v2 and sync.event_group else None
+        self.dedup_token = ""  # set by the run from its plan (see dedup_id)
         used = set().union(*(d.names for d in details.values()))
-        for t in [*self._source.values(), *self._detail_type.values(), *self._resources]:
+        for t in [*self._source.values(), *self._detail_type.values(), *self._resources,
+                  *([self._group] if self._group else [])]:
             used |= t.names
-        # Event ids cost a hash per row; they are made when a template uses them (or for a dry run's output).
-        self.event_ids = "event_id" in used
+        # Event ids cost a hash per row; they are made when a template uses them (or for a dry run's
+        # output, or a v2 bus's deduplication ids).
+        self.event_ids = "event_id" in used or bool(self.v2 and sync.deduplication)
         # The previous values of changed rows are read from the plan only if a template uses them.
         self.uses_old_rows = bool(used & {"old_row", "changed_columns"})
 
@@ -507,8 +531,9 @@ class Renderer:
         if len(detail_type) > MAX_DETAIL_TYPE:
             raise RowRejected("InvalidArgument", f"detail-type is {len(detail_type)} characters, "
                               f"more than EventBridge's {MAX_DETAIL_TYPE}")
-        entry: dict[str, Any] = {"Source": source, "DetailType": detail_type, "Detail": detail,
-                                 "EventBusName": sync.event_bus}
+        entry: dict[str, Any] = {"Source": source, "DetailType": detail_type, "Detail": detail}
+        if not self.v2:
+            entry["EventBusName"] = sync.event_bus
         resources = [r for r in resources if r]
         if resources:
             too_long = [r for r in resources if len(r) > MAX_RESOURCE]
@@ -520,7 +545,37 @@ class Renderer:
             t = _as_time(change.row.get(sync.time))
             if t is not None:
                 entry["Time"] = t
+        if self.v2:
+            return self._v2_entry(change, ctx, entry, eid, ktext)
         return Entry(change.seq, op, change.key, eid, entry, entry_size(entry), entry_json(entry), ktext)
+
+    def _v2_entry(self, change: Change, ctx: Mapping[str, Any], entry: dict[str, Any], eid: str,
+                  ktext: str) -> Entry:
+        """An entry for a Custom Event Bus: its SystemMetadata, its size with it (counted as
+        part of the entry, which is never less than the service counts)."""
+        sync = self.sync
+        ktext = ktext or key_text(change.key)
+        meta: dict[str, str] = {}
+        if sync.deduplication:
+            meta["DeduplicationId"] = dedup_id(eid, self.dedup_token)
+        if sync.event_group is not None:
+            if self._group is None:
+                group = key_group(sync.name, ktext)
+            else:
+                try:
+                    group = self._group.render(ctx)
+                except Exception as e:  # noqa: BLE001 - any error in user code rejects this row, not the sync
+                    raise RowRejected("TemplateError", f"event_group failed: {e.__class__.__name__}: {e}") from None
+                if not group:
+                    raise RowRejected("InvalidArgument", "event_group rendered empty")
+                if len(group) > MAX_GROUP_ID:
+                    raise RowRejected("InvalidArgument", f"event_group is {len(group)} characters, more than "
+                                      f"EventBridge's {MAX_GROUP_ID}")
+            meta["EventGroupId"] = group
+        size = entry_size(entry) + sum(len(v.encode("utf-8")) for v in meta.values())
+        if meta:
+            entry["SystemMetadata"] = meta
+        return Entry(change.seq, change.op, change.key, eid, entry, size, "", ktext, bus_v2=sync.event_bus)
 
     def render_many(self, changes: Iterable[Change], on_reject: Callable[[Change, Rejection], None]
                     ) -> list[Entry]:

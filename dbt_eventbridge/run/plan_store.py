@@ -27,6 +27,7 @@ PlanSql = Callable[[Any, bool], str]  # (the state relation, handle duplicated k
 
 
 class PlanStore(Protocol):
+    interrupted: Layout | None  # the plan of an interrupted run that recover() completed
     plan: Any           # the plan's relation, once created
     blocks: bool        # whether the mass-removal guard stops the run here (a dry run shows what it would send)
 
@@ -37,7 +38,7 @@ class PlanStore(Protocol):
                layout: Layout) -> None: ...
     def journal(self, tally: Tally) -> None: ...
     def delivered_count(self) -> int: ...
-    def finish(self) -> None: ...
+    def finish(self, unsettled: bool = False) -> None: ...
     def abandon(self, journaled: int) -> None: ...
 
 
@@ -67,6 +68,7 @@ class StatePlan:
         self.crash = crash
         self.plan: Any = tables.plan
         self._lock: SyncLock | None = None
+        self.interrupted: Layout | None = None  # the plan of an interrupted run that recover() completed
 
     @contextlib.contextmanager
     def opened(self) -> Iterator[None]:
@@ -81,6 +83,7 @@ class StatePlan:
         state_store.migrate_legacy(self.project, self.tables, warn)
         if not state_store.pending_replay(self.project, self.tables):
             return 0
+        self.interrupted = state_store.pending_layout(self.project, self.tables)
         return state_store.replay(self.project, self.tables, self.keys, self.crash)
 
     def previous(self) -> tuple[Layout | None, bool, Any, bool]:
@@ -112,9 +115,9 @@ class StatePlan:
     def delivered_count(self) -> int:
         return state_store.delivered_count(self.project, self.tables)
 
-    def finish(self) -> None:
+    def finish(self, unsettled: bool = False) -> None:
         self.crash.reach("commit.start")
-        state_store.commit(self.project, self.tables, self.keys, self.crash)
+        state_store.commit(self.project, self.tables, self.keys, self.crash, unsettled)
         self.crash.reach("commit.done")
 
     def abandon(self, journaled: int) -> None:
@@ -144,6 +147,7 @@ class TempPlan:
         self.project = project
         self.tables = tables
         self.plan: Any = None
+        self.interrupted: Layout | None = None
 
     def opened(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
@@ -175,7 +179,7 @@ class TempPlan:
     def delivered_count(self) -> int:
         return state_store.delivered_count(self.project, self.tables)
 
-    def finish(self) -> None:
+    def finish(self, unsettled: bool = False) -> None:
         self._drop()
 
     def abandon(self, journaled: int) -> None:

@@ -33,6 +33,8 @@ class SyncResult:
     rejections_truncated: int = 0
     requests: int = 0
     retried_entries: int = 0
+    deduplicated: int = 0        # sent entries a v2 bus answered DEDUPLICATED (it had them: not delivered twice)
+    maybe_delivered: int = 0     # rejected with no answer (or a server error): EventBridge may have them
     initial_sync_skipped: bool = False
     recovered: int = 0           # rows an interrupted earlier run had delivered, recorded by this run
     rebaselined: int = 0         # rows whose fingerprint was updated without sending

@@ -144,9 +144,12 @@ def _publisher_factory(loaded: LoadedProject, client: Any) -> Callable[[Adaptive
             from dbt_eventbridge.delivery.aws import make_client
 
             c = make_client(settings)
+        from dbt_eventbridge.delivery.aws import make_v2_client
+
         return Publisher(c, max_request_bytes=settings.max_request_bytes, concurrency=settings.concurrency,
                          max_attempts=settings.max_attempts,
-                         max_requests_per_second=settings.max_requests_per_second or None, rate=rate)
+                         max_requests_per_second=settings.max_requests_per_second or None, rate=rate,
+                         v2_client=lambda: make_v2_client(settings))
 
     return make_publisher
 

@@ -39,6 +39,7 @@ from dbt_eventbridge.run.workers import WorkerPool, shared_rate
 from dbt_eventbridge.warehouse import changes as reading
 from dbt_eventbridge.warehouse import diff as planning
 from dbt_eventbridge.warehouse.history import History
+from dbt_eventbridge.warehouse.layout import Layout
 from dbt_eventbridge.warehouse.nodes import LastRun, ModelNode
 from dbt_eventbridge.warehouse.project import DbtProject
 from dbt_eventbridge.warehouse.tables import StateTables
@@ -202,6 +203,7 @@ class SyncRun:
                           "recorded; the rest is planned again")
             previous, committed, state, state_exists = store.previous()
             spec = self._plan_spec(shape, previous, state_exists)
+            renderer.dedup_token = self._delivery_token(store.interrupted, previous, spec.layout)
             if not spec.with_state and committed and previous is None:
                 self.warn("its delivered state was reset: every row is sent as added")
             ops = self._ops(committed)
@@ -221,9 +223,29 @@ class SyncRun:
             if r.status == "blocked" and store.blocks:
                 return
             with _timed(r, "commit"):
-                store.finish()
+                store.finish(unsettled=r.maybe_delivered > 0)
         if r.status != "blocked":
             r.status = "dry_run" if self.dry else "partial" if (r.rejected or r.invalid) else "success"
+
+    def _delivery_token(self, interrupted: Layout | None, previous: Layout | None, layout: Layout) -> str:
+        """The token of this run's DeduplicationIds on a v2 bus (render.dedup_id), recorded in the plan.
+
+        A run inherits the token of the run before it when that run may have delivered rows
+        it has no ack for (it was interrupted, or an answer was lost for good): what it sends
+        again is then deduplicated by the bus. Only a token that was not itself inherited
+        passes on: two runs in a row under one token cannot send the same change of a key
+        twice (the second plans against what the first delivered), three could (added,
+        removed, added again). --full-refresh and a rebuilt state send again on purpose, and
+        get a new token."""
+        import secrets
+
+        token, inherited = secrets.token_hex(8), False
+        prior = interrupted or (previous if previous is not None and previous.unsettled else None)
+        if prior is not None and prior.token and not prior.token_inherited \
+                and not self.ctx.options.full_refresh and not layout.restart:
+            token, inherited = prior.token, True
+        layout.token, layout.token_inherited = token, inherited
+        return token
 
     def _nothing_to_do(self, spec: planning.PlanSpec, plan_sql: Callable[[], str], ops: list[str]) -> bool:
         """Most runs of most syncs: the model is as delivered. One query says so, instead of a

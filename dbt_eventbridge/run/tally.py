@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dbt_eventbridge.errors import EventBridgeSyncError
-from dbt_eventbridge.model import Change, Outcome, Rejection
+from dbt_eventbridge.model import Change, Outcome, Rejection, maybe_delivered
 from dbt_eventbridge.run.results import SyncResult
 from dbt_eventbridge.warehouse.history import EventBuffer
 
@@ -21,6 +21,8 @@ class Tally:
     rejections: list[Rejection] = field(default_factory=list)
     requests: int = 0
     retried_entries: int = 0
+    deduplicated: int = 0                                 # accepted entries a v2 bus had already
+    maybe_delivered: int = 0                              # rejected, but EventBridge may have them
     render_seconds: float = 0.0                           # in worker processes (in-process: timed directly)
     events: EventBuffer = field(default_factory=EventBuffer)  # for the run history
     error: EventBridgeSyncError | None = None            # a worker's failure, sent back as it is
@@ -33,6 +35,8 @@ class Tally:
         self.rejections += [r for _, r in out.rejected]
         self.requests += out.requests
         self.retried_entries += out.retried_entries
+        self.deduplicated += len(out.deduplicated)
+        self.maybe_delivered += sum(1 for _, r in out.rejected if maybe_delivered(r.code))
         if self.history_detail is not None:
             self.events.add_outcome(out, self.history_detail)
 
@@ -49,6 +53,8 @@ class Tally:
         self.rejections += other.rejections
         self.requests += other.requests
         self.retried_entries += other.retried_entries
+        self.deduplicated += other.deduplicated
+        self.maybe_delivered += other.maybe_delivered
         self.render_seconds += other.render_seconds
         self.events.extend(other.events)
         self.error = self.error or other.error
@@ -61,5 +67,7 @@ class Tally:
             result.add_rejection(r, max_rejections)
         result.requests += self.requests
         result.retried_entries += self.retried_entries
+        result.deduplicated += self.deduplicated
+        result.maybe_delivered += self.maybe_delivered
         if self.render_seconds:
             result.add_time("render", self.render_seconds)

@@ -44,6 +44,9 @@ ALERT_COLUMNS: list[tuple[str, str]] = [
     ("alert_name", "string"), ("sync_name", "string"), ("trigger_name", "string"), ("status", "string"),
     ("changed_at", "timestamp"), ("run_id", "string")]
 
+# error_message of an accepted event that a v2 bus answered DEDUPLICATED (its SuccessCode):
+# it had the event already, with the EventId recorded; nothing was delivered again.
+DEDUPLICATED = "DEDUPLICATED"
 EVENT_FIELDS = [c for c, _ in EVENT_COLUMNS[2:]]  # what an EventBuffer holds, per event
 # What the runs and inspect commands show.
 _RECENT_RUN_COLUMNS = ["run_id", "sync_name", "model", "status", "exit_code", "started_at", "finished_at", "seconds",
@@ -293,7 +296,10 @@ class EventBuffer:
             c["size_bytes"] += [e.size for e in entries]
             c["aws_event_id"] += ids if ids is not None else none
             c["error_code"] += codes if codes is not None else none
-            c["error_message"] += messages if messages is not None else none
+            if messages is None and out.deduplicated:  # a v2 bus's SuccessCode, for the accepted
+                c["error_message"] += [DEDUPLICATED if e.seq in out.deduplicated else None for e in entries]
+            else:
+                c["error_message"] += messages if messages is not None else none
             c["attempts"] += [attempts.get(e.seq, 1) for e in entries] if attempts else [1] * n
             c["sent_at"] += [at] * n
             c["detail"] += [e.entry.get("Detail") for e in entries] if detail else none

@@ -115,6 +115,13 @@ class Layout:
     # layout, and is being swapped in: a run that stops from here on is completed by moving
     # it in, never by rebuilding (see state._rebuild).
     swapping: bool = False
+    # The delivery token of the plan that wrote this layout (v2 buses' DeduplicationIds; see
+    # render.dedup_id): whether it was inherited from the run before, and whether that plan
+    # left rows whose delivery is unknown (an answer lost for good), which the next run
+    # sends again under the same token.
+    token: str = ""
+    token_inherited: bool = False
+    unsettled: bool = False
 
     @property
     def shape(self) -> Shape:
@@ -131,7 +138,9 @@ class Layout:
     def to_text(self) -> str:
         return json.dumps({"format": self.format, "current": self.current, "next_index": self.next_index,
                            "next_id": self.next_id, "restart": self.restart, "swapping": self.swapping,
-                           "shapes": [s.to_json() for s in self.shapes.values()]},
+                           "shapes": [s.to_json() for s in self.shapes.values()],
+                           **({"token": self.token, "token_inherited": self.token_inherited,
+                               "unsettled": self.unsettled} if self.token else {})},
                           separators=(",", ":"))
 
     @classmethod
@@ -143,7 +152,8 @@ class Layout:
         return cls(shapes=shapes, current=int(d["current"]), next_index=int(d["next_index"]),
                    next_id=int(d.get("next_id", max(shapes, default=0) + 1)),
                    format=int(d.get("format", FORMAT)), restart=bool(d.get("restart", False)),
-                   swapping=bool(d.get("swapping", False)))
+                   swapping=bool(d.get("swapping", False)), token=str(d.get("token", "")),
+                   token_inherited=bool(d.get("token_inherited", False)), unsettled=bool(d.get("unsettled", False)))
 
     def matches(self, model: ModelColumns) -> bool:
         """The model has exactly the current shape (names, types, key, tracked, fingerprint)."""
@@ -180,7 +190,8 @@ class Layout:
         """Only the current shape and the given ones (those some state row still has)."""
         keep = shape_ids | {self.current}
         return Layout({i: s for i, s in self.shapes.items() if i in keep}, self.current, self.next_index,
-                      self.next_id)
+                      self.next_id, token=self.token, token_inherited=self.token_inherited,
+                      unsettled=self.unsettled)
 
     @classmethod
     def fresh(cls, model: ModelColumns) -> Layout:

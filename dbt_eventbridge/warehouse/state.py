@@ -45,6 +45,13 @@ def read_layout(project: DbtProject, tables: StateTables) -> tuple[Layout | None
     return Layout.from_text(rows[0][0]), rows[0][1] is not None
 
 
+def pending_layout(project: DbtProject, tables: StateTables) -> Layout | None:
+    """The layout of a plan not yet committed (an interrupted run's, at the start of a run)."""
+    if not exists(project, tables.layouts):
+        return None
+    return _pending_layout(project, tables)
+
+
 def _pending_layout(project: DbtProject, tables: StateTables) -> Layout | None:
     rows = project.execute(project.sql.select(tables.layouts, ["pending_layout"], sync_name=tables.sync), fetch=True)
     return Layout.from_text(rows[0][0]) if rows else None
@@ -125,7 +132,8 @@ def _statements(runs: list[tuple[int, int]], max_rows: int) -> Iterator[list[lis
         yield group
 
 
-def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: CrashPoints | None = None) -> None:
+def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: CrashPoints | None = None,
+           unsettled: bool = True) -> None:
     """Merge the acked part of the plan into the state and drop the plan, in one transaction.
 
     Plan rows without an ack stay out of the state, so the next run finds them again.
@@ -136,6 +144,9 @@ def commit(project: DbtProject, tables: StateTables, keys: list[str], crash: Cra
     if layout is None:
         raise WarehouseError(f"the plan of sync '{tables.sync}' has no layout in {tables.layouts}",
                              fix=f"Run `dbt-eventbridge reset --sync {tables.sync}` to start it afresh")
+    # Whether rows of this plan may have been delivered without an ack (see Layout.unsettled):
+    # a replay or an abandoned run cannot know, so it says they may.
+    layout.unsettled = unsettled
     if layout.swapping:
         _swap_in(project, tables, layout, crash)
         return
@@ -168,7 +179,8 @@ def _rebuild(project: DbtProject, tables: StateTables, layout: Layout, keep: Lay
                                                     **args), fetch=True)
         kept = {int(r[0]) for r in rows if r[0] is not None}
     final = Layout({i: s for i, s in (keep.shapes.items() if keep is not None else ()) if i in kept},
-                   layout.current, layout.next_index, layout.next_id)
+                   layout.current, layout.next_index, layout.next_id, token=layout.token,
+                   token_inherited=layout.token_inherited, unsettled=layout.unsettled)
     final.shapes[layout.current] = layout.shape
     current_index = {c.index for c in layout.shape.columns}
     kept_columns = [[phys(c.index), old(c.index)] for c in final.physical() if c.index not in current_index]
