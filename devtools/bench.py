@@ -249,13 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quota-rps", type=int, default=100, help="the quota scenario's requests per second (100)")
     ap.add_argument("--latency-rows", type=int, default=20_000,
                     help="rows of the latency backfills, at 0/10/30/100 ms (20k; 0 skips them)")
+    ap.add_argument("--v2-rows", type=int, default=50_000,
+                    help="rows of the Custom Event Bus (v2) backfill (50k; 0 skips it)")
     ap.add_argument("--models", type=int, default=20,
                     help="synced models of the no-change project (20; 0 skips it)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.publish_rows, args.big_rows, args.naive_sample = 20_000, 5_000, 40_000, 200
         args.repeats, args.spark_rows, args.throttle_rows, args.latency_rows = 1, 20_000, 5_000, 5_000
-        args.models = 3
+        args.models, args.v2_rows = 3, 2_000
     from devtools.stub_endpoint import StubEndpoint
 
     folder = Path(tempfile.mkdtemp(prefix="eb-bench-"))
@@ -282,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             b.dbt("run", "-s", "bench_model", "bench_publish")
             figures.update(run_publish(b, stub, db_path, args, workers))
             figures.update(run_memory_and_diff(b, stub, db_path, folder, args))
+            if args.v2_rows:
+                from devtools import bench_v2
+
+                figures["v2"] = bench_v2.run(b, args.v2_rows, step)
             if args.latency_rows:
                 from devtools import bench_latency
 
@@ -517,6 +523,14 @@ def print_table(f: dict[str, Any]) -> None:
               f"{mm['eb_build']['seconds']}")
     p = f["publish"]
     print("publish phases (s): " + ", ".join(f"{k} {round(v, 2)}" for k, v in p["timings"].items()))
+    if "v2" in f:
+        v = f["v2"]
+        print(f"Custom Event Bus (v2), {v['rows']:,}-row backfill: {v['events_per_second']:,} events/s, "
+              f"{v['entries_per_request']} entries a request, {v['cpu_us_per_event']} us of CPU an event "
+              f"({v['client']}); classic bus: {p['events_per_second']:,} events/s, {p['cpu_us_per_event']} us "
+              f"({p['rows']:,} rows, the stub endpoint). v2 client CPU an event (100-entry requests, building "
+              f"the entries included): ours {v['client_cpu_us_per_event']['ours']} us, botocore's "
+              f"{v['client_cpu_us_per_event']['botocore']} us")
 
 
 if __name__ == "__main__":

@@ -682,8 +682,13 @@ class LocalEventBridgeV2:
             key = "content:" + hashlib.sha256(
                 "\0".join([entry["Source"], entry["DetailType"], detail]).encode("utf-8")).hexdigest()
         now = time.monotonic()
-        for old in [k for k, p in bus.dedup.items() if now - p.at >= self.dedup_window]:
-            del bus.dedup[old]
+        # Expired ids leave from the front: the dict is in publication order (a scan of the
+        # whole dict per entry made a 50,000-event backfill run at 300 events/s).
+        while bus.dedup:
+            first_key = next(iter(bus.dedup))
+            if now - bus.dedup[first_key].at < self.dedup_window:
+                break
+            del bus.dedup[first_key]
         if key is not None and key in bus.dedup:
             first = bus.dedup[key]
             self._counts["deduplicated"] += 1

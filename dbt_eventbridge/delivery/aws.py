@@ -21,10 +21,14 @@ def make_client(settings: Settings) -> Any:
 
 
 def make_v2_client(settings: Settings) -> Any:
-    """boto3's client of the Custom Event Bus API (eventbridgev2: smithy-rpc-v2-cbor, SigV4)."""
+    """The Custom Event Bus API's PutEvents (eventbridgev2: smithy-rpc-v2-cbor, SigV4): our lean
+    client (wire_v2.py) over boto3's, which it falls back to behind a proxy."""
     session, cfg = _session(settings)
-    return _client(session, "eventbridgev2", settings.v2_endpoint_url, cfg, "v2_endpoint_url",
-                   "https://eventsv2.us-east-1.amazonaws.com")
+    client = _client(session, "eventbridgev2", settings.v2_endpoint_url, cfg, "v2_endpoint_url",
+                     "https://eventsv2.us-east-1.amazonaws.com")
+    from dbt_eventbridge.delivery.wire_v2 import V2Client
+
+    return V2Client.wrap(client, session.get_credentials())
 
 
 class GlobalEndpointClient:

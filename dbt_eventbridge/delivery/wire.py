@@ -56,15 +56,7 @@ def sigv4_headers(*, body: bytes, host: str, region: str, access_key: str, secre
     """The headers of a SigV4-signed PutEvents request (POST /, no query string)."""
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
-    cache_key = (day, secret_key)
-    key = key_cache.get(cache_key) if key_cache is not None else None
-    if key is None:
-        key = hmac.new(("AWS4" + secret_key).encode(), day.encode(), hashlib.sha256).digest()
-        for part in (region, SIGNING_NAME, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        if key_cache is not None:
-            key_cache.clear()
-            key_cache[cache_key] = key
+    key = signing_key(secret_key, day, region, key_cache)
     canonical_headers = f"content-type:{CONTENT_TYPE}\nhost:{host}\nx-amz-date:{amz_date}\n"
     signed = "content-type;host;x-amz-date;"
     if token:
@@ -82,6 +74,20 @@ def sigv4_headers(*, body: bytes, host: str, region: str, access_key: str, secre
     if token:
         headers["X-Amz-Security-Token"] = token
     return headers
+
+
+def signing_key(secret_key: str, day: str, region: str, key_cache: dict[tuple[str, str], bytes] | None) -> bytes:
+    """SigV4's key for the day, the region and the ``events`` signing name (cached per day)."""
+    cache_key = (day, secret_key)
+    key = key_cache.get(cache_key) if key_cache is not None else None
+    if key is None:
+        key = hmac.new(("AWS4" + secret_key).encode(), day.encode(), hashlib.sha256).digest()
+        for part in (region, SIGNING_NAME, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        if key_cache is not None:
+            key_cache.clear()
+            key_cache[cache_key] = key
+    return key
 
 
 class PutEventsClient:
@@ -183,18 +189,23 @@ class PutEventsClient:
             self._drop_connection()
             raise bx.EndpointConnectionError(endpoint_url=self._url, error=e) from None
 
+    path = "/"
+
+    def _headers(self, body: bytes, creds: Any) -> dict[str, str]:
+        return sigv4_headers(body=body, host=self._host, region=self._region, access_key=creds.access_key,
+                             secret_key=creds.secret_key, token=creds.token,
+                             now=dt.datetime.now(dt.UTC), key_cache=self._keys)
+
     def _send_fast(self, body: bytes, creds: Any) -> tuple[int, bytes, Headers]:
         import botocore.exceptions as bx
 
-        headers = sigv4_headers(body=body, host=self._host, region=self._region, access_key=creds.access_key,
-                                secret_key=creds.secret_key, token=creds.token,
-                                now=dt.datetime.now(dt.UTC), key_cache=self._keys)
+        headers = self._headers(body, creds)
         conn = self._connection()
         url = self._url
         if conn.sock is None:
             self._connect(conn)
         try:
-            status, content, answer_headers, will_close = conn.post(headers, body)
+            status, content, answer_headers, will_close = conn.post(headers, body, self.path)
             if will_close:
                 self._drop_connection()
             return status, content, answer_headers
@@ -259,11 +270,11 @@ class HttpConnection:
         if sock is not None:
             sock.close()
 
-    def post(self, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes, _HeaderMap, bool]:
+    def post(self, headers: Mapping[str, str], body: bytes, path: str = "/") -> tuple[int, bytes, _HeaderMap, bool]:
         """(status, body, headers, whether the server closes the connection after it)."""
         sock = self.sock
         assert sock is not None, "connect() first"
-        head = "".join(["POST / HTTP/1.1\r\n", *(f"{k}: {v}\r\n" for k, v in headers.items()),
+        head = "".join([f"POST {path} HTTP/1.1\r\n", *(f"{k}: {v}\r\n" for k, v in headers.items()),
                         f"Content-Length: {len(body)}\r\nAccept-Encoding: identity\r\n\r\n"])
         self._buf = b""
         sock.sendall(head.encode("latin-1") + body)

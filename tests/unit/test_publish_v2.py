@@ -1,5 +1,5 @@
-"""Publishing to a Custom Event Bus (eventbridgev2) through botocore's own client, against the
-local v2 endpoint (devtools/eventbridgev2_endpoint.py): 100-entry requests under 1 MB,
+"""Publishing to a Custom Event Bus (eventbridgev2) through our lean client and through
+botocore's own, against the local v2 endpoint (devtools/eventbridgev2_endpoint.py): 100-entry requests under 1 MB,
 DEDUPLICATED answers, per-key order through faults and retries, held-back later changes."""
 
 from __future__ import annotations
@@ -15,14 +15,21 @@ import pytest
 
 from dbt_eventbridge.delivery.publisher import ORDER_HELD, Publisher
 from dbt_eventbridge.delivery.render import dedup_id, event_id, key_group
+from dbt_eventbridge.delivery.wire_v2 import V2Client
 from dbt_eventbridge.model import Entry, Outcome, entry_size, key_text
 from devtools.eventbridgev2_endpoint import LocalEventBridgeV2, RequestFault
 
 
-def v2_client(ep: LocalEventBridgeV2) -> Any:
+def v2_client(ep: LocalEventBridgeV2, kind: str) -> Any:
+    """botocore's own client, or ours over it (wire_v2.V2Client), as make_v2_client makes it."""
     cfg = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
-    return boto3.client("eventbridgev2", endpoint_url=ep.endpoint_url, region_name=ep.region,
-                        aws_access_key_id="testing", aws_secret_access_key="testing", config=cfg)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=ep.region)
+    client = session.client("eventbridgev2", endpoint_url=ep.endpoint_url, config=cfg)
+    if kind == "botocore":
+        return client
+    lean = V2Client.wrap(client, session.get_credentials())
+    assert isinstance(lean, V2Client)
+    return lean
 
 
 def entry(seq: int, bus: str, key: int, op: str = "added", detail: str | None = None, token: str = "t1",
@@ -56,15 +63,17 @@ class Outcomes:
         return set().union(*(o.deduplicated for o in self.all))
 
 
-@pytest.fixture
-def endpoint() -> Iterator[LocalEventBridgeV2]:
+@pytest.fixture(params=["lean", "botocore"])
+def endpoint(request: pytest.FixtureRequest) -> Iterator[LocalEventBridgeV2]:
     with LocalEventBridgeV2(seed=7) as ep:
+        ep.client_kind = request.param  # type: ignore[attr-defined]
         yield ep
 
 
 def publisher(ep: LocalEventBridgeV2, **kw: Any) -> Publisher:
     kw.setdefault("concurrency", 8)
-    return Publisher(None, v2_client=lambda: v2_client(ep), backoff_base=0.001, backoff_cap=0.01, **kw)
+    kind = ep.client_kind  # type: ignore[attr-defined]
+    return Publisher(None, v2_client=lambda: v2_client(ep, kind), backoff_base=0.001, backoff_cap=0.01, **kw)
 
 
 def test_requests_carry_up_to_100_entries_and_every_event_arrives_as_sent(endpoint: LocalEventBridgeV2) -> None:
