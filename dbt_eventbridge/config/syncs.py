@@ -195,6 +195,7 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
                   "Name the column (or list of columns) that identifies a row, e.g. primary_key: customer_id")
         events = _sync_events(c, sub, raw)
         rows = _sync_rows(c, sub, raw)
+        v2 = _v2_options(c, sub, raw, events.bus) if events is not None else {}
         # With `lenient`, a sync with problems is still returned when its parts could be
         # read, so that `validate` can check its templates and columns too.
         if (len(c.problems) > before and not lenient) or name is None or pk is None or events is None:
@@ -205,7 +206,7 @@ def parse_syncs(model_unique_id: str, model_name: str, meta_value: Any, *, file:
             detail=events.detail, initial_sync=rows.initial, resources=rows.resources, time=rows.time,
             enabled=rows.enabled, track_columns=rows.track, ignore_columns=rows.ignore,
             yaml_path=f"{file}: {base}{sub}" if file else f"{base}{sub}",
-            **_v2_options(c, sub, raw, events.bus),
+            **v2,
         ))
     return syncs, c.problems
 

@@ -751,3 +751,38 @@ def test_history_settings_defaults_env_and_errors() -> None:
     text = str(e.value)
     assert "history_detail' must be true or false, got 'sometimes'" in text
     assert "history_retention_days' must be a whole number (0 or more), got -1" in text
+
+
+V2_ARN = "arn:aws:events:us-east-1:123456789012:event-busv2/orders/abcdefghijklmnopqrstuvwxy"
+
+
+def test_a_v2_bus_orders_per_key_and_deduplicates_by_default() -> None:
+    s = parse_one(meta(event_bus=V2_ARN))
+    assert s.bus_v2 and s.event_group == "" and s.deduplication is True
+    classic = parse_one(meta())
+    assert not classic.bus_v2 and classic.event_group is None and classic.deduplication is None
+
+
+def test_v2_options_are_read_and_checked() -> None:
+    s = parse_one(meta(event_bus=V2_ARN, event_group="{{ row.account_id }}", deduplication=False))
+    assert s.event_group == "{{ row.account_id }}" and s.deduplication is False
+    assert parse_one(meta(event_bus=V2_ARN, event_group=False)).event_group is None
+    p = only_problem(meta(event_bus=V2_ARN, event_group=" "))
+    assert p.path.endswith("event_group") and "false" in (p.fix or "")
+    p = only_problem(meta(event_bus=V2_ARN, deduplication="yes"))
+    assert p.path.endswith("deduplication")
+
+
+@pytest.mark.parametrize("key", ["event_group", "deduplication"])
+def test_v2_options_on_a_classic_bus_name_the_fix(key: str) -> None:
+    p = only_problem(meta(event_bus="arn:aws:events:us-east-1:123456789012:event-bus/orders",
+                          **{key: "{{ row.id }}" if key == "event_group" else True}))
+    assert f"'{key}' needs a Custom Event Bus" in p.message
+    assert "event-busv2" in (p.fix or "")
+
+
+@pytest.mark.parametrize("bus", [V2_ARN[:-1], V2_ARN + "z", V2_ARN.replace("/orders/", "/-orders/"),
+                                 "arn:aws:events:us-east-1:123456789012:event-busv2/orders"])
+def test_a_malformed_v2_arn_is_refused(bus: str) -> None:
+    p = only_problem(meta(event_bus=bus))
+    assert "is not a Custom Event Bus (v2) ARN" in p.message and p.path.endswith("event_bus")
