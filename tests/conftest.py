@@ -82,7 +82,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 # with two workers and --dist loadfile --no-loadscope-reorder, a file that takes minutes starts
 # at once, and the many short unit tests fill the end. (xdist's own order, most tests first,
 # sent the one-test bench file last, with the other worker idle for its 97 s.)
-SLOWEST_FIRST = ("tests/integration/test_guarantees.py", "tests/bench/test_bench.py",
+SLOWEST_FIRST = ("tests/integration/test_guarantees.py", "tests/bench/test_bench.py", "tests/integration/test_v2_bus.py",
                  "tests/integration/test_sync_story.py", "tests/integration/test_contract.py")
 
 
@@ -91,7 +91,8 @@ SLOWEST_FIRST = ("tests/integration/test_guarantees.py", "tests/bench/test_bench
 # end of build), and the crash test (SIGKILL at every crash point). About 3 minutes a version
 # on 2 cores; the rest of the guarantees would double it.
 DBT_VERSION_LANE = {"test_sync_story.py": "", "test_cli.py": "", "test_build.py": "",
-                    "test_guarantees.py": "test_sigkill_at_any_point_loses_nothing"}
+                    "test_guarantees.py": "test_sigkill_at_any_point_loses_nothing",
+                    "test_v2_bus.py": "test_sigkill_at_any_point"}
 
 
 def _run_order(item: pytest.Item) -> tuple[int, int]:
