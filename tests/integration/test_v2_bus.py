@@ -202,6 +202,39 @@ def test_lost_answers_are_deduplicated_and_recorded(request, tmp_path, local_aws
     assert recorded[0][0] == s["deduplicated"]
 
 
+def until_delivered(b: V2Bulk, most: int = 4) -> int:
+    """Runs until every change is delivered: an entry that failed max_attempts times is
+    rejected with a retryable code and comes back on the next run."""
+    for runs in range(1, most + 1):
+        r = b.sync()
+        if r.rc == 0:
+            return runs
+        assert r.rc == 1, r.stderr
+        codes = {x["code"] for x in r.sync("bulk")["rejections"]}
+        assert codes <= {"ThrottlingException", "InternalFailure", "InternalException", "ConnectionError",
+                         "OrderHeld"}, codes
+    raise AssertionError(f"changes still rejected after {most} runs")
+
+
+def test_entry_and_request_faults_deliver_exactly_once_in_key_order(tmp_path, local_aws, ep) -> None:
+    b = V2Bulk(Project(tmp_path, "duckdb", local_aws), ep, rows=1000)
+    ep.entry_fault_rate = 0.3
+    ep.request_faults = [RequestFault("throttle", first=2), RequestFault("internal", rate=0.05),
+                         RequestFault("drop", rate=0.03), RequestFault("lose_response", rate=0.05)]
+    until_delivered(b)
+    check_round(b, expected_changes({}, b.model()), "backfill under faults")
+    for round_no in (1, 2):
+        before = b.model()
+        mutate(b, round_no)
+        until_delivered(b)
+        check_round(b, expected_changes(before, b.model()), f"changes under faults, round {round_no}")
+    check_key_order(b)
+    counts = ep.counts
+    assert counts["fault:lose_response"] > 0 and counts["fault:drop"] > 0 and counts["fault:internal"] > 0
+    assert counts["fault:ThrottlingException"] + counts["fault:InternalFailure"] > 100
+    assert counts["deduplicated"] > 0
+
+
 def test_workers_publish_to_a_v2_bus_exactly_once(tmp_path, local_aws, ep) -> None:
     """--workers: each process has its own v2 client and the run's token; a key is in one
     process (chunks are split by a hash of the key)."""
