@@ -47,5 +47,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert mm["models"] == 3 and mm["per_sync_ms"] > 0
     assert all(mm[c]["cpu_seconds"] > 0 for c in ("dbt_run", "dbt_parse", "sync", "runs", "inspect", "reset",
                                                    "dbt_build", "sync_after_build", "eb_build"))
+    v2 = f["v2"]  # the v2 bus's backfill delivered every row, 100 entries a request, and both clients ran
+    assert v2["events"] == 2_000 and v2["entries_per_request"] == 100.0 and v2["events_per_second"] > 0
+    assert v2["client_cpu_us_per_event"]["ours"] > 0 and v2["client_cpu_us_per_event"]["botocore"] > 0
+    assert "Custom Event Bus (v2)" in p.stdout
     for name in f["targets"]:
         assert name in p.stdout  # the table is printed
