@@ -65,15 +65,19 @@ def sigv4_headers(*, body: bytes, host: str, region: str, access_key: str, secre
     canonical_headers += f"x-amz-target:{TARGET}\n"
     signed += "x-amz-target"
     canonical = f"POST\n/\n\n{canonical_headers}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
-    scope = f"{day}/{region}/{SIGNING_NAME}/aws4_request"
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     headers = {"Content-Type": CONTENT_TYPE, "Host": host, "X-Amz-Date": amz_date, "X-Amz-Target": TARGET,
-               "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, "
-                                f"Signature={signature}"}
+               "Authorization": authorization(canonical, signed, amz_date, region, access_key, key)}
     if token:
         headers["X-Amz-Security-Token"] = token
     return headers
+
+
+def authorization(canonical: str, signed: str, amz_date: str, region: str, access_key: str, key: bytes) -> str:
+    """The Authorization header of a SigV4 request, from its canonical request."""
+    scope = f"{amz_date[:8]}/{region}/{SIGNING_NAME}/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
 
 
 def signing_key(secret_key: str, day: str, region: str, key_cache: dict[tuple[str, str], bytes] | None) -> bytes:

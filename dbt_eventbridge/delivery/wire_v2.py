@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
 from dbt_eventbridge.delivery import cbor
-from dbt_eventbridge.delivery.wire import SIGNING_NAME, Headers, PutEventsClient, signing_key
+from dbt_eventbridge.delivery.wire import Headers, PutEventsClient, authorization, signing_key
 
 PATH = "/service/AWSEventsV2/operation/PutEvents"
 CONTENT_TYPE = "application/cbor"
@@ -41,13 +40,9 @@ def sigv4_v2_headers(*, body: bytes, host: str, region: str, access_key: str, se
         canonical_headers += f"x-amz-security-token:{token}\n"
         signed += ";x-amz-security-token"
     canonical = f"POST\n{path}\n\n{canonical_headers}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
-    scope = f"{day}/{region}/{SIGNING_NAME}/aws4_request"
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     headers = {"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE, "Host": host,
                "smithy-protocol": "rpc-v2-cbor", "X-Amz-Date": amz_date,
-               "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, "
-                                f"Signature={signature}"}
+               "Authorization": authorization(canonical, signed, amz_date, region, access_key, key)}
     if token:
         headers["X-Amz-Security-Token"] = token
     return headers

@@ -314,3 +314,11 @@ def delivered_rows(db: Path, sync: str, schema: str = "eventbridge_state") -> li
         return decode_state(layout, names, cur.fetchall())
     finally:
         con.close()
+
+
+def expected_changes(before: dict[int, str], after: dict[int, str]) -> set[tuple[int, str, str]]:
+    """(key, op, value) of the changes that take a model from ``before`` to ``after`` (key -> value)."""
+    out = {(k, "added", v) for k, v in after.items() if k not in before}
+    out |= {(k, "removed", v) for k, v in before.items() if k not in after}
+    out |= {(k, "changed", v) for k, v in after.items() if k in before and before[k] != v}
+    return out

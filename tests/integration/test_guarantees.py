@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from devtools.fault_endpoint import FaultEndpoint, RequestFault
-from tests.integration.harness import BIN, Project, model_schema, sql
+from tests.integration.harness import BIN, Project, expected_changes, model_schema, sql
 
 SYNC_YML = """
 version: 2
@@ -119,13 +119,6 @@ class Bulk:
             d = json.loads(e["Detail"])
             out.append((d["id"], d["op"], d["value"]))
         return out
-
-
-def expected_changes(before: dict[int, str], after: dict[int, str]) -> set[tuple[int, str, str]]:
-    out = {(k, "added", v) for k, v in after.items() if k not in before}
-    out |= {(k, "removed", v) for k, v in before.items() if k not in after}
-    out |= {(k, "changed", v) for k, v in after.items() if k in before and before[k] != v}
-    return out
 
 
 def mutate(b: Bulk, round_no: int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.eventbridgev2_endpoint import LocalEventBridgeV2, RequestFault
-from tests.integration.harness import BIN, Project, model_schema, sql, state_schema
+from tests.integration.harness import BIN, Project, expected_changes, model_schema, sql, state_schema
 
 BULK_SQL = """
 select cast(i as integer) as id, 'v0' as value, cast(i % 5 as integer) as account
@@ -84,13 +84,6 @@ class V2Bulk:
             out.append((d["id"], d["op"], d["value"]))
             self.history[d["id"]].append((d["op"], d["value"]))
         return out
-
-
-def expected_changes(before: dict[int, str], after: dict[int, str]) -> set[tuple[int, str, str]]:
-    out = {(k, "added", v) for k, v in after.items() if k not in before}
-    out |= {(k, "removed", v) for k, v in before.items() if k not in after}
-    out |= {(k, "changed", v) for k, v in after.items() if k in before and before[k] != v}
-    return out
 
 
 def mutate(b: V2Bulk, round_no: int) -> None:
