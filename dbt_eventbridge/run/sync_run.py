@@ -239,6 +239,8 @@ class SyncRun:
         get a new token."""
         import secrets
 
+        if not (self.sync.bus_v2 and self.sync.deduplication):
+            return ""  # a classic bus has no DeduplicationId: its plans record no token
         token, inherited = secrets.token_hex(8), False
         prior = interrupted or (previous if previous is not None and previous.unsettled else None)
         if prior is not None and prior.token and not prior.token_inherited \
