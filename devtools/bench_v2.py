@@ -67,7 +67,7 @@ def client_cpu(url: str, arn: str, requests: int = 100) -> dict[str, float]:
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     boto = session.client("eventbridgev2", endpoint_url=url,
                           config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}))
-    lean = V2Client.wrap(boto, session.get_credentials())
+    lean = V2Client.for_bus(boto, session.get_credentials(), arn)
     out = {}
     for name, client in (("ours", lean), ("botocore", boto)):
         n = 0

@@ -287,7 +287,8 @@ def _v2_options(c: _Collector, sub: str, raw: Mapping[str, Any], bus: Any) -> di
     v2 = isinstance(bus, str) and bool(BUS_V2_ARN_RE.match(bus))
     given = [k for k in ("event_group", "deduplication") if k in raw]
     if not v2:
-        if given:
+        if given and isinstance(bus, str) and (BUS_NAME_RE.match(bus) or BUS_ARN_RE.match(bus)):
+            # (a bus that is neither was reported already, as a bad event_bus)
             c.add(f"{sub}.{given[0]}", f"'{given[0]}' needs a Custom Event Bus (EventBridge's v2 API), and "
                   f"event_bus {bus!r} is a classic bus, which has no event groups or deduplication ids",
                   "Set event_bus to the v2 bus's ARN (arn:aws:events:<region>:<account>:event-busv2/<name>/<id>), "

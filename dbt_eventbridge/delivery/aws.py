@@ -20,15 +20,20 @@ def make_client(settings: Settings) -> Any:
     return PutEventsClient.wrap(client, session.get_credentials())
 
 
-def make_v2_client(settings: Settings) -> Any:
-    """The Custom Event Bus API's PutEvents (eventbridgev2: smithy-rpc-v2-cbor, SigV4): our lean
-    client (wire_v2.py) over boto3's, which it falls back to behind a proxy."""
+def make_v2_client(settings: Settings, bus_arn: str) -> Any:
+    """PutEvents on one Custom Event Bus (eventbridgev2: smithy-rpc-v2-cbor, SigV4): our lean
+    client (wire_v2.py) over boto3's, which it falls back to behind a proxy. In the bus's own
+    region, which its ARN names (the settings' region is for the classic buses)."""
+    import botocore.config
+
     session, cfg = _session(settings)
-    client = _client(session, "eventbridgev2", settings.v2_endpoint_url, cfg, "v2_endpoint_url",
-                     "https://eventsv2.us-east-1.amazonaws.com")
+    region = bus_arn.split(":")[3]
+    client = _client(session, "eventbridgev2", settings.v2_endpoint_url,
+                     cfg.merge(botocore.config.Config(region_name=region)), "v2_endpoint_url",
+                     "https://eventsv2.us-east-1.amazonaws.com", region)
     from dbt_eventbridge.delivery.wire_v2 import V2Client
 
-    return V2Client.wrap(client, session.get_credentials())
+    return V2Client.for_bus(client, session.get_credentials(), bus_arn)
 
 
 class GlobalEndpointClient:
@@ -52,9 +57,10 @@ class GlobalEndpointClient:
         return self._client.put_events(Entries=Entries, EndpointId=self.endpoint_id)
 
 
-def _client(session: Any, service: str, endpoint_url: str | None, cfg: Any, path: str, example: str) -> Any:
+def _client(session: Any, service: str, endpoint_url: str | None, cfg: Any, path: str, example: str,
+            region: str | None = None) -> Any:
     try:
-        return session.client(service, endpoint_url=endpoint_url, config=cfg)
+        return session.client(service, endpoint_url=endpoint_url, config=cfg, region_name=region)
     except ValueError as e:  # botocore: "Invalid endpoint: ..."
         raise ConfigError([Problem(f"{e}", path=f"vars.eventbridge.{path}",
                                    fix=f"Give a URL such as {example}, or unset it")]) from None

@@ -79,11 +79,12 @@ class Publisher:
     def __init__(self, client: Any, *, max_request_bytes: int = 1_048_575, concurrency: int = 8,
                  max_attempts: int = 6, backoff_base: float = 0.1, backoff_cap: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep, max_requests_per_second: float | None = None,
-                 rate: AdaptiveRate | None = None, v2_client: Callable[[], Any] | None = None) -> None:
+                 rate: AdaptiveRate | None = None, v2_client: Callable[[str], Any] | None = None) -> None:
         self.client = client
-        # The Custom Event Bus API's client, made when a v2 entry is first sent (thread-safe).
+        # The Custom Event Bus API's clients, one per bus (its ARN names the region, and the
+        # account that leads its endpoint's host), made when the bus is first sent to.
         self._make_v2 = v2_client
-        self._v2: Any = None
+        self._v2: dict[str, Any] = {}
         # Our lean client takes the body built from each entry's JSON (made once, at render).
         self._send_body = getattr(client, "send_body", None)
         self.rate = rate or AdaptiveRate(max_requests_per_second, sleep=sleep)
@@ -164,14 +165,15 @@ class Publisher:
         self._send_all(it, on_outcome, flush_oversize, window, journal, order)
         return True
 
-    def _v2_client(self) -> Any:
+    def _v2_client(self, bus_arn: str) -> Any:
         with self._lock:
-            if self._v2 is None:
+            client = self._v2.get(bus_arn)
+            if client is None:
                 if self._make_v2 is None:
                     raise TerminalError("a sync targets a Custom Event Bus (v2), and this publisher has no client "
                                         "for that API", fix="Report this: run_sync makes one from the settings")
-                self._v2 = self._make_v2()
-            return self._v2
+                client = self._v2[bus_arn] = self._make_v2(bus_arn)
+            return client
 
     def close(self) -> None:
         """Stop the sender threads (and so their connections); publish() starts them again."""
@@ -274,7 +276,7 @@ class Publisher:
             self.rate.acquire()
             try:
                 if pending[0].bus_v2:
-                    resp = self._v2_client().put_events(EventBusArn=pending[0].bus_v2,
+                    resp = self._v2_client(pending[0].bus_v2).put_events(EventBusArn=pending[0].bus_v2,
                                                         Entries=[e.entry for e in pending])
                 elif self._send_body is not None:
                     resp = self._send_body(request_body(e.json or entry_json(e.entry) for e in pending))
@@ -303,6 +305,14 @@ class Publisher:
                     continue
                 return out
             answered = True
+            if not isinstance(resp.get("Entries"), list):
+                # A 200 whose body has no Entries is no EventBridge answer (another service
+                # behind endpoint_url answered): the rows are not at fault, the endpoint is.
+                raise EndpointError("could not reach EventBridge: the endpoint answered PutEvents without its "
+                                    "Entries, which is not an EventBridge answer",
+                                    fix=f"Check {_endpoint_setting(pending)} (with endpoint_id, requests go to "
+                                        "endpoint_url when it is set); what was accepted before is recorded, "
+                                        "nothing else was")
             if out.requests == 1:
                 self._timing.rtt = time.monotonic() - started
             pending = self._entry_answers(resp, pending, attempt, out)
@@ -323,8 +333,8 @@ class Publisher:
             # not EventBridge. Rejecting every row would say the rows are bad; they are not.
             raise EndpointError(f"could not reach EventBridge: the endpoint answered HTTP {status} "
                                 f"({' '.join(msg.split())[:120]}), which is not an EventBridge answer",
-                                fix="Check endpoint_url / the region and any proxy; what was accepted "
-                                    "before is recorded, nothing else was") from None
+                                fix=f"Check {_endpoint_setting(pending)} / the region and any proxy; what was "
+                                    "accepted before is recorded, nothing else was") from None
         if status == 413 or code in ("RequestEntityTooLarge", "PayloadTooLargeException") \
                 or (code == "InvalidInputException" and len(pending) > 1):
             # A v2 bus refuses a whole request for one bad entry (or for its size): halves
@@ -371,7 +381,8 @@ class Publisher:
             return True
         if quick:
             raise EndpointError(f"could not reach EventBridge: {error}",
-                                fix="Check endpoint_url / the region and the network; nothing was published") from None
+                                fix=f"Check {_endpoint_setting(pending)} / the region and the network; nothing was "
+                                    "published") from None
         for x in pending:
             out.reject(x, "ConnectionError", str(error))
         out.attempts.update((x.seq, attempt) for x in pending)
@@ -646,6 +657,10 @@ class _Run:
             block = False  # one answer handed on: take the rest that are there, then return
 
 
+def _endpoint_setting(pending: list[Entry]) -> str:
+    return "v2_endpoint_url (DBT_EVENTBRIDGE_V2_ENDPOINT_URL)" if pending and pending[0].bus_v2 else "endpoint_url"
+
+
 def _throttle_code(code: str) -> bool:
     return "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded")
 
@@ -665,6 +680,8 @@ def _refused(code: str, msg: str) -> NoReturn:
         raise TerminalError(f"EventBridge says: {msg}",
                             fix="Create the event bus, or fix `event_bus` (a name in this account and region, "
                                 "or an ARN)") from None
+    # AWS's signature errors carry the whole canonical request after a blank line: the first line says it.
+    msg = msg.strip().split("\n")[0][:300]
     raise CredentialsError(f"AWS refused the request ({code}): {msg}",
                            fix="Check the credentials, the region, the events:PutEvents permission on the bus, "
                                "and with role_arn that the role's trust policy allows sts:AssumeRole (with this "

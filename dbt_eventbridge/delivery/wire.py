@@ -97,13 +97,13 @@ def signing_key(secret_key: str, day: str, region: str, key_cache: dict[tuple[st
 class PutEventsClient:
     """``put_events(Entries=...)`` with boto3's answers, at a fraction of its cost."""
 
-    def __init__(self, boto_client: Any, credentials: Any) -> None:
+    def __init__(self, boto_client: Any, credentials: Any, url: str | None = None) -> None:
         from botocore.auth import SigV4Auth
 
         self._boto = boto_client
         self._credentials = credentials
         self._http = boto_client._endpoint.http_session  # boto3's own HTTP session (see the module doc)
-        self._url = boto_client.meta.endpoint_url.rstrip("/") + "/"
+        self._url = (url or boto_client.meta.endpoint_url).rstrip("/") + "/"
         self._region = boto_client.meta.region_name
         self._signer_cls = SigV4Auth
         self.meta = boto_client.meta

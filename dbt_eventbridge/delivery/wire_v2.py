@@ -58,11 +58,22 @@ class V2Client(PutEventsClient):
     path = PATH
 
     @classmethod
-    def wrap(cls, boto_client: Any, credentials: Any) -> Any:
-        """This client over botocore's, or botocore's own where this one does not apply."""
+    def for_bus(cls, boto_client: Any, credentials: Any, bus_arn: str) -> Any:
+        """This client over botocore's, for one bus, or botocore's own where this one does not apply.
+
+        The URL is the one botocore's endpoint rules give PutEvents on that bus: on AWS the
+        bus owner's account leads the host (``<account>.eventsv2.<region>.amazonaws.com``, the
+        service's cell routing), which the client's own endpoint URL does not say."""
         if getattr(getattr(boto_client, "_endpoint", None), "http_session", None) is None:
             return boto_client
-        client = cls(boto_client, credentials)
+        try:
+            endpoint = boto_client._ruleset_resolver.construct_endpoint(
+                operation_model=boto_client.meta.service_model.operation_model("PutEvents"),
+                call_args={"EventBusArn": bus_arn, "Entries": []}, request_context={})
+            url = str(endpoint.url)
+        except Exception:  # noqa: BLE001 - botocore's internals changed: its own client resolves it
+            return boto_client
+        client = cls(boto_client, credentials, url)
         return client if client.fast else boto_client
 
     def put_events(self, EventBusArn: str, Entries: list[Mapping[str, Any]]) -> dict[str, Any]:  # type: ignore[override]

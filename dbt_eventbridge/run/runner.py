@@ -149,7 +149,7 @@ def _publisher_factory(loaded: LoadedProject, client: Any) -> Callable[[Adaptive
         return Publisher(c, max_request_bytes=settings.max_request_bytes, concurrency=settings.concurrency,
                          max_attempts=settings.max_attempts,
                          max_requests_per_second=settings.max_requests_per_second or None, rate=rate,
-                         v2_client=lambda: make_v2_client(settings))
+                         v2_client=lambda bus_arn: make_v2_client(settings, bus_arn))
 
     return make_publisher
 

@@ -241,6 +241,8 @@ class SyncRun:
 
         if not (self.sync.bus_v2 and self.sync.deduplication):
             return ""  # a classic bus has no DeduplicationId: its plans record no token
+        if self.dry:
+            return "dry-run"  # the real run's token is made (or inherited) when it plans
         token, inherited = secrets.token_hex(8), False
         prior = interrupted or (previous if previous is not None and previous.unsettled else None)
         if prior is not None and prior.token and not prior.token_inherited \

@@ -786,3 +786,5 @@ def test_v2_options_on_a_classic_bus_name_the_fix(key: str) -> None:
 def test_a_malformed_v2_arn_is_refused(bus: str) -> None:
     p = only_problem(meta(event_bus=bus))
     assert "is not a Custom Event Bus (v2) ARN" in p.message and p.path.endswith("event_bus")
+    # with a v2 option beside it, the one problem is still the ARN (not "a classic bus")
+    assert only_problem(meta(event_bus=bus, event_group="{{ row.id }}")).message == p.message

@@ -36,6 +36,7 @@ class Capture:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.answer_xml = False  # answer as another AWS service would (S3's ListAllMyBuckets)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +47,9 @@ class Capture:
                 n = len(json.loads(body)["Entries"])
                 answer = json.dumps({"FailedEntryCount": 0,
                                      "Entries": [{"EventId": f"id-{i}"} for i in range(n)]}).encode()
+                if outer.answer_xml:
+                    answer = b'<?xml version="1.0"?><ListAllMyBucketsResult><Buckets/></ListAllMyBucketsResult>'
+
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-amz-json-1.1")
                 self.send_header("Content-Length", str(len(answer)))
@@ -182,3 +186,20 @@ def test_an_endpoint_id_that_is_not_one_is_refused() -> None:
     with pytest.raises(ConfigError) as e:
         Settings.load({"endpoint_id": "https://abcde.veo.endpoint.events.amazonaws.com"})
     assert "is not a global endpoint's id" in str(e.value)
+
+
+def test_an_endpoint_that_is_not_eventbridge_stops_the_run(aws_env: None, capture: Capture) -> None:
+    """A 200 without Entries (another service behind endpoint_url) is the endpoint's fault, not
+    the rows': the run stops (exit 2) instead of rejecting rows as if EventBridge had."""
+    from dbt_eventbridge.errors import EndpointError
+
+    capture.answer_xml = True
+    p = Publisher(make_client(Settings(region="eu-west-1", endpoint_url=capture.url, endpoint_id="abcde.veo")))
+    got: list[Outcome] = []
+    try:
+        with pytest.raises(EndpointError) as e:
+            p.publish(entries(3), got.append)
+    finally:
+        p.close()
+    assert "not an EventBridge answer" in str(e.value) and "endpoint_url" in str(e.value)
+    assert got == []

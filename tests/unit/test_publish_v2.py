@@ -20,14 +20,14 @@ from dbt_eventbridge.model import Entry, Outcome, entry_size, key_text
 from devtools.eventbridgev2_endpoint import LocalEventBridgeV2, RequestFault
 
 
-def v2_client(ep: LocalEventBridgeV2, kind: str) -> Any:
+def v2_client(ep: LocalEventBridgeV2, kind: str, bus: str) -> Any:
     """botocore's own client, or ours over it (wire_v2.V2Client), as make_v2_client makes it."""
     cfg = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=ep.region)
     client = session.client("eventbridgev2", endpoint_url=ep.endpoint_url, config=cfg)
     if kind == "botocore":
         return client
-    lean = V2Client.wrap(client, session.get_credentials())
+    lean = V2Client.for_bus(client, session.get_credentials(), bus)
     assert isinstance(lean, V2Client)
     return lean
 
@@ -73,7 +73,8 @@ def endpoint(request: pytest.FixtureRequest) -> Iterator[LocalEventBridgeV2]:
 def publisher(ep: LocalEventBridgeV2, **kw: Any) -> Publisher:
     kw.setdefault("concurrency", 8)
     kind = ep.client_kind  # type: ignore[attr-defined]
-    return Publisher(None, v2_client=lambda: v2_client(ep, kind), backoff_base=0.001, backoff_cap=0.01, **kw)
+    return Publisher(None, v2_client=lambda bus: v2_client(ep, kind, bus), backoff_base=0.001, backoff_cap=0.01,
+                     **kw)
 
 
 def test_requests_carry_up_to_100_entries_and_every_event_arrives_as_sent(endpoint: LocalEventBridgeV2) -> None:

@@ -33,11 +33,11 @@ def ep() -> Iterator[LocalEventBridgeV2]:
         yield endpoint
 
 
-def clients(ep: LocalEventBridgeV2, secret: str = "testing") -> tuple[Any, V2Client]:
+def clients(ep: LocalEventBridgeV2, arn: str, secret: str = "testing") -> tuple[Any, V2Client]:
     cfg = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key=secret, region_name=ep.region)
     boto = session.client("eventbridgev2", endpoint_url=ep.endpoint_url, config=cfg)
-    lean = V2Client.wrap(boto, session.get_credentials())
+    lean = V2Client.for_bus(boto, session.get_credentials(), arn)
     assert isinstance(lean, V2Client)
     return boto, lean
 
@@ -76,7 +76,7 @@ def test_cbor_reads_every_encoding_a_server_may_send() -> None:
 
 def test_both_clients_publish_the_same_events(ep: LocalEventBridgeV2) -> None:
     arn = ep.create_bus("orders")
-    boto, lean = clients(ep)
+    boto, lean = clients(ep, arn)
     a = lean.put_events(EventBusArn=arn, Entries=ENTRIES)
     b = boto.put_events(EventBusArn=arn, Entries=[{**e, "SystemMetadata": {"DeduplicationId": "other"}}
                                                   for e in ENTRIES[:1]])
@@ -94,7 +94,7 @@ def test_both_clients_publish_the_same_events(ep: LocalEventBridgeV2) -> None:
 @pytest.mark.parametrize("case", ["unknown bus", "throttled", "bad signature", "too many entries"])
 def test_errors_carry_the_code_botocore_gives(ep: LocalEventBridgeV2, case: str) -> None:
     arn = ep.create_bus("orders")
-    boto, lean = clients(ep, secret="wrong" if case == "bad signature" else "testing")
+    boto, lean = clients(ep, arn, secret="wrong" if case == "bad signature" else "testing")
     if case == "unknown bus":
         arn = arn.replace("/orders/", "/nobus/")
     if case == "throttled":
@@ -110,3 +110,31 @@ def test_errors_carry_the_code_botocore_gives(ep: LocalEventBridgeV2, case: str)
                              "bad signature": "InvalidSignatureException",
                              "too many entries": "InvalidInputException"}[case]
     assert ep.delivered() == []
+
+
+def test_on_aws_it_goes_where_botocore_sends_that_bus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bus's ARN chooses the region (not the settings') and leads the host with the bus
+    owner's account, as botocore's endpoint rules do for PutEvents."""
+    from dbt_eventbridge.config.settings import Settings
+    from dbt_eventbridge.delivery.aws import make_v2_client
+
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EVENTBRIDGEV2"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    arn = "arn:aws:events:eu-west-1:210987654321:event-busv2/orders/abcdefghijklmnopqrstuvwxy"
+    ours = make_v2_client(Settings(region="us-east-1"), arn)
+    assert isinstance(ours, V2Client)
+    boto = boto3.client("eventbridgev2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    seen: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        seen.append(request.url)
+        raise KeyboardInterrupt
+
+    boto.meta.events.register("before-send.eventbridgev2.PutEvents", capture)
+    with pytest.raises(KeyboardInterrupt):
+        boto.put_events(EventBusArn=arn, Entries=ENTRIES[:1])
+    assert seen == [ours._url.rstrip("/") + ours.path]
+    assert seen[0].startswith("https://210987654321.eventsv2.eu-west-1.amazonaws.com/")
+    assert ours._region == "eu-west-1"
