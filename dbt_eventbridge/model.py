@@ -48,6 +48,7 @@ class Entry:
     json: str = ""          # the entry as it goes into the request body
     key_text: str = ""      # the key as compact JSON (event ids and the run history), when made
     bus_v2: str = ""        # a Custom Event Bus's ARN: the entry goes through the v2 API (no EventBusName)
+    maybe_delivered: bool = False  # a request of it got no answer or a server error (publisher._may_have_landed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,7 +284,10 @@ class Publisher:
                     resp = self.client.put_events(Entries=[e.entry for e in pending])
             except bx.ClientError as e:
                 answered = True
-                if self._http_error(*_client_error(e), pending, attempt, preflight, out):
+                code, msg, status = _client_error(e)
+                if status >= 500 or not status:
+                    _may_have_landed(pending)  # a server error can come after the work was done
+                if self._http_error(code, msg, status, pending, attempt, preflight, out):
                     continue
                 return out
             except bx.NoCredentialsError:
@@ -300,6 +303,8 @@ class Publisher:
                 # fault like any other and gets the whole max_attempts.
                 if not answered:
                     unreached += 1
+                if not isinstance(e, bx.EndpointConnectionError | bx.ConnectTimeoutError):
+                    _may_have_landed(pending)  # the request may have been read before the connection went
                 quick = preflight and not answered and unreached >= min(3, self.max_attempts)
                 if self._connection_error(e, pending, attempt, quick, out):
                     continue
@@ -655,6 +660,15 @@ class _Run:
             if self.window is not None and self.journal is not None and self.settled >= self.window // 2:
                 self._journal()
             block = False  # one answer handed on: take the rest that are there, then return
+
+
+def _may_have_landed(entries: list[Entry]) -> None:
+    """These entries' request got no answer, or a server error: EventBridge may have taken them.
+    If they end rejected (whatever the code of their last attempt), the run says they may have
+    been delivered (model.Outcome.maybe_delivered): a lost answer, then a throttled retry, is
+    still maybe delivered, and on a v2 bus the next run must send it under the same token."""
+    for e in entries:
+        e.maybe_delivered = True
 
 
 def _endpoint_setting(pending: list[Entry]) -> str:

@@ -36,7 +36,7 @@ class Tally:
         self.requests += out.requests
         self.retried_entries += out.retried_entries
         self.deduplicated += len(out.deduplicated)
-        self.maybe_delivered += sum(1 for _, r in out.rejected if maybe_delivered(r.code))
+        self.maybe_delivered += sum(1 for e, r in out.rejected if e.maybe_delivered or maybe_delivered(r.code))
         if self.history_detail is not None:
             self.events.add_outcome(out, self.history_detail)
 

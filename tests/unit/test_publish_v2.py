@@ -199,3 +199,24 @@ def test_a_request_refused_for_one_bad_entry_delivers_the_others(endpoint: Local
     assert len(got.accepted) == 19
     assert sorted(json.loads(d["Detail"])["id"] for d in endpoint.delivered(bus)) == \
         [i for i in range(20) if i != 13]
+
+
+def test_an_entry_whose_answer_was_lost_stays_maybe_delivered_whatever_its_last_code(
+        endpoint: LocalEventBridgeV2) -> None:
+    """Its first request was taken and the answer lost; every retry is throttled. It ends
+    rejected as ThrottlingException, but the bus has it: the run must say it may be delivered
+    (the next run then sends it under the same token, and it is not delivered twice)."""
+    from dbt_eventbridge.run.tally import Tally
+
+    bus = endpoint.create_bus("orders")
+    endpoint.request_faults = [RequestFault("lose_response", first=1), RequestFault("throttle", skip=1, rate=1.0)]
+    entries = [entry(i, bus, i) for i in range(5)]
+    tally = Tally()
+    p = publisher(endpoint, max_attempts=3)
+    try:
+        p.publish(entries, tally.on_outcome)
+    finally:
+        p.close()
+    assert {r.code for r in tally.rejections} == {"ThrottlingException"} and len(tally.rejections) == 5
+    assert tally.maybe_delivered == 5
+    assert len(endpoint.delivered(bus)) == 5
