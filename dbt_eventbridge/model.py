@@ -49,6 +49,7 @@ class Entry:
     key_text: str = ""      # the key as compact JSON (event ids and the run history), when made
     bus_v2: str = ""        # a Custom Event Bus's ARN: the entry goes through the v2 API (no EventBusName)
     maybe_delivered: bool = False  # a request of it got no answer or a server error (publisher._may_have_landed)
+    throttled_at: float = 0.0      # time.monotonic() of its first throttle (publisher: throttle_timeout)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from dbt_eventbridge.config.definitions import IDENT_RE, suggest
 from dbt_eventbridge.errors import ConfigError, Problem
 
-_ZERO_ALLOWED = frozenset({"max_requests_per_second", "lock_wait_seconds", "removal_guard_min_rows",
+_ZERO_ALLOWED = frozenset({"max_requests_per_second", "throttle_timeout", "lock_wait_seconds", "removal_guard_min_rows",
                            "history_retention_days"})
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
@@ -58,6 +58,9 @@ class Settings:
     # beyond it, so memory stays flat as models grow. "0" keeps the profile's setting.
     duckdb_memory_limit: str = "128MB"
     max_attempts: int = 6
+    # Throttling is the account's quota, not a fault of the row: a throttled entry is retried
+    # past max_attempts until this many seconds after its first throttle (0: max_attempts only).
+    throttle_timeout: int = 120
     batch_size: int = 2000
     max_rejections_reported: int = 10_000
     max_requests_per_second: int = 0          # 0: no cap; the rate still adapts to throttling

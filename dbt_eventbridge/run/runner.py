@@ -147,7 +147,7 @@ def _publisher_factory(loaded: LoadedProject, client: Any) -> Callable[[Adaptive
         from dbt_eventbridge.delivery.aws import make_v2_client
 
         return Publisher(c, max_request_bytes=settings.max_request_bytes, concurrency=settings.concurrency,
-                         max_attempts=settings.max_attempts,
+                         max_attempts=settings.max_attempts, throttle_timeout=settings.throttle_timeout,
                          max_requests_per_second=settings.max_requests_per_second or None, rate=rate,
                          v2_client=lambda bus_arn: make_v2_client(settings, bus_arn))
 

@@ -237,7 +237,7 @@ def test_throttled_and_failed_entries_are_retried_until_accepted(serve: Callable
 
 
 def test_retryable_entry_failures_give_up_after_max_attempts(serve: Callable[..., FaultEndpoint]) -> None:
-    ep = serve(entry_fault_rate=1.0, entry_fault_codes=["ThrottlingException"])
+    ep = serve(entry_fault_rate=1.0, entry_fault_codes=["InternalFailure"])
     entries = [make_entry(i) for i in range(5)]
 
     out = run(publisher(ep, max_attempts=3), entries)
@@ -245,8 +245,43 @@ def test_retryable_entry_failures_give_up_after_max_attempts(serve: Callable[...
     assert ep.accepted == [] and out.accepted == []
     assert ep.request_count == 3 and sent_counts(ep) == Counter(dict.fromkeys(range(5), 3))
     for code, msg in rejected_by_seq(out).values():
+        assert code == "InternalFailure"
+        assert "after 3 attempts" in msg
+
+
+def test_throttled_entries_are_retried_past_max_attempts_until_throttle_timeout(
+        serve: Callable[..., FaultEndpoint]) -> None:
+    """Throttling is the account's quota, not the rows' fault: a throttled entry keeps its
+    place in the queue for throttle_timeout seconds however many attempts that takes."""
+    ep = serve(entry_fault_rate=1.0, entry_fault_codes=["ThrottlingException"])
+    entries = [make_entry(i) for i in range(5)]
+
+    started = time.monotonic()
+    out = run(publisher(ep, max_attempts=3, throttle_timeout=0.5, backoff_cap=0.05), entries)
+
+    assert time.monotonic() - started >= 0.5
+    assert ep.accepted == [] and out.accepted == []
+    assert ep.request_count > 3
+    for code, msg in rejected_by_seq(out).values():
         assert code == "ThrottlingException"
-        assert "Rate exceeded" in msg and "after 3 attempts" in msg
+        assert "Rate exceeded" in msg and f"still throttled after {ep.request_count} attempts over" in msg
+
+    # With no timeout, max_attempts alone decides.
+    ep2 = serve(entry_fault_rate=1.0, entry_fault_codes=["ThrottlingException"])
+    out = run(publisher(ep2, max_attempts=3, throttle_timeout=0), entries=[make_entry(i) for i in range(5)])
+    assert ep2.request_count == 3 and len(out.rejected) == 5
+
+
+def test_requests_throttled_whole_more_than_max_attempts_times_are_delivered(
+        serve: Callable[..., FaultEndpoint]) -> None:
+    ep = serve(request_faults=[RequestFault("throttle", first=7)])
+    entries = [make_entry(i) for i in range(5)]
+
+    out = run(publisher(ep, max_attempts=3, backoff_cap=0.01), entries)
+
+    assert out.rejected == []
+    assert ep.request_count == 8
+    assert_delivered_exactly_once(ep, out, entries)
 
 
 def test_terminal_entry_codes_are_rejected_without_retry(serve: Callable[..., FaultEndpoint]) -> None:

@@ -212,7 +212,7 @@ def test_an_entry_whose_answer_was_lost_stays_maybe_delivered_whatever_its_last_
     endpoint.request_faults = [RequestFault("lose_response", first=1), RequestFault("throttle", skip=1, rate=1.0)]
     entries = [entry(i, bus, i) for i in range(5)]
     tally = Tally()
-    p = publisher(endpoint, max_attempts=3)
+    p = publisher(endpoint, max_attempts=3, throttle_timeout=0)
     try:
         p.publish(entries, tally.on_outcome)
     finally:
