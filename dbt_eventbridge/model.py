@@ -50,6 +50,7 @@ class Entry:
     bus_v2: str = ""        # a Custom Event Bus's ARN: the entry goes through the v2 API (no EventBusName)
     maybe_delivered: bool = False  # a request of it got no answer or a server error (publisher._may_have_landed)
     throttled_at: float = 0.0      # time.monotonic() of its first throttle (publisher: throttle_timeout)
+    change: Change | None = None   # what it was rendered from, kept for a keyed preview (--key)
 
 
 @dataclass(frozen=True, slots=True)

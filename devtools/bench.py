@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                 from devtools import bench_v2
 
                 figures["v2"] = bench_v2.run(b, args.v2_rows, step)
+            from devtools import bench_contracts
+
+            figures["contracts"] = bench_contracts.run(min(args.rows, 20_000), step)
             if args.latency_rows:
                 from devtools import bench_latency
 
@@ -437,6 +440,11 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     r = f["render"]
     t["render >= 30,000 rows/s (template)"] = {"value": f"{r['rows_per_second']:,} rows/s",
                                                "met": r["rows_per_second"] >= 30_000}
+    if "contracts" in f:
+        c = f["contracts"]
+        t["checking details against a declared contract <= 1.25x the render's CPU"] = {
+            "value": f"{c['ratio']}x ({c['render_checked_us_per_row']} vs {c['render_us_per_row']} us a "
+                     f"{c['columns']}-column row)", "met": c["ratio"] <= 1.25}
     if "throttle" in f:
         th = f["throttle"]
         t["noisy throttling (10% of entries) >= 0.5x unthrottled"] = {

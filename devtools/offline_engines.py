@@ -67,7 +67,7 @@ def _project(folder: Path, engine: str) -> Any:
 
 def render(project: Any) -> list[tuple[str, str]]:
     """(case, SQL) for every macro and statement, with the arguments a run passes."""
-    from dbt_eventbridge.warehouse.history import EVENT_COLUMNS, RUN_COLUMNS
+    from dbt_eventbridge.warehouse.history import EVENT_COLUMNS, RUN_COLUMNS, RUN_COLUMNS_ADDED
     from dbt_eventbridge.warehouse.tables import LAYOUT_COLUMNS
 
     q = project.quote
@@ -146,6 +146,9 @@ def render(project: Any) -> list[tuple[str, str]]:
                                                                    columns=LAYOUT_COLUMNS)),
         ("history_table_sql runs", lambda: project.render_macro("history_table_sql", relation=runs,
                                                                 columns=[list(c) for c in RUN_COLUMNS])),
+        ("history_add_column_sql", lambda: ";\n".join(  # the migration of an earlier version's _eb_runs
+            project.render_macro("history_add_column_sql", relation=runs, name=name, kind=kind)
+            for name, kind in RUN_COLUMNS_ADDED)),
         ("history_second", lambda: project.render_macro("history_second", column="sent_at")),
         # The statements of warehouse/engines/statements.py, in this engine's subclass.
         ("create_lock", lambda: sql.create_lock(lock, "host:1:ab", "host", 1, 1700000000)),

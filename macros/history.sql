@@ -17,6 +17,24 @@ create table if not exists {{ relation }} (
 )
 {%- endmacro %}
 
+{#-
+  A column that a later version added to one of these tables, added to a table an earlier
+  version made (dbt_eventbridge/warehouse/history.py migrates _eb_runs this way): one column
+  per statement, which every engine takes (Redshift adds one at a time), at the table's end.
+-#}
+{% macro history_add_column_sql(relation, name, kind) -%}
+  {{ return(adapter.dispatch('history_add_column_sql', 'dbt_eventbridge')(relation, name, kind)) }}
+{%- endmacro %}
+
+{% macro default__history_add_column_sql(relation, name, kind) -%}
+alter table {{ relation }} add column {{ name }} {{ dbt_eventbridge.history_type(kind) }}
+{%- endmacro %}
+
+{#- Spark (and Databricks, which dispatches here): ADD COLUMNS, with its list in parentheses. -#}
+{% macro spark__history_add_column_sql(relation, name, kind) -%}
+alter table {{ relation }} add columns ({{ name }} {{ dbt_eventbridge.history_type(kind) }})
+{%- endmacro %}
+
 {% macro history_type(kind) -%}
   {%- if kind == 'string' -%}{{ dbt_eventbridge.history_text_type() }}
   {%- elif kind == 'int' -%}{{ dbt.type_int() }}

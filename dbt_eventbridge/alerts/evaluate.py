@@ -7,6 +7,10 @@ is, because that run cannot tell whether the condition holds:
 * ``rejected``: fires on ``success``/``partial`` at the threshold; recovers on them below it.
 * ``mass_removal``: fires on ``blocked``; recovers on ``success`` or ``partial``.
 * ``stale``: every status but ``dry_run``, from ``last_success_at`` (see :func:`stale_since`).
+* ``interrupted``: fires when the run found that an earlier run of the sync was killed before
+  it finished (it completed that run's plan: ``interrupted``, or ``recovered`` changes), whatever
+  its own status; recovers on ``success``, ``partial`` or ``blocked`` without one (those runs
+  got past the check). An ``error`` without one cannot tell: it may have failed before looking.
 
 Dry runs never alert nor recover anything. Skipped syncs (their model failed in dbt) only
 evaluate ``stale``. A failure of the whole run is reported with the sync name ``(run)``;
@@ -51,11 +55,22 @@ class SyncStatus:
     # The sync's first recorded run: a sync that never succeeded is stale once this is
     # older than stale_after_hours. None: measured from this run instead.
     first_run_at: dt.datetime | None = None
+    # What this run found of an earlier run of the sync that was killed before it finished
+    # (SyncResult.recovered: the changes that run had delivered, recorded by this one).
+    # ``interrupted`` also says so when that run had delivered nothing yet (recovered 0).
+    recovered: int = 0
+    interrupted: bool = False
+    interrupted_run_id: str | None = None  # which run was killed, when the run history says
 
 
 def utc(t: dt.datetime) -> dt.datetime:
     # Naive times are taken as UTC, which is what the run history stores.
     return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+def found_interrupted(s: SyncStatus) -> bool:
+    """Whether this run found (and completed) an earlier run that was killed before it finished."""
+    return s.interrupted or s.recovered > 0
 
 
 def rejected_share(s: SyncStatus) -> float:
@@ -103,6 +118,12 @@ def _condition(trigger: str, alert: AlertConfig, s: SyncStatus, now: dt.datetime
         if s.status not in _STALE_STATUSES:
             return None
         return now - stale_since(s) > dt.timedelta(hours=alert.stale_after_hours)
+    if trigger == "interrupted":
+        if found_interrupted(s):
+            return True
+        # These statuses are reached only after the sync's lock was taken and any earlier plan
+        # completed; an error may come before that point, so it does not say "none found".
+        return False if s.status in _COMPLETED + ("blocked",) else None
     return None
 
 

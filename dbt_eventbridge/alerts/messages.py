@@ -1,12 +1,14 @@
 """The wording of notifications: the summary line, the sentence for people, and each channel's body.
 
 Every channel carries the same JSON body (:func:`build_body`); Slack gets it as mrkdwn blocks
-(:func:`slack_payload`) and SNS gets a subject line (:func:`sns_subject`) on top.
+(:func:`slack_payload`), SNS gets a subject line (:func:`sns_subject`) on top, and PagerDuty
+gets it as the ``custom_details`` of an Events API v2 event (:func:`pagerduty_event`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import unicodedata
@@ -18,6 +20,8 @@ from dbt_eventbridge.config.alerts import AlertConfig
 from dbt_eventbridge.jsonvalues import to_json_value
 
 SOURCE = "dbt-eventbridge"
+PAGERDUTY_SUMMARY_MAX = 1024  # PagerDuty's limit for payload.summary
+PAGERDUTY_DEDUP_KEY_MAX = 255  # and for dedup_key
 
 
 class AlertBody(TypedDict):
@@ -39,6 +43,8 @@ class AlertBody(TypedDict):
     rejections: list[Any]           # up to MAX_SAMPLES JSON objects {key, op, code, reason}
     last_success_at: str | None
     at: str | None
+    recovered: int                  # changes of an interrupted earlier run that this run recorded
+    interrupted_run_id: str | None  # that run, when known
 
 
 @dataclass
@@ -87,6 +93,8 @@ def summary(kind: str, trigger: str, s: SyncStatus, now: dt.datetime) -> str:
             return f"{who} had {s.rejected} change(s) rejected"
         if trigger == "mass_removal":
             return f"{who} stopped a mass removal"
+        if trigger == "interrupted":
+            return f"{who} found its previous run interrupted"
         if s.last_success_at is None:
             return f"{who} has never succeeded"
         return f"{who} has not succeeded for {duration(utc(now) - utc(s.last_success_at))}"
@@ -95,6 +103,7 @@ def summary(kind: str, trigger: str, s: SyncStatus, now: dt.datetime) -> str:
         "rejected": f"{who}: rejected changes are below the threshold again",
         "mass_removal": f"{who} is no longer blocked by a mass removal",
         "stale": f"{who} succeeded again",
+        "interrupted": f"{who} runs to completion again",
     }[trigger]
 
 
@@ -128,12 +137,25 @@ def _describe_alert(who: str, trigger: str, alert: AlertConfig, s: SyncStatus, n
         why = f": {one_line(s.message)}" if s.message else ""
         return (f"{who} stopped before publishing because it would remove too many delivered rows{why}; "
                 "fix the model, or rerun with --allow-mass-removal if the removals are real.")
+    if trigger == "interrupted":
+        return _describe_interrupted(who, s)
     since = stale_since(s)
     if s.last_success_at is None:
         return (f"{who} has never had a successful run since {iso(since)}, {duration(utc(now) - since)} ago "
                 f"(this alert's limit is {alert.stale_after_hours:g} hours).")
     return (f"{who} has not had a successful run for {duration(utc(now) - since)}, since {iso(since)} "
             f"(this alert's limit is {alert.stale_after_hours:g} hours).")
+
+
+def _describe_interrupted(who: str, s: SyncStatus) -> str:
+    which = f"run {s.interrupted_run_id}" if s.interrupted_run_id else "an earlier run"
+    if s.recovered:
+        done = f"{s.recovered} change(s) it had delivered are now recorded, so they are not sent again"
+    else:
+        done = "it had recorded no delivered change"
+    return (f"{who}: {which} was stopped before it finished (killed, cancelled or out of memory); run {s.run_id} "
+            f"completed it: {done}, and its other changes were planned again. No change is lost; if it happens "
+            "again, find out what stops the runs (a cancelled job, the out-of-memory killer, a timeout).")
 
 
 def _describe_recovery(who: str, trigger: str, s: SyncStatus) -> str:
@@ -144,6 +166,8 @@ def _describe_recovery(who: str, trigger: str, s: SyncStatus) -> str:
                 "again.")
     if trigger == "mass_removal":
         return f"{who} published again with status {s.status}; it is no longer stopped by the mass-removal guard."
+    if trigger == "interrupted":
+        return f"{who} ran with status {s.status} and found no interrupted run before it."
     return f"{who} had a successful run again at {iso(s.last_success_at or s.finished_at)}."
 
 
@@ -167,6 +191,8 @@ def build_body(kind: str, trigger: str, alert: AlertConfig, s: SyncStatus, now: 
                        for r in s.rejections[:MAX_SAMPLES]],
         "last_success_at": iso(s.last_success_at),
         "at": iso(now),
+        "recovered": s.recovered,
+        "interrupted_run_id": s.interrupted_run_id,
     }
 
 
@@ -206,3 +232,44 @@ def sns_subject(n: Notification, line: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     text = " ".join(re.sub(r"[^\x20-\x7e]", " ", text).split())
     return text if len(text) <= 100 else text[:97] + "..."
+
+
+def pagerduty_dedup_key(alert: str, sync: str, trigger: str) -> str:
+    """The same for every run of one alert, sync and trigger, so PagerDuty groups the repeats of one
+    problem into one open incident, and the recovery's resolve closes that incident."""
+    key = f"{SOURCE}/{alert}/{sync}/{trigger}"
+    if len(key) <= PAGERDUTY_DEDUP_KEY_MAX:
+        return key
+    # A very long sync name: keep the start readable, and a digest to keep keys distinct.
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return key[:PAGERDUTY_DEDUP_KEY_MAX - len(digest) - 1] + "/" + digest
+
+
+def pagerduty_summary(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= PAGERDUTY_SUMMARY_MAX else text[:PAGERDUTY_SUMMARY_MAX - 3] + "..."
+
+
+def pagerduty_event(n: Notification, routing_key: str, severity: str, source: str) -> dict[str, object]:
+    """The Events API v2 event: ``trigger`` for an alert, ``resolve`` (same dedup_key) for a recovery."""
+    event: dict[str, object] = {
+        "routing_key": routing_key,
+        "event_action": "trigger" if n.kind == "alert" else "resolve",
+        "dedup_key": pagerduty_dedup_key(n.alert, n.sync, n.trigger),
+    }
+    if n.kind != "alert":
+        return event  # a resolve is matched by its dedup_key; PagerDuty ignores a payload on it
+    b = n.body
+    payload: dict[str, object] = {
+        "summary": pagerduty_summary(b["message"]),  # the incident's title: the sentence for people
+        "source": source,
+        "severity": severity,
+        "timestamp": b["at"],
+        "component": n.sync,
+        "class": n.trigger,
+        "custom_details": b,
+    }
+    if n.sync != RUN_SYNC and b["model"]:
+        payload["group"] = b["model"]  # a failure of the whole run concerns no one model
+    event["payload"] = payload
+    return event

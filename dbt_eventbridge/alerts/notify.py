@@ -1,4 +1,4 @@
-"""Alerts: tell people when syncs fail, reject rows, stop a mass removal or go stale.
+"""Alerts: tell people when syncs fail, reject rows, stop a mass removal, go stale or were interrupted.
 
 Alerts are declared under ``vars: eventbridge: alerts:`` and checked after each run.
 Each (alert, sync, trigger) has a state, "firing" or "ok", kept in an :class:`AlertStore`.
@@ -42,7 +42,7 @@ def notify(alerts: Sequence[AlertConfig], statuses: Sequence[SyncStatus], store:
 
     Only the changes that were delivered are saved, so the others are tried again next run.
     Never raises: problems with the store or the senders are logged as warnings.
-    ``env`` (default ``os.environ``) is where ``url_env`` variables are looked up.
+    ``env`` (default ``os.environ``) is where ``url_env`` and ``routing_key_env`` variables are looked up.
     """
     log = _default_log if log is None else log
     ctx = Context(make_client or client_factory(), os.environ if env is None else env)

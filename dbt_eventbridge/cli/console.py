@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,6 +28,18 @@ def resolve_format(value: str | None) -> str:
     return value or os.environ.get("DBT_EVENTBRIDGE_LOG_FORMAT") or "text"
 
 
+def json_value(value: Any) -> Any:
+    """What json.dumps cannot write itself: a decimal as a number (not a string), a time in
+    ISO 8601 with its zone (the history's plain timestamps are UTC), anything else as text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime):
+        return (value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
 def json_line(level: str, message: str, data: Any = None) -> None:
     """One log record, shaped like dbt's JSON logs: {"info": {level, msg, ts}, "data": ...}."""
     label = {"summary_error": "error", "summary": "info", "sample": "debug", "warn": "warn"}.get(level, level)
@@ -34,7 +47,7 @@ def json_line(level: str, message: str, data: Any = None) -> None:
                                        "ts": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")}}
     if data is not None:
         record["data"] = data
-    click.echo(json.dumps(record, default=str, ensure_ascii=False))
+    click.echo(json.dumps(record, default=json_value, ensure_ascii=False))
 
 
 def terminal_width() -> int:
@@ -80,15 +93,37 @@ class CliConsole:
 
     def sync_finished(self, result: SyncResult, samples: list[Entry]) -> None:
         failed = result.status in ("error", "skipped", "blocked")
-        self.message("summary_error" if failed else "summary", result.summary_line())
+        # In JSON, each line carries as fields what its text says: the counts, the entry, the key.
+        self.message("summary_error" if failed else "summary", result.summary_line(), result.log_fields())
         for e in samples:
-            self.message("sample", json.dumps(to_json_value(e.entry), ensure_ascii=False))
+            if e.change is not None:  # a keyed preview (--key): the change, then its entry
+                self._preview(e)
+                continue
+            entry = to_json_value(e.entry)
+            self.message("sample", json.dumps(entry, ensure_ascii=False), {"sync": result.sync, "entry": entry})
         for rej in result.rejections[:REJECTIONS_SHOWN]:
-            self.warning(f"{result.sync}: rejected {rej['op']} key {json.dumps(rej['key'])}: "
-                         f"{rej['code']}: {rej['reason']}")
+            self.message("warn", f"{result.sync}: rejected {rej['op']} key {json.dumps(rej['key'])}: "
+                         f"{rej['code']}: {rej['reason']}", {"sync": result.sync, **rej})
         if result.rejected > REJECTIONS_SHOWN:
-            self.warning(f"{result.sync}: {result.rejected - REJECTIONS_SHOWN} more rejected row(s) in the "
-                         "result file")
+            more = result.rejected - REJECTIONS_SHOWN
+            self.message("warn", f"{result.sync}: {more} more rejected row(s) in the result file",
+                         {"sync": result.sync, "more_rejected": more})
+
+    def _preview(self, e: Entry) -> None:
+        assert e.change is not None
+        data = {"op": e.op, "key": to_json_value(e.key), "event_id": e.event_id,
+                "changed_columns": e.change.changed_columns, "old_row": to_json_value(e.change.old_row),
+                "entry": to_json_value(e.entry)}
+        if self.json:
+            self.message("sample", f"{e.op} key {json.dumps(data['key'])}", data)
+            return
+        lines = [f"{e.op} key {json.dumps(data['key'], ensure_ascii=False)} (event id {e.event_id})"]
+        if e.op == "changed":
+            lines.append(f"    changed columns: {', '.join(e.change.changed_columns) or '-'}")
+        if e.change.old_row is not None:
+            lines.append(f"    old row: {json.dumps(data['old_row'], ensure_ascii=False)}")
+        lines.append("    entry: " + json.dumps(data["entry"], ensure_ascii=False, indent=2).replace("\n", "\n    "))
+        self.message("preview", "\n".join(lines))
 
     # Lines of the CLI's own
     def message(self, level: str, message: str, data: Any = None) -> None:
@@ -103,7 +138,8 @@ class CliConsole:
         elif level == "summary_error":  # the line has its own label (ERROR, SKIPPED, BLOCKED)
             click.echo(message, err=True)
         elif not self.quiet:
-            click.echo(f"  sample entry: {message}" if level == "sample" else message)
+            click.echo(f"  sample entry: {message}" if level == "sample" else f"  {message}" if level == "preview"
+                       else message)
 
     def _clear(self) -> None:
         if self._shown:

@@ -48,13 +48,16 @@ def main() -> None:
 @click.option("--workers", type=int, default=None,
               help="Processes that render and publish, splitting each sync's plan by key (default 1).")
 @click.option("--state-schema", default=None, help="Schema that holds the delivered state.")
+@click.option("--key", "keys", multiple=True,
+              help="With --dry-run and one sync: preview only the rows of this key (42, customer_id=42 or JSON), "
+                   "each change with its op, old row, changed columns and entry. Repeatable.")
 @click.option("--sync", "sync_names", multiple=True,
               help="Only this sync (a model may have several); repeat for more. Combines with --select.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print errors and warnings.")
 def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bool, allow_mass_removal: bool,
          region: str | None, endpoint_url: str | None, aws_profile: str | None, concurrency: int | None,
-         workers: int | None, state_schema: str | None, sync_names: tuple[str, ...], quiet: bool,
-         **common: Any) -> None:
+         workers: int | None, state_schema: str | None, keys: tuple[str, ...], sync_names: tuple[str, ...],
+         quiet: bool, **common: Any) -> None:
     """Diff each synced model against what was delivered and publish the changes.
 
     Exit codes: 0 every change delivered; 1 finished, but rows were rejected or had
@@ -67,8 +70,10 @@ def sync(dry_run: bool, output: str | None, report: str | None, full_refresh: bo
     from dbt_eventbridge.run.runner import run_sync
 
     log_format = common.get("log_format")
+    if keys and not dry_run:
+        raise click.UsageError("--key goes with --dry-run (a preview sends nothing)")
     opts = build_options(dry_run=dry_run, output=output, full_refresh=full_refresh,
-                    allow_mass_removal=allow_mass_removal, syncs=tuple(sync_names),
+                    allow_mass_removal=allow_mass_removal, syncs=tuple(sync_names), keys=tuple(keys),
                     settings={"region": region, "endpoint_url": endpoint_url, "aws_profile": aws_profile,
                               "concurrency": concurrency, "workers": workers, "state_schema": state_schema},
                     **common)
@@ -94,17 +99,20 @@ def _building_command(command: str, summary: str) -> None:
     def invoke(eb_quiet: bool, dbt_args: tuple[str, ...]) -> None:
         from dbt_eventbridge.run.build import run_build
 
-        printer = CliConsole(eb_quiet)
+        printer = CliConsole(eb_quiet, log_format_value=None)  # (DBT_EVENTBRIDGE_LOG_FORMAT: dbt's flags are dbt's)
         try:
             outcome = run_build(dbt_args, command=command, console=printer)
         except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
-            internal_error(e)
+            internal_error(e, None)
         result = outcome.result
-        if not eb_quiet:
-            dbt_said = f"dbt {command} succeeded" if outcome.dbt_exit_code == 0 else \
-                f"dbt {command} failed (exit code {outcome.dbt_exit_code})"
-            click.echo(f"Done. {dbt_said}; the syncs' exit code {result.exit_code}; exit code {outcome.exit_code}; "
-                       f"details in {result.result_file or 'no result file'}")
+        dbt_said = f"dbt {command} succeeded" if outcome.dbt_exit_code == 0 else \
+            f"dbt {command} failed (exit code {outcome.dbt_exit_code})"
+        done = f"Done. {dbt_said}; the syncs' exit code {result.exit_code}; exit code {outcome.exit_code}"
+        if printer.json:
+            json_line("info", done, {"dbt_exit_code": outcome.dbt_exit_code, "exit_code": outcome.exit_code,
+                                     "result": result.to_dict()})
+        elif not eb_quiet:
+            click.echo(f"{done}; details in {result.result_file or 'no result file'}")
         sys.exit(outcome.exit_code)
 
     invoke.__doc__ = summary + f"""
@@ -139,9 +147,18 @@ def _write_report(run: dict[str, Any], path: str, console: CliConsole) -> None:
 
 
 @main.command()
+@click.option("--against-schemas", "against_dir", type=click.Path(file_okay=False), default=None,
+              help="Compare each event contract with the file of the same name in this folder (written by "
+                   "`dbt-eventbridge schemas`): breaking changes are problems.")
+@click.option("--against-registry", is_flag=True,
+              help="Compare each event contract with its latest version in the Schema Registry (schema_registry).")
 @selection_options
-def validate(**common: Any) -> None:
+def validate(against_dir: str | None, against_registry: bool, **common: Any) -> None:
     """Check every sync's config, templates and columns; list every problem. For CI.
+
+    With --against-schemas or --against-registry, each event contract is also compared
+    with the last one: a field removed or retyped, or one added as required, is a problem
+    (your consumers would break); an additive change is a note.
 
     Exit codes: 0 every sync is valid; 1 problems were found (each listed with the model,
     the sync and the YAML path); 2 the project could not be loaded.
@@ -156,8 +173,17 @@ def validate(**common: Any) -> None:
     def problem(text: str) -> None:
         json_line("error", text) if as_json else click.echo(f"- {text}", err=True)
 
+    if against_dir and against_registry:
+        raise click.UsageError("give --against-schemas or --against-registry, not both")
     try:
         problems, checked = run_validate(build_options(**common))
+        if (against_dir or against_registry) and not problems:
+            from dbt_eventbridge.run.schemas import check_breaking
+
+            contract = check_breaking(build_options(**common), against_dir, against_registry)
+            problems = contract.problems + contract.breaking
+            for note in contract.notes:
+                json_line("info", note) if as_json else click.echo(f"note: {note}")
     except PackageMissingError as e:  # a problem validate exists to find, not a failure to run
         problem(str(e))
         fail("1 problem(s) found.", log_format, 1) if as_json else click.echo("1 problem(s) found.", err=True)
@@ -174,6 +200,47 @@ def validate(**common: Any) -> None:
         json_line("error", summary) if as_json else click.echo(summary, err=True)
         sys.exit(1)
     json_line("info", f"OK: {checked} sync(s) valid.") if as_json else click.echo(f"OK: {checked} sync(s) valid.")
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the schema files (default: target/eventbridge_schemas).")
+@click.option("--register", is_flag=True,
+              help="Register each schema in the Schema Registry (schema_registry): a new version when it changed.")
+@selection_options
+def schemas(out_dir: str | None, register: bool, **common: Any) -> None:
+    """Write each sync's event contracts as JSON Schema (or OpenAPI 3) files, one per source
+    and detail-type, typed from the models' dbt contracts; with --register, register them.
+
+    Exit codes: 0 written (and registered); 1 problems were found (listed); 2 the project,
+    AWS or the registry could not be reached.
+    """
+    from dbt_eventbridge.errors import EventBridgeSyncError
+    from dbt_eventbridge.run.schemas import write
+
+    log_format = common.get("log_format")
+    as_json = resolve_format(log_format) == "json"
+
+    def say(text: str, fields: dict[str, Any] | None = None) -> None:
+        json_line("info", text, fields) if as_json else click.echo(text)
+
+    try:
+        report = write(build_options(**common), out_dir, register)
+    except EventBridgeSyncError as e:
+        fail(str(e), log_format)
+    except Exception as e:  # noqa: BLE001 - never a traceback for users; DBT_EVENTBRIDGE_DEBUG=1 shows it
+        internal_error(e, log_format)
+    for p in report.problems:
+        json_line("error", str(p)) if as_json else click.echo(f"- {p}", err=True)
+    if report.problems:
+        fail(f"{len(report.problems)} problem(s) found; no schema written.", log_format, 1)
+    for note in report.notes:
+        say(f"note: {note}")
+    for f in report.files:
+        say(f"wrote {f}", {"file": str(f)})
+    for r in report.registered:
+        say(f"{r.name}: {r.action}, version {r.version}", {"schema": r.name, "action": r.action, "version": r.version})
+    say(f"OK: {len(report.files)} schema file(s)" + (f", {len(report.registered)} registered." if register else "."))
 
 
 # -- run history and day-two commands --------------------------------------------------------
@@ -203,7 +270,29 @@ def _cell(value: Any, limit: int = 80) -> str:
 
 def _emit_json(kind: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        json_line("info", kind, r)
+        json_line("info", kind, _json_row(r))
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row for a JSON line: its key as a JSON object, not JSON inside a string (times
+    and numbers are made JSON by json_line)."""
+    import json
+
+    key = row.get("event_key")
+    return {**row, "event_key": json.loads(key)} if isinstance(key, str) and key.startswith("{") else row
+
+
+def _counts_cells(r: dict[str, Any]) -> None:
+    """The text tables' cells of a history row: planned and sent per op, and the rows recorded
+    without an event (trigger off, re-baselined, initial sync skipped), so planned minus sent
+    never reads as loss."""
+    for group in ("planned", "sent"):
+        r[f"{group}_cell"] = "/".join(str(r.get(f"{group}_{op}") or 0) for op in ("added", "changed", "removed"))
+    r["no_event_cell"] = sum(int(r.get(k) or 0) for k in ("not_triggered", "rebaselined", "initial_skipped"))
+
+
+_COUNT_COLUMNS = [("PLANNED A/C/R", "planned_cell"), ("SENT A/C/R", "sent_cell"), ("NO EVENT", "no_event_cell"),
+                  ("REJECTED", "rejected")]
 
 
 @main.command()
@@ -223,10 +312,10 @@ def runs(sync_name: str | None, limit: int, **common: Any) -> None:
         click.echo("No runs recorded yet.")
         return
     for r in rows:
-        r["sent"] = f"{r['sent_added'] or 0}/{r['sent_changed'] or 0}/{r['sent_removed'] or 0}"
-    _table(rows, [("RUN ID", "run_id"), ("SYNC", "sync_name"), ("STATUS", "status"), ("EXIT", "exit_code"),
-                  ("STARTED (UTC)", "started_at"), ("SECONDS", "seconds"), ("SENT A/C/R", "sent"),
-                  ("REJECTED", "rejected"), ("MESSAGE", "message")])
+        _counts_cells(r)
+    _table(rows, [("RUN ID", "run_id"), ("SYNC", "sync_name"), ("STATUS", "status"), ("ACTION", "action"),
+                  ("BY", "run_by"), ("EXIT", "exit_code"), ("STARTED (UTC)", "started_at"), ("SECONDS", "seconds"),
+                  *_COUNT_COLUMNS, ("MESSAGE", "message")])
 
 
 @main.command()
@@ -275,22 +364,25 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
     if report:
         _write_report(d.report, report, CliConsole(False, log_format_value=log_format))
     if as_json:
-        json_line("info", "run", {"run_id": d.run_id, "syncs": d.syncs, "counts": d.counts, "events": d.events,
-                                   "more_events": d.more_events})
+        json_line("info", f"run {d.run_id}: {d.status}", {
+            "run_id": d.run_id, "status": d.status, "exit_code": d.exit_code, "syncs": d.syncs, "counts": d.counts,
+            "events": [_json_row(e) for e in d.events], "more_events": d.more_events})
         return
-    click.echo(f"Run {d.run_id}")
-    _table(d.syncs, [("SYNC", "sync_name"), ("MODEL", "model"), ("STATUS", "status"), ("EXIT", "exit_code"),
-                     ("STARTED (UTC)", "started_at"), ("SECONDS", "seconds"), ("REJECTED", "rejected"),
-                     ("MESSAGE", "message")])
+    click.echo(f"Run {d.run_id}: {d.status} (exit {d.exit_code})")
     for s in d.syncs:
-        if s["message"] and len(str(s["message"])) > 80:
-            click.echo(f"\n{s['sync_name']}: {s['message']}")
+        _counts_cells(s)
+    _table(d.syncs, [("SYNC", "sync_name"), ("MODEL", "model"), ("STATUS", "status"), ("ACTION", "action"),
+                     ("BY", "run_by"), ("EXIT", "exit_code"), ("STARTED (UTC)", "started_at"), ("SECONDS", "seconds"),
+                     *_COUNT_COLUMNS, ("MESSAGE", "message")])
+    for s in d.syncs:
+        for line in _sync_notes(s):
+            click.echo(f"\n{s['sync_name']}: {line}")
     if d.counts:
         click.echo("\nEvents:")
         for c in d.counts:
             c["answer"] = "accepted" if c["error_code"] is None else f"rejected: {c['error_code']}"
         _table(d.counts, [("SYNC", "sync_name"), ("OP", "op"), ("ANSWER", "answer"), ("EVENTS", "events"),
-                          ("ATTEMPTS", "attempts")])
+                          ("RETRIES", "retries")])
     if d.events:
         click.echo("\nRejected events:" if failed else "\nEvents (rejected first):")
         for e in d.events:
@@ -299,6 +391,28 @@ def inspect(run_id: str | None, sync_name: str | None, key: str | None, failed: 
             click.echo(f"- {e['sync_name']}  {e['op']}  key {e['event_key']}  {answer}")
     if d.more_events:
         click.echo(f"... and {d.more_events} more (--limit)")
+
+
+def _sync_notes(s: dict[str, Any]) -> list[str]:
+    """What `inspect RUN_ID` says of one sync under its table: what was asked of it, by whom and
+    when; the rows it recorded without an event; what held it back; a message too long for the table."""
+    from dbt_eventbridge.ops.report import BLOCKED_BY, describe_action, without_event, without_event_text
+
+    notes = []
+    sync = {**s, "planned": {op: s.get(f"planned_{op}") for op in ("added", "changed", "removed")},
+            "sent": {op: s.get(f"sent_{op}") for op in ("added", "changed", "removed")}}
+    action = describe_action(sync)
+    if action:
+        when = s.get("finished_at") or s.get("started_at")
+        invocation = f", dbt invocation {s['dbt_invocation_id']}" if s.get("dbt_invocation_id") else ""
+        notes.append(f"{action} (at {_cell(when)} UTC{invocation})")
+    if without_event(s):
+        notes.append(f"recorded as delivered without an event: {without_event(s)} ({without_event_text(s)})")
+    if s.get("blocked_by"):
+        notes.append(f"held back: {BLOCKED_BY.get(str(s['blocked_by']), s['blocked_by'])}")
+    if s.get("message") and len(str(s["message"])) > 80:
+        notes.append(str(s["message"]))
+    return notes
 
 
 def _confirm(yes: bool, question: str, log_format: str | None) -> None:
@@ -322,11 +436,13 @@ def reset(sync_name: str, yes: bool, **common: Any) -> None:
     log_format = common.get("log_format")
     _confirm(yes, f"Forget the delivered state of sync {sync_name}? Its next run sends every row again.",
              log_format)
-    n = run_library(lambda: reset_sync(build_options(**common), sync_name), log_format)
+    done = run_library(lambda: reset_sync(build_options(**common), sync_name), log_format)
+    n = done.forgotten
     message = (f"Reset {sync_name}: forgot {n} delivered row(s); the next sync sends every current row as "
-               "added." if n else f"{sync_name} has no delivered state; nothing to reset.")
-    json_line("info", message, {"sync": sync_name, "forgotten": n}) if resolve_format(log_format) == "json" \
-        else click.echo(message)
+               f"added. Recorded in the run history as run {done.run_id} (by {done.run_by or 'an unknown user'})."
+               if n else f"{sync_name} has no delivered state; nothing to reset.")
+    json_line("info", message, {"sync": sync_name, "forgotten": n, "run_id": done.run_id, "run_by": done.run_by,
+                                "at": done.at}) if resolve_format(log_format) == "json" else click.echo(message)
 
 
 @main.command()
@@ -350,6 +466,10 @@ def rebaseline(sync_name: str, yes: bool, **common: Any) -> None:
         json_line("info", f"Done. exit code {result.exit_code}", {"result": result.to_dict()})
     sys.exit(result.exit_code)
 
+
+from dbt_eventbridge.cli.sandbox import sandbox  # noqa: E402 - the command lives in its own module
+
+main.add_command(sandbox)
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,10 @@
 """The alert configuration contract: ``vars: eventbridge: alerts:`` read into :class:`AlertConfig`.
 
-Each alert names where it is sent (Slack, a webhook, SNS or EventBridge), which triggers it
-watches (failed, rejected, mass_removal, stale) and, optionally, which syncs. Every problem
-is reported with its YAML path and a fix; an alert with a problem is left out. URLs are never
-written here, only the name of an environment variable that holds one: webhook URLs are secrets.
+Each alert names where it is sent (Slack, a webhook, SNS, EventBridge or PagerDuty), which
+triggers it watches (failed, rejected, mass_removal, stale, interrupted) and, optionally, which
+syncs. Every problem is reported with its YAML path and a fix; an alert with a problem is left
+out. Secrets are never written here, only the name of an environment variable that holds one:
+webhook URLs (url_env) and PagerDuty routing keys (routing_key_env).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from dbt_eventbridge.config.alert_checker import Checker, RawAlert, closest, looks_like_url, secret_url_fix, shown
-from dbt_eventbridge.config.alert_destinations import DESTINATION_KEYS, TYPE_KEYS, parse_destination
+from dbt_eventbridge.config.alert_destinations import DESTINATION_KEYS, TYPE_KEYS, parse_destination, routing_key_fix
 from dbt_eventbridge.errors import Problem
 
-TYPES = ("slack", "webhook", "sns", "eventbridge")
-TRIGGERS = ("failed", "rejected", "mass_removal", "stale")
+TYPES = ("slack", "webhook", "sns", "eventbridge", "pagerduty")
+# Every trigger is on by default: each is a sync that did not do its job (or a run that was
+# killed halfway), which someone should hear of once, and each sends one alert when it starts
+# and one recovery when it ends, never one per run.
+TRIGGERS = ("failed", "rejected", "mass_removal", "stale", "interrupted")
 RUN_SYNC = "(run)"  # the sync name of a failure of the whole run
 
 BASE_PATH = "vars.eventbridge.alerts"
@@ -40,6 +44,9 @@ class AlertConfig:
     event_bus: str | None = None      # eventbridge: a name or an ARN
     region: str | None = None         # sns / eventbridge; default: the ARN's, then the sync settings'
     endpoint_url: str | None = None   # sns / eventbridge
+    routing_key_env: str | None = None  # pagerduty: the NAME of the env var holding the routing key
+    severity: str | None = None       # pagerduty: critical | error | warning | info (parsed default: error)
+    url: str | None = None            # pagerduty: the Events API v2 endpoint; None: PagerDuty's
     triggers: tuple[str, ...] = TRIGGERS
     rejected_min_rows: int = 1        # 0 = off
     rejected_min_share: float = 0.0   # 0 = off
@@ -103,11 +110,22 @@ def _check_type(c: Checker, alert_type: object) -> str | None:
 
 def _check_keys(c: Checker, raw: RawAlert, alert_type: str | None) -> None:
     for key, value in raw.items():
-        if key in ALL_KEYS:
+        # Only PagerDuty takes a `url` (its public endpoint); on other alerts it is most likely a secret webhook URL.
+        secret_url = key == "url" and alert_type in (None, "slack", "webhook")
+        if key == "routing_key" and alert_type in (None, "pagerduty"):
+            # Never echo the value: it is a secret PagerDuty routing key.
+            c.add(key, "'routing_key' cannot be written in the YAML: a routing key is a secret; give the name of "
+                  "an environment variable that holds it instead (routing_key_env)", routing_key_fix())
+        elif key in ALL_KEYS and not secret_url:
             if alert_type and key not in COMMON_KEYS and key not in TYPE_KEYS[alert_type]:
                 owners = [t for t in TYPES if key in TYPE_KEYS[t]]
-                c.add(key, f"'{key}' does not apply to alerts of type {alert_type}",
-                      f"Remove it, or set type to {' or '.join(owners)}")
+                fix = f"Remove it, or set type to {' or '.join(owners)}"
+                if key == "url" and "endpoint_url" in TYPE_KEYS[alert_type]:
+                    fix += f"; alerts of type {alert_type} are pointed elsewhere with endpoint_url"
+                c.add(key, f"'{key}' does not apply to alerts of type {alert_type}", fix)
+        elif alert_type == "pagerduty" and ("url" in str(key).lower() or looks_like_url(value)):
+            c.add(key, f"unknown key '{key}'", "A PagerDuty alert takes its endpoint as `url` (by default "
+                  "PagerDuty's Events API v2)")
         elif "url" in str(key).lower() or looks_like_url(value):
             # Never echo the value: it is most likely a secret webhook URL.
             c.add(key, f"unknown key '{key}': alerts take no URL in the YAML, only the name of an environment "
@@ -127,7 +145,7 @@ def _parse_triggers(c: Checker, raw: object) -> tuple[str, ...] | None:
         return None
     if not raw:
         c.add("triggers", "'triggers' is empty, so the alert would never fire",
-              "List some of failed, rejected, mass_removal, stale, or remove the key to get all four")
+              f"List some of {', '.join(TRIGGERS)}, or remove the key to get all of them")
         return None
     ok = True
     for i, t in enumerate(raw):

@@ -29,6 +29,9 @@ MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IG
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 # The service model's EndpointId pattern: letters, digits and dashes, then a dot and more.
 ENDPOINT_ID_RE = re.compile(r"^[A-Za-z0-9\-]+[\.][A-Za-z0-9\-]+$")
+# The Schema Registry's formats, and the registry names its console accepts.
+SCHEMA_FORMATS = ("JSONSchemaDraft4", "OpenApi3")
+REGISTRY_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 MAX_REQUEST_BYTES = 1_048_575  # EventBridge's limit on a PutEvents request: below 1 MiB
 
 
@@ -72,6 +75,17 @@ class Settings:
     history_retention_days: int = 30          # 0 keeps it forever
     history_detail: bool = True               # False: events are recorded without their detail (personal data)
     alerts: list[Any] = field(default_factory=list)  # validated by dbt_eventbridge.config.alerts.parse_alerts
+    # Event contracts (delivery/contracts.py): each rendered detail is checked against the JSON
+    # Schema derived from its model's contract (or its relation's types) before it is sent.
+    validate_events: bool = True
+    # Adds the change's event_id to the detail in the columns and column payload modes
+    # (templates read it as {{ event_id }}).
+    event_id_in_detail: bool = False
+    # The EventBridge Schema Registry that `dbt-eventbridge schemas --register` writes to and
+    # `validate --against-registry` reads; its format (JSONSchemaDraft4 or OpenApi3) and endpoint.
+    schema_registry: str | None = None
+    schema_format: str = "JSONSchemaDraft4"
+    schemas_endpoint_url: str | None = None
     # Read by the package's on-run-end hook (macros/dbt_results.sql), which records every dbt
     # invocation's results for the synced models so that the test gate sees earlier failures.
     record_dbt_results: bool = True
@@ -233,8 +247,18 @@ def _check(settings: Settings) -> None:
             f"duckdb_memory_limit {settings.duckdb_memory_limit!r} is not a size",
             path="vars.eventbridge.duckdb_memory_limit / DBT_EVENTBRIDGE_DUCKDB_MEMORY_LIMIT",
             fix="Write for example 128MB or 2GB, or 0 to keep the DuckDB profile's memory_limit")])
+    if settings.schema_format not in SCHEMA_FORMATS:
+        raise ConfigError([Problem(f"schema_format {settings.schema_format!r} is not a Schema Registry format",
+                                   path="vars.eventbridge.schema_format / DBT_EVENTBRIDGE_SCHEMA_FORMAT",
+                                   fix=f"Write {' or '.join(SCHEMA_FORMATS)}")])
+    if settings.schema_registry is not None and not REGISTRY_RE.match(settings.schema_registry):
+        raise ConfigError([Problem(f"schema_registry {settings.schema_registry!r} is not a registry name",
+                                   path="vars.eventbridge.schema_registry / DBT_EVENTBRIDGE_SCHEMA_REGISTRY",
+                                   fix="Use letters, digits, '.', '-' and '_' (up to 64 characters), "
+                                       "e.g. orders-events")])
     for name, example in (("endpoint_url", "https://events.us-east-1.amazonaws.com"),
-                          ("v2_endpoint_url", "https://eventsv2.us-east-1.amazonaws.com")):
+                          ("v2_endpoint_url", "https://eventsv2.us-east-1.amazonaws.com"),
+                          ("schemas_endpoint_url", "https://schemas.us-east-1.amazonaws.com")):
         url = getattr(settings, name)
         parts = urlsplit(url or "")
         if url and (parts.scheme not in ("http", "https") or not parts.netloc):

@@ -57,6 +57,17 @@ class GlobalEndpointClient:
         return self._client.put_events(Entries=Entries, EndpointId=self.endpoint_id)
 
 
+def make_schemas_client(settings: Settings) -> Any:
+    """A boto3 client of the EventBridge Schema Registry (botocore's retries: a handful of
+    calls, not a stream to pace)."""
+    import botocore.config
+
+    session, cfg = _session(settings)
+    return _client(session, "schemas", settings.schemas_endpoint_url,
+                   cfg.merge(botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 5})),
+                   "schemas_endpoint_url", "https://schemas.us-east-1.amazonaws.com")
+
+
 def _client(session: Any, service: str, endpoint_url: str | None, cfg: Any, path: str, example: str,
             region: str | None = None) -> Any:
     try:

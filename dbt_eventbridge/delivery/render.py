@@ -26,6 +26,7 @@ import jinja2.meta
 import jinja2.nodes
 
 from dbt_eventbridge.config.definitions import MAX_GROUP_ID, TEMPLATE_NAMES, ColumnResolver, DetailSpec, SyncConfig
+from dbt_eventbridge.delivery.contracts import Checker, EventContract, informative
 from dbt_eventbridge.delivery.templates import (
     Memo,
     RowRejected,
@@ -260,16 +261,29 @@ class _Detail:
         # was delivered with, so its detail is the one that was delivered.
         self.columns = list(spec.columns) if spec.columns else None
 
-    def render(self, change: Change, ctx: Mapping[str, Any]) -> str:
+    def render(self, change: Change, ctx: Mapping[str, Any], event_id: str | None = None,
+               checker: Checker | None = None) -> str:
+        """``event_id``: added to the detail as ``event_id`` (columns and column modes).
+        ``checker``: the detail must fit its event contract (checked before it is serialized
+        where the value is at hand: a parse of the text cost more than the check)."""
         if self.template is not None:
-            return self._from_template(self.template, ctx)
+            text = self._from_template(self.template, ctx)
+            if checker is not None:
+                _check(checker, json.loads(text))
+            return text
         column = self.spec.column  # set exactly when the detail is one column (no template)
         if column is not None:
-            return _from_column(column, change.row.get(column))
+            return _from_column(column, change.row.get(column), event_id, checker)
         row = change.row
         if self.columns is None:
-            return dumps({col: to_json_value(v) for col, v in row.items()})
-        return dumps({out: to_json_value(row.get(col)) for col, out in self.columns})
+            value = {col: to_json_value(v) for col, v in row.items()}
+        else:
+            value = {out: to_json_value(row.get(col)) for col, out in self.columns}
+        if event_id is not None:
+            value["event_id"] = event_id
+        if checker is not None:
+            _check(checker, value)
+        return dumps(value)
 
     def _from_template(self, template: _Compiled | _Pieces, ctx: Mapping[str, Any]) -> str:
         try:
@@ -291,7 +305,14 @@ class _Detail:
         return text  # compact already: make_json_safe dropped the template's whitespace
 
 
-def _from_column(column: str, raw: Any) -> str:
+def _check(checker: Checker, value: Any) -> None:
+    why = checker.error_of(value)
+    if why is not None:
+        raise RowRejected("SchemaViolation", f"the detail does not fit the sync's event contract: {why}. "
+                          "Fix the row or the model's contract (or set validate_events: false)")
+
+
+def _from_column(column: str, raw: Any, event_id: str | None = None, checker: Checker | None = None) -> str:
     """The detail from a column that holds a JSON object (as text, bytes or a JSON value)."""
     if isinstance(raw, (bytes, bytearray, memoryview)):
         try:
@@ -308,7 +329,16 @@ def _from_column(column: str, raw: Any) -> str:
     if not isinstance(raw, dict):
         raise RowRejected("InvalidDetail", f"column '{column}' holds "
                           f"{'NULL' if raw is None else 'a JSON ' + type(raw).__name__}, not a JSON object")
-    return dumps(to_json_value(raw))
+    if event_id is not None:
+        if "event_id" in raw and raw["event_id"] != event_id:
+            # Overwriting it would alter the row's data; leaving it would break the promise.
+            raise RowRejected("InvalidDetail", f"column '{column}' already holds an event_id field, and "
+                              "event_id_in_detail would replace it")
+        raw = {**raw, "event_id": event_id}
+    value = to_json_value(raw)
+    if checker is not None:
+        _check(checker, value)
+    return dumps(value)
 
 
 def _aliases(sync: SyncConfig, project_dir: Path, model_columns: list[str]) -> dict[str, str]:
@@ -364,6 +394,18 @@ def _template_sources(sync: SyncConfig, project_dir: Path, problems: list[Proble
     return out
 
 
+def detail_templates(sync: SyncConfig, project_dir: Path) -> dict[str, str]:
+    """Each published op's detail template text (inline or from its file), where it has one."""
+    out = {}
+    for op in sync.triggers:
+        spec = sync.detail_for(op)
+        if spec.template is not None:
+            out[op] = spec.template
+        elif spec.template_file is not None and (project_dir / spec.template_file).is_file():
+            out[op] = (project_dir / spec.template_file).read_text()
+    return out
+
+
 def _template_file(sync: SyncConfig, path: str) -> str | None:
     """The file a template comes from, when its YAML path is a ``template_file``."""
     base = sync.yaml_path
@@ -411,8 +453,14 @@ class Renderer:
     """Turns the changes of one sync into PutEvents entries."""
 
     def __init__(self, sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],
-                 model_columns: list[str]) -> None:
+                 model_columns: list[str], contracts: Iterable[EventContract] = (),
+                 event_id_in_detail: bool = False) -> None:
+        """``contracts``: each rendered detail of their ops is checked against its schema
+        (a row that does not fit is rejected). ``event_id_in_detail``: the columns and column
+        modes add the change's event_id to the detail."""
         self.sync = sync
+        # Only schemas that can reject something cost a parse of each detail.
+        self._checkers = {op: Checker(d) for c in contracts for op, d in c.by_op.items() if informative(d)}
         aliases = _aliases(sync, project_dir, model_columns)
         env = environment(aliases=aliases)
         self.env = env
@@ -442,11 +490,13 @@ class Renderer:
         for t in [*self._source.values(), *self._detail_type.values(), *self._resources,
                   *([self._group] if self._group else [])]:
             used |= t.names
+        self._id_in_detail = {op: event_id_in_detail and d.mode != "template" for op, d in self._detail.items()}
         # Event ids cost a hash per row; they are made when a template uses them (or for a dry run's
-        # output, or a v2 bus's deduplication ids).
-        self.event_ids = "event_id" in used or bool(self.v2 and sync.deduplication)
+        # output, a v2 bus's deduplication ids, or the detail's event_id field).
+        self.event_ids = "event_id" in used or bool(self.v2 and sync.deduplication) or any(self._id_in_detail.values())
         # The previous values of changed rows are read from the plan only if a template uses them.
         self.uses_old_rows = bool(used & {"old_row", "changed_columns"})
+        self.keep_changes = False  # each entry keeps its change (a keyed preview shows it whole)
 
     @staticmethod
     def check(sync: SyncConfig, *, project_dir: Path, dbt_context: Mapping[str, Any],
@@ -505,6 +555,12 @@ class Renderer:
         return problems
 
     def render(self, change: Change) -> Entry:
+        entry = self._render(change)
+        if self.keep_changes:
+            entry.change = change
+        return entry
+
+    def _render(self, change: Change) -> Entry:
         sync = self.sync
         if self.event_ids:
             ktext = key_text(change.key)
@@ -521,7 +577,8 @@ class Renderer:
             resources = [r.render(ctx) for r in self._resources]
         except Exception as e:  # noqa: BLE001 - any error in user code rejects this row, not the sync
             raise RowRejected("TemplateError", f"a template failed: {e.__class__.__name__}: {e}") from None
-        detail = self._detail[op].render(change, ctx)
+        detail = self._detail[op].render(change, ctx, eid if self._id_in_detail[op] else None,
+                                         self._checkers.get(op))
         if not source:
             raise RowRejected("InvalidArgument", "source rendered empty")
         if source.lower().startswith("aws."):

@@ -218,8 +218,7 @@ class _Syncers:
                     if not self._set_up:
                         with self.gate.lock:
                             _merge_recorded_results(loaded, self.gate.last_run, result, console)
-                        history = _open_history(loaded, result, console)
-                        history.ensure()
+                        history = _open_history(loaded, result, console)  # (its tables made, or upgraded)
                         self._set_up = True
                     else:
                         history = _history_writer(loaded, project, result)

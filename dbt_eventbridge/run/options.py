@@ -24,3 +24,4 @@ class SyncOptions:
     samples: int = 3
     syncs: tuple[str, ...] = ()   # only these sync names (reset, rebaseline, --sync)
     rebaseline: bool = False      # record the model as delivered without sending anything
+    keys: tuple[str, ...] = ()    # dry run of one sync: only the rows of these keys (--key), a keyed lookup

@@ -29,11 +29,12 @@ from dbt_eventbridge.config.definitions import SyncConfig
 from dbt_eventbridge.delivery.publisher import Publisher
 from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.render import Renderer
-from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
+from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, LockedError, Problem
 from dbt_eventbridge.run.console import Console, NullConsole
+from dbt_eventbridge.run.contracts import contract_columns, sync_contracts
 from dbt_eventbridge.run.loader import LoadedProject, load
 from dbt_eventbridge.run.options import SyncOptions
-from dbt_eventbridge.run.results import RunResult, SyncResult, now
+from dbt_eventbridge.run.results import BLOCKED_BY_LOCK, RunResult, SyncResult, now
 from dbt_eventbridge.run.sync_run import RunContext, SharedPublisher, SyncRun
 from dbt_eventbridge.warehouse import diff as planning
 from dbt_eventbridge.warehouse import state as state_store
@@ -61,11 +62,14 @@ def run_sync(options: SyncOptions, *, console: Console | None = None, client: An
         last_run = loaded.project.last_run()
         result.dbt_invocation_id = last_run.invocation_id
         _nothing_to_do_warnings(loaded, options, last_run, result, console)
+        _check_preview(loaded, options)
         with _dry_run_output(options) as output:
             _run_syncs(loaded, options, last_run, result, console, client, output)
     except EventBridgeSyncError as e:
         result.error = str(e)
         result.retryable = e.retryable
+        if isinstance(e, LockedError):  # the warehouse is held (DuckDB's file): every sync was held back
+            result.blocked_by = BLOCKED_BY_LOCK
         console.error(result.error)
         if loaded is not None and loaded.alerts and not options.dry_run:
             _send_alerts(loaded, result, None, console)
@@ -73,6 +77,20 @@ def run_sync(options: SyncOptions, *, console: Console | None = None, client: An
     result.seconds = time.perf_counter() - t_start
     _write_result(result, options, loaded, console)
     return result
+
+
+def _check_preview(loaded: LoadedProject, options: SyncOptions) -> None:
+    """--key previews one sync's rows: the key is that sync's, and nothing is sent."""
+    if not options.keys:
+        return
+    if not options.dry_run:
+        raise ConfigError([Problem("--key previews rows without sending them, so it goes with --dry-run",
+                                   fix="Add --dry-run (a real run always sends every change of the model)")])
+    if len(loaded.syncs) != 1:
+        names = ", ".join(s.name for s, _ in loaded.syncs) or "none"
+        raise ConfigError([Problem(f"--key names the rows of one sync, but {len(loaded.syncs)} are selected "
+                                   f"({names})", fix="Add --sync NAME (or --select the model) for the sync whose "
+                                                     "rows to preview")])
 
 
 def _parsed(loaded: LoadedProject, result: RunResult, console: Console) -> None:
@@ -207,11 +225,16 @@ def _history_writer(loaded: LoadedProject, project: DbtProject, result: RunResul
     """This run's history, written through ``project``'s connection."""
     settings = loaded.settings
     return History(project, settings.state_schema, run_id=result.run_id, detail=settings.history_detail,
-                    retention_days=settings.history_retention_days)
+                    retention_days=settings.history_retention_days, run_by=result.run_by)
 
 
 def _open_history(loaded: LoadedProject, result: RunResult, console: Console) -> History:
     history = _history_writer(loaded, loaded.project, result)
+    # The tables first, outside any sync's transaction: a history made by an earlier version
+    # gets its new columns here, and a warehouse that refuses them is one warning, not a
+    # failed sync.
+    if loaded.syncs or result.syncs:  # (a run with nothing to record makes no tables)
+        _best_effort(console, "upgrade the run history", history.ensure)
     for sr in result.syncs:  # syncs whose config is broken are runs too
         _record(history, sr, result, console)
     return history
@@ -276,7 +299,8 @@ def _alert_status(sr: SyncResult, result: RunResult, history: History | None, no
         sync=sr.sync, model=sr.model, status=sr.status, exit_code=sr.exit_code, message=sr.message,
         run_id=result.run_id, planned=dict(sr.planned), sent=dict(sr.sent), rejected=sr.rejected,
         last_success_at=last, finished_at=parse_time(sr.finished_at) or now_dt,
-        rejections=sr.rejections[:MAX_SAMPLES], first_run_at=first)
+        rejections=sr.rejections[:MAX_SAMPLES], first_run_at=first, recovered=sr.recovered,
+        interrupted=sr.interrupted)
 
 
 def validate(options: SyncOptions) -> tuple[list[Problem], int]:
@@ -293,7 +317,8 @@ def validate(options: SyncOptions) -> tuple[list[Problem], int]:
                                         sync.name, sync.yaml_path,
                                         "Materialize it as a table, view or incremental model"))
                 continue
-            cols = project.columns(node)
+            # A model with an enforced contract is checked against it when it is not built yet (CI).
+            cols = project.columns(node) or contract_columns(node)
             if cols is None:
                 problems.append(Problem(f"the relation {node.relation_name} does not exist", sync.model_name,
                                         sync.name, sync.yaml_path, "Run `dbt run` or `dbt build` first"))
@@ -305,4 +330,9 @@ def validate(options: SyncOptions) -> tuple[list[Problem], int]:
                     problems += e.problems
             problems += Renderer.check(sync, project_dir=project.project_dir, dbt_context=project.macro_context(),
                                        model_columns=names)
+            if cols is not None and loaded.settings.event_id_in_detail:
+                try:
+                    sync_contracts(project, node, sync, cols, event_id_in_detail=True)
+                except ConfigError as e:
+                    problems += e.problems
     return problems, len(loaded.syncs)

@@ -38,9 +38,12 @@ class DryRunSink:
         out = Outcome()
         for e in entries:
             if self.output is not None:
-                self.output.write(json.dumps({"sync": self.sync, "op": e.op, "key": to_json_value(e.key),
-                                              "event_id": e.event_id, "entry": to_json_value(e.entry)},
-                                             ensure_ascii=False) + "\n")
+                line = {"sync": self.sync, "op": e.op, "key": to_json_value(e.key), "event_id": e.event_id,
+                        "entry": to_json_value(e.entry)}
+                if e.change is not None:  # a keyed preview (--key): what the change is made of
+                    line["old_row"] = to_json_value(e.change.old_row)
+                    line["changed_columns"] = e.change.changed_columns
+                self.output.write(json.dumps(line, ensure_ascii=False) + "\n")
             if len(self.samples) < self.max_samples:
                 self.samples.append(e)
             out.accepted.append((e, e.event_id))

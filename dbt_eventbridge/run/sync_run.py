@@ -25,14 +25,22 @@ from dbt_eventbridge.config.settings import Settings
 from dbt_eventbridge.delivery.publisher import Publisher
 from dbt_eventbridge.delivery.rate import AdaptiveRate
 from dbt_eventbridge.delivery.render import Renderer
-from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, Problem
+from dbt_eventbridge.errors import ConfigError, EventBridgeSyncError, LockedError, Problem
 from dbt_eventbridge.faults import CrashPoints
 from dbt_eventbridge.jsonvalues import to_json_value
 from dbt_eventbridge.model import OPS, Change, Entry, Rejection
 from dbt_eventbridge.run.console import Console, Progress
+from dbt_eventbridge.run.contracts import sync_contracts
 from dbt_eventbridge.run.options import SyncOptions
 from dbt_eventbridge.run.plan_store import PlanStore, StatePlan, TempPlan
-from dbt_eventbridge.run.results import SyncResult, now
+from dbt_eventbridge.run.results import (
+    BLOCKED_BY_LOCK,
+    BLOCKED_BY_MASS_REMOVAL,
+    BLOCKED_BY_MODEL,
+    SyncResult,
+    actions,
+    now,
+)
 from dbt_eventbridge.run.sinks import DryRunSink, Sink
 from dbt_eventbridge.run.tally import Tally
 from dbt_eventbridge.run.workers import WorkerPool, shared_rate
@@ -104,7 +112,9 @@ class SyncRun:
         self.node = node
         self.dry = ctx.options.dry_run
         self._model_rows = 0  # rows of the model, from its key audit
-        self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus, started_at=now())
+        opts = ctx.options
+        self.result = SyncResult(sync=sync.name, model=sync.model_name, event_bus=sync.event_bus, started_at=now(),
+                                 action=actions(opts.full_refresh, opts.allow_mass_removal, opts.rebaseline))
         self.crash = CrashPoints.from_env()
         self.journaled = 0  # rows whose acks are journaled
         self._publish_started = time.perf_counter()
@@ -121,6 +131,7 @@ class SyncRun:
             reason = self.ctx.last_run.reason_to_skip(self.node.unique_id)
             if reason or not self.sync.enabled:
                 r.status = "skipped"
+                r.blocked_by = BLOCKED_BY_MODEL if reason else None
                 r.message = (f"not synced because {reason}; its changes will be sent after a successful run"
                              if reason else "disabled in its config (enabled: false)")
                 return r
@@ -135,6 +146,8 @@ class SyncRun:
     def _failed(self, e: Exception) -> None:
         r = self.result
         r.status = "error"
+        if isinstance(e, LockedError):
+            r.blocked_by = BLOCKED_BY_LOCK
         if not isinstance(e, EventBridgeSyncError):
             e = self.project.out_of_memory_error(e) or e
         if isinstance(e, EventBridgeSyncError):
@@ -158,14 +171,22 @@ class SyncRun:
             raise ConfigError([Problem(f"the relation {self.node.relation_name} does not exist", sync.model_name,
                                        sync.name, None, "Run `dbt run` or `dbt build` for the model first")])
         names = [c for c, _ in cols]
+        self._cols = cols
         self.sync, shape = planning.resolve_shape(sync, self.node, cols)
         context = project.macro_context()
         problems = Renderer.check(self.sync, project_dir=project.project_dir, dbt_context=context,
                                   model_columns=names)
         if problems:
             raise ConfigError(problems)
-        renderer = Renderer(self.sync, project_dir=project.project_dir, dbt_context=context, model_columns=names)
+        settings = self.settings
+        found = sync_contracts(project, self.node, self.sync, cols, event_id_in_detail=settings.event_id_in_detail,
+                               checked=True) if settings.validate_events or settings.event_id_in_detail else []
+        renderer = Renderer(self.sync, project_dir=project.project_dir, dbt_context=context, model_columns=names,
+                            contracts=found if settings.validate_events else (),
+                            event_id_in_detail=settings.event_id_in_detail)
         renderer.event_ids = renderer.event_ids or self.dry  # a dry run's output shows them
+        if self.ctx.options.keys:  # a keyed preview shows each change whole
+            renderer.keep_changes = renderer.uses_old_rows = True
         return shape, renderer
 
     def _audit(self, model: Any, shape: planning.ModelShape) -> bool:
@@ -193,14 +214,21 @@ class SyncRun:
         project, r, opts = self.project, self.result, self.ctx.options
         shape, renderer = self._prepare()
         model = project.relation(self.node)
+        keys = self._preview_keys(shape) if opts.keys else None
+        if keys is not None:
+            model = planning.only_keys(project, model, shape.quoted(project, shape.keys), keys)
         dups = self._audit(model, shape)
         store = self._store(tables, shape.quoted(project, shape.keys))
         with store.opened():
             self._started()
             r.recovered = store.recover(self.warn)
+            r.interrupted = store.interrupted is not None
             if r.recovered:
                 self.warn(f"completed a run that was interrupted: {r.recovered} row(s) it had delivered are now "
                           "recorded; the rest is planned again")
+            elif r.interrupted:
+                self.warn("completed a run that was interrupted before any of its rows was recorded as delivered: "
+                          "its changes are planned again")
             previous, committed, state, state_exists = store.previous()
             spec = self._plan_spec(shape, previous, state_exists)
             renderer.dedup_token = self._delivery_token(store.interrupted, previous, spec.layout)
@@ -209,7 +237,8 @@ class SyncRun:
             ops = self._ops(committed)
 
             def plan_sql(state: Any, dups: bool, exists_only: bool = False) -> str:
-                return planning.plan_select(project, model, state, shape, spec, opts.full_refresh, dups, exists_only)
+                return planning.plan_select(project, model, state, shape, spec, opts.full_refresh, dups, exists_only,
+                                            keys)
 
             if self._nothing_to_do(spec, lambda: plan_sql(state, dups, True), ops):
                 return
@@ -226,6 +255,53 @@ class SyncRun:
                 store.finish(unsettled=r.maybe_delivered > 0)
         if r.status != "blocked":
             r.status = "dry_run" if self.dry else "partial" if (r.rejected or r.invalid) else "success"
+        if keys is not None:
+            self._unchanged_keys(keys, shape)
+
+    def _unchanged_keys(self, keys: list[dict[str, Any]], shape: planning.ModelShape) -> None:
+        """A keyed preview says why a key it names made no entry."""
+        from dbt_eventbridge.model import key_text
+
+        shown = {key_text(e.key) for e in self.result.samples} | {key_text(x["key"]) for x in self.result.rejections}
+        project = self.project
+        for key in keys:
+            if key_text(key) in shown:
+                continue
+            narrowed = planning.only_keys(project, project.relation(self.node), shape.quoted(project, shape.keys),
+                                          [key])
+            in_model = bool(project.execute(f"select count(*) from {narrowed} as k", fetch=True)[0][0])
+            self.warn(f"key {key_text(key)}: " + (
+                "no change to send: the model's row is as delivered (--full-refresh shows its event as added)"
+                if in_model else "no row of the model has it, and no delivered row either"))
+
+    def _preview_keys(self, shape: planning.ModelShape) -> list[dict[str, Any]]:
+        """The rows --key names, each as a value per key column in the type the column takes
+        (42 for a number column, '42' for a text one: PostgreSQL compares no text to a number)."""
+        from dbt_eventbridge.config.keys import key_candidates
+        from dbt_eventbridge.delivery.contracts import json_type
+
+        types = dict(self._cols)
+        out: list[dict[str, Any]] = []
+        for text in self.ctx.options.keys:
+            for candidate in key_candidates(list(shape.keys), text):
+                value = json.loads(candidate)
+                if set(value) != set(shape.keys):
+                    raise ConfigError([Problem(
+                        f"--key {text!r} names {', '.join(value)}, but the key of this sync is "
+                        f"{', '.join(shape.keys)}", self.sync.model_name, self.sync.name, None,
+                        "Write it as " + ",".join(f"{k}=..." for k in shape.keys))])
+                typed: dict[str, Any] = {}
+                for k in shape.keys:
+                    v, t = value[k], json_type(types.get(k, "")).get("type")
+                    numeric = bool({"integer", "number"} & set(t if isinstance(t, list) else [t]))
+                    if numeric and isinstance(v, str):
+                        break  # the text reading of a number-like key: the number is the other candidate
+                    typed[k] = str(v) if not numeric and isinstance(v, int | float) and not isinstance(v, bool) \
+                        else v
+                else:
+                    if typed not in out:
+                        out.append(typed)
+        return out
 
     def _delivery_token(self, interrupted: Layout | None, previous: Layout | None, layout: Layout) -> str:
         """The token of this run's DeduplicationIds on a v2 bus (render.dedup_id), recorded in the plan.
@@ -273,7 +349,7 @@ class SyncRun:
             with self.project.transaction():
                 history.mark_interrupted(sync.name)
                 history.sync_started(sync.name, sync.model_name, sync.event_bus, self.result.started_at or now(),
-                                      self.ctx.last_run.invocation_id)
+                                      self.ctx.last_run.invocation_id, action=self.result.action)
 
     def _ops(self, committed: bool) -> list[str]:
         """The ops this run sends: none on a skipped initial sync or a rebaseline (recorded, not sent)."""
@@ -319,31 +395,51 @@ class SyncRun:
     def _counted(self, counts: dict[str, int], ops: list[str]) -> None:
         r = self.result
         r.planned = {op: counts.get(op, 0) for op in OPS}
-        r.rebaselined = counts.get("rebaseline", 0)
-        r.not_triggered = sum(n for op, n in r.planned.items() if op not in ops)
-        if r.rebaselined:
-            self.ctx.console.info(f"{self.sync.name}: {r.rebaselined} row(s) differ only by the schema change: "
+        schema_change = counts.get("rebaseline", 0)
+        unsent = sum(n for op, n in r.planned.items() if op not in ops)
+        # Why a planned change gets no event, each counted once: the rebaseline command takes
+        # every row as delivered, a first run with initial_sync: skip records them, or the
+        # sync's trigger for the op is off.
+        r.rebaselined, r.initial_skipped, r.not_triggered = schema_change, 0, 0
+        if self.ctx.options.rebaseline:
+            r.rebaselined += unsent
+        elif r.initial_sync_skipped:
+            r.initial_skipped = unsent
+        else:
+            r.not_triggered = unsent
+        if schema_change:
+            self.ctx.console.info(f"{self.sync.name}: {schema_change} row(s) differ only by the schema change: "
                                   "re-baselined without sending")
 
     def _mass_removal(self, store: PlanStore) -> bool:
         """Stop before publishing when a run would remove too much of what was delivered."""
         r, st = self.result, self.settings
         removed = r.planned["removed"]
-        if self.ctx.options.allow_mass_removal or removed < st.removal_guard_min_rows:
+        if removed < st.removal_guard_min_rows:
             return False
         delivered = store.delivered_count()
         if not delivered or removed <= st.max_removal_share * delivered:
             return False
+        share = f"{removed} of the {delivered} delivered rows ({removed / delivered:.0%}, above max_removal_share " \
+                f"{st.max_removal_share:.0%})"
+        if self.ctx.options.allow_mass_removal:
+            if not self.ctx.options.rebaseline:  # (which sends nothing: nothing to note)
+                # The guard would have stopped it: the run history says who let it through.
+                r.message = f"--allow-mass-removal let through the removal of {share}"
+                self.warn(r.message)
+            return False
+        r.blocked_by = BLOCKED_BY_MASS_REMOVAL
         would = "a real run would stop" if self.dry else "stopped"
-        r.message = (f"{would} before publishing: this run would remove {removed} of the {delivered} delivered "
-                     f"rows ({removed / delivered:.0%}, above max_removal_share {st.max_removal_share:.0%}). "
+        r.message = (f"{would} before publishing: this run would remove {share}. "
                      "A truncated or half-built model is the usual cause. Nothing was sent or recorded. If the "
                      "removal is real, run again with --allow-mass-removal")
         return True
 
     def _sink(self) -> Sink:
         if self.dry:
-            return DryRunSink(self.sync.name, self.ctx.output, self.ctx.options.samples)
+            opts = self.ctx.options
+            # a keyed preview shows every entry it makes (a key has one row, and 42 may be 42 or '42')
+            return DryRunSink(self.sync.name, self.ctx.output, max(opts.samples, 2 * len(opts.keys)))
         assert self.ctx.publisher is not None, "a real run with something to send has a publisher"
         return self.ctx.publisher.get()
 

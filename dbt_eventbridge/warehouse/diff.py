@@ -225,8 +225,26 @@ def _compare(s: Shape, current: Shape, model: ModelColumns, notes: list[str]) ->
             "pairs": [[c, phys(stored[c].index), stored[c].dtype != names[c]] for c in common]}
 
 
+def only_keys(project: DbtProject, relation: Any, columns: list[str], keys: list[dict[str, Any]]) -> str:
+    """``relation`` narrowed to the rows of ``keys`` (each a value per key column, in the order
+    of ``columns``, quoted): a subquery the plan's macros read as they read a relation, so
+    that the engine looks the keys up instead of diffing the whole table. The values are the
+    user's --key, as literals of the engine (escaped as every literal of ours is)."""
+    if not keys:
+        return f"(select * from {relation} where 1 = 0)"
+    ors = []
+    for key in keys:
+        parts = [f"{col} is null" if v is None else f"{col} = {project.literal(v)}"
+                 for col, v in zip(columns, key.values())]
+        ors.append("(" + " and ".join(parts) + ")")
+    return f"(select * from {relation} where {' or '.join(ors)})"
+
+
 def plan_select(project: DbtProject, model: Any, state: Any, shape: ModelShape, spec: PlanSpec,
-                full_refresh: bool, has_duplicates: bool = True, exists_only: bool = False) -> str:
+                full_refresh: bool, has_duplicates: bool = True, exists_only: bool = False,
+                keys: list[dict[str, Any]] | None = None) -> str:
+    """The plan's SELECT; ``keys``: only the delivered rows of these keys (a keyed preview,
+    whose ``model`` is narrowed to them by :func:`only_keys`)."""
     quote = project.quote
     shapes = [{**o, "pairs": [[quote(m), p, cast] for m, p, cast in o["pairs"]]} for o in spec.shapes]
     state_keys: list[str] = []
@@ -235,6 +253,8 @@ def plan_select(project: DbtProject, model: Any, state: Any, shape: ModelShape, 
         key_index = {c.name: c.index for c in spec.previous.shape.columns}
         state_keys = [phys(key_index[k]) for k in shape.keys]
         old_columns = [[phys(c.index), old(c.index)] for c in spec.previous.physical()]
+    if keys is not None and state is not None and state_keys:
+        state = only_keys(project, state, state_keys, keys)  # the model: narrowed by the caller
     return project.render_macro(
         "plan_select_sql", model=model, state=state if spec.with_state else None,
         keys=shape.quoted(project, shape.keys), columns=shape.quoted(project, shape.columns),

@@ -1,13 +1,20 @@
 """Run history in the warehouse: what every run did, and every event it sent or had rejected.
 
 Three tables in the state schema, next to the delivered state:
-- ``_eb_runs``: one row per sync per run (status, counts, exit code, dbt invocation id);
+- ``_eb_runs``: one row per sync per run (status, counts, exit code, dbt invocation id, who ran
+  it and what was asked of it: a full refresh, a mass removal let through, a rebaseline), and
+  one row per ``reset`` (status ``reset``: how many delivered rows it forgot);
 - ``_eb_events``: one row per entry sent or rejected (key, op, event ids, AWS's answer,
   attempts, the detail unless ``history_detail`` is off);
 - ``_eb_alert_status``: what each alert last said about each sync (one notification per change).
 
 Events are written with each chunk's acks, in the same transaction, so the history agrees
 with the state. Rows older than ``history_retention_days`` are pruned at the end of a run.
+
+Columns added since a table was first made (``RUN_COLUMNS`` past ``RUN_COLUMNS_V1``, the
+columns of 0.1.0) are added in place by the first run that writes the history (one
+``history_add_column_sql`` per column, a dispatched macro: Spark's is ``ADD COLUMNS``);
+readers of a table not yet migrated (``runs``, ``inspect``) read the columns it has.
 The package's dbt sources (``models/eventbridge_history.yml``) document these tables.
 """
 
@@ -18,6 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_eventbridge.errors import WarehouseError
 from dbt_eventbridge.model import Outcome, key_text
 from dbt_eventbridge.warehouse.engines.base import EventWriter
 from dbt_eventbridge.warehouse.project import DbtProject
@@ -26,7 +34,9 @@ RUNS = "_eb_runs"
 EVENTS = "_eb_events"
 ALERT_STATUS = "_eb_alert_status"
 
-RUN_COLUMNS: list[tuple[str, str]] = [
+# The runs table of 0.1.0 (and of 0.2.0 before the audit columns): recognised by exactly
+# these columns when it predates _eb_objects, and migrated to RUN_COLUMNS.
+RUN_COLUMNS_V1: list[tuple[str, str]] = [
     ("run_id", "string"), ("sync_name", "string"), ("model", "string"), ("event_bus", "string"),
     ("status", "string"), ("exit_code", "int"), ("started_at", "timestamp"), ("finished_at", "timestamp"),
     ("seconds", "float"), ("planned_added", "bigint"), ("planned_changed", "bigint"),
@@ -34,6 +44,15 @@ RUN_COLUMNS: list[tuple[str, str]] = [
     ("sent_removed", "bigint"), ("rejected", "bigint"), ("invalid_keys", "bigint"),
     ("not_triggered", "bigint"), ("requests", "bigint"), ("retried_entries", "bigint"),
     ("message", "string"), ("dbt_invocation_id", "string")]
+# Added after 0.1.0, in this order (new columns go at the end: a migration appends them).
+# action: reset | rebaseline | full-refresh | allow-mass-removal (comma-separated), null for
+# an ordinary run; run_by: the OS user; rebaselined / initial_skipped: rows recorded as
+# delivered without an event (besides not_triggered, the trigger being off); forgotten: the
+# delivered rows a reset forgot; blocked_by: lock | model_failed | mass_removal.
+RUN_COLUMNS_ADDED: list[tuple[str, str]] = [
+    ("action", "string"), ("run_by", "string"), ("rebaselined", "bigint"), ("initial_skipped", "bigint"),
+    ("forgotten", "bigint"), ("blocked_by", "string")]
+RUN_COLUMNS: list[tuple[str, str]] = RUN_COLUMNS_V1 + RUN_COLUMNS_ADDED
 # One event: everything after run_id and sync_name is what EventRow holds, in this order.
 EVENT_COLUMNS: list[tuple[str, str]] = [
     ("run_id", "string"), ("sync_name", "string"), ("event_key", "string"), ("op", "string"),
@@ -50,8 +69,9 @@ DEDUPLICATED = "DEDUPLICATED"
 EVENT_FIELDS = [c for c, _ in EVENT_COLUMNS[2:]]  # what an EventBuffer holds, per event
 # What the runs and inspect commands show.
 _RECENT_RUN_COLUMNS = ["run_id", "sync_name", "model", "status", "exit_code", "started_at", "finished_at", "seconds",
-                       "sent_added", "sent_changed", "sent_removed", "rejected", "invalid_keys", "message",
-                       "dbt_invocation_id"]
+                       "planned_added", "planned_changed", "planned_removed", "sent_added", "sent_changed",
+                       "sent_removed", "rejected", "invalid_keys", "not_triggered", "rebaselined", "initial_skipped",
+                       "forgotten", "action", "run_by", "blocked_by", "message", "dbt_invocation_id"]
 _RUN_EVENT_COLUMNS = ["sync_name", "event_key", "op", "event_id", "detail_type", "size_bytes", "aws_event_id",
                       "error_code", "error_message", "attempts", "sent_at"]
 _KEY_HISTORY_COLUMNS = ["run_id", "event_key", "op", "event_id", "source", "detail_type", "size_bytes", "aws_event_id",
@@ -91,6 +111,7 @@ class History:
     run_id: str = ""
     detail: bool = True
     retention_days: int = 30
+    run_by: str | None = None  # who runs this process (the OS user), on every row it writes
 
     def __post_init__(self) -> None:
         self._writer: EventWriter | None = None
@@ -99,6 +120,8 @@ class History:
         self.alerts = self.project.state_relation(self.schema, ALERT_STATUS)
         self._ready: int | None = None  # project.rollbacks when the tables were last made sure of
         self._written: set[str] = set()  # syncs with a row of this run in _eb_runs
+        self._run_columns: set[str] | None = None  # the columns _eb_runs has (read once)
+        self._migrated = False  # this run tried to bring _eb_runs up to RUN_COLUMNS
 
     # -- writing -------------------------------------------------------------------------
 
@@ -113,16 +136,51 @@ class History:
         owned.ensure()
         for relation, columns, kind in ((self.runs, RUN_COLUMNS, "runs"), (self.events, EVENT_COLUMNS, "events"),
                                         (self.alerts, ALERT_COLUMNS, "alert_status")):
-            owned.ensure_table(relation, kind, self.project.render_macro(
-                "history_table_sql", relation=relation, columns=[list(c) for c in columns]), [c for c, _ in columns])
+            earlier = [[c for c, _ in RUN_COLUMNS_V1]] if relation is self.runs else []
+            existed = owned.ensure_table(relation, kind, self.project.render_macro(
+                "history_table_sql", relation=relation, columns=[list(c) for c in columns]), [c for c, _ in columns],
+                earlier)
+            if relation is self.runs and not existed:
+                self._run_columns = {c for c, _ in RUN_COLUMNS}
         self._ready = self.project.rollbacks
+        if not self._migrated:
+            # Once per run (not again after a rollback): a warehouse that refuses the ALTER
+            # (a role without the privilege) gets one warning, and the run records what the
+            # table has room for.
+            self._migrated = True
+            self._migrate_runs()
+
+    def _columns_of_runs(self, fresh: bool = False) -> set[str]:
+        if self._run_columns is None or fresh:
+            self._run_columns = {c.lower() for c, _ in self.project.relation_columns(self.runs)}
+        return self._run_columns
+
+    def _migrate_runs(self) -> None:
+        """Add the columns an earlier version's _eb_runs lacks, one statement each (at the end,
+        where a new column goes on every engine): a run that stops between two leaves a table
+        the next run completes, and one that finds a column another run just added goes on."""
+        have = self._columns_of_runs()
+        missing = [(name, kind) for name, kind in RUN_COLUMNS if name not in have]
+        for name, kind in missing:
+            try:
+                self.project.execute(self.project.render_macro("history_add_column_sql", relation=self.runs,
+                                                               name=name, kind=kind))
+            except WarehouseError as e:
+                if name not in self._columns_of_runs(fresh=True):
+                    raise WarehouseError(
+                        f"could not add the column {name} to {self.runs} (made by an earlier version): {e}",
+                        fix="Let the warehouse role of this target alter the table; until then, runs are "
+                            "recorded without who ran them and what was asked of them") from None
+        if missing:
+            self._columns_of_runs(fresh=True)
 
     def sync_started(self, sync: str, model: str, event_bus: str | None, started_at: str,
-                     invocation_id: str | None) -> None:
+                     invocation_id: str | None, action: str | None = None) -> None:
         """A 'running' row: a run that is killed stays visible (and is marked interrupted later)."""
         self.ensure()
         row = {"run_id": self.run_id, "sync_name": sync.lower(), "model": model, "event_bus": event_bus,
-               "status": "running", "started_at": started_at, "dbt_invocation_id": invocation_id}
+               "status": "running", "started_at": started_at, "dbt_invocation_id": invocation_id,
+               "action": action, "run_by": self.run_by}
         self._replace_run(sync.lower(), row)
 
     def sync_finished(self, result: Any, invocation_id: str | None) -> None:
@@ -134,18 +192,36 @@ class History:
                "finished_at": r.finished_at or timestamp(), "seconds": round(r.seconds, 3),
                "rejected": r.rejected, "invalid_keys": r.invalid, "not_triggered": r.not_triggered,
                "requests": r.requests, "retried_entries": r.retried_entries, "message": r.message,
-               "dbt_invocation_id": invocation_id}
+               "dbt_invocation_id": invocation_id, "action": r.action, "run_by": self.run_by,
+               "rebaselined": r.rebaselined, "initial_skipped": r.initial_skipped, "forgotten": 0,
+               "blocked_by": r.blocked_by}
         for op in ("added", "changed", "removed"):
             row[f"planned_{op}"] = r.planned.get(op, 0)
             row[f"sent_{op}"] = r.sent.get(op, 0)
         self._replace_run(r.sync.lower(), row)
+
+    def reset_recorded(self, sync: str, model: str, event_bus: str | None, forgotten: int, started_at: str,
+                       finished_at: str, seconds: float) -> None:
+        """A reset, as a row of its own (status ``reset``): who forgot how many delivered rows,
+        and when. Not a sync run: alerts never take it for a success."""
+        self.ensure()
+        row: dict[str, Any] = {
+            "run_id": self.run_id, "sync_name": sync.lower(), "model": model, "event_bus": event_bus,
+            "status": "reset", "exit_code": 0, "started_at": started_at, "finished_at": finished_at,
+            "seconds": round(seconds, 3), "action": "reset", "run_by": self.run_by, "forgotten": forgotten,
+            "message": f"forgot {forgotten} delivered row(s): the next run sends every current row as added"}
+        for column, kind in RUN_COLUMNS:
+            if kind == "bigint":
+                row.setdefault(column, 0)
+        self._replace_run(sync.lower(), row)
 
     def _replace_run(self, sync: str, row: dict[str, Any]) -> None:
         sql = self.project.sql
         with self.project.transaction():
             if sync in self._written:  # (a run's first row of a sync replaces nothing)
                 self.project.execute(sql.delete_where(self.runs, run_id=self.run_id, sync_name=sync))
-            self.project.execute(sql.insert_values(self.runs, {c: row.get(c) for c, _ in RUN_COLUMNS},
+            have = self._columns_of_runs()  # (all of RUN_COLUMNS, unless the migration was refused)
+            self.project.execute(sql.insert_values(self.runs, {c: row.get(c) for c, _ in RUN_COLUMNS if c in have},
                                                    dict(RUN_COLUMNS)))
         self._written.add(sync)
 
@@ -185,27 +261,39 @@ class History:
     def exists(self) -> bool:
         from dbt_eventbridge.warehouse.tables import Ownership
 
-        return Ownership(self.project, self.schema).readable(self.runs, [c for c, _ in RUN_COLUMNS])
+        return Ownership(self.project, self.schema).readable(self.runs, [c for c, _ in RUN_COLUMNS],
+                                                             [[c for c, _ in RUN_COLUMNS_V1]])
+
+    def _run_records(self, columns: list[str], make_sql: Any) -> list[dict[str, Any]]:
+        """Rows of _eb_runs with these columns; a column an earlier version's table lacks (not
+        migrated yet: no sync has run since the upgrade) reads as null."""
+        have = self._columns_of_runs()
+        rows = self.query(make_sql([c for c in columns if c in have]))
+        return [{c: r.get(c) for c in columns} for r in rows]
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         return self.project.records(sql)
 
     def recent_runs(self, limit: int = 20, sync: str | None = None) -> list[dict[str, Any]]:
-        return self.query(self.project.sql.recent_runs(self.runs, _RECENT_RUN_COLUMNS, sync.lower() if sync else None,
-                                                       limit))
+        return self._run_records(_RECENT_RUN_COLUMNS, lambda cols: self.project.sql.recent_runs(
+            self.runs, cols, sync.lower() if sync else None, limit))
 
     def find_run_ids(self, prefix: str) -> list[str]:
         rows = self.project.execute(self.project.sql.run_ids_like(self.runs, prefix), fetch=True)
         return sorted(str(r[0]) for r in rows)
 
     def run_rows(self, run_id: str) -> list[dict[str, Any]]:
-        return self.query(self.project.sql.run_rows(self.runs, [c for c, _ in RUN_COLUMNS], run_id))
+        return self._run_records([c for c, _ in RUN_COLUMNS],
+                                 lambda cols: self.project.sql.run_rows(self.runs, cols, run_id))
 
     def event_counts(self, run_id: str) -> list[dict[str, Any]]:
         return self.query(self.project.sql.event_counts(self.events, run_id))
 
-    def run_events(self, run_id: str, *, failed_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-        return self.query(self.project.sql.run_events(self.events, _RUN_EVENT_COLUMNS, run_id, failed_only, limit))
+    def run_events(self, run_id: str, *, failed_only: bool = False, limit: int = 50, accepted_only: bool = False,
+                   sync: str | None = None) -> list[dict[str, Any]]:
+        return self.query(self.project.sql.run_events(self.events, _RUN_EVENT_COLUMNS, run_id, failed_only, limit,
+                                                      accepted_only=accepted_only,
+                                                      sync=sync.lower() if sync else None))
 
     def timeline(self, run_id: str) -> list[dict[str, Any]]:
         """Events per second of each sync of one run, accepted and rejected, counted in the warehouse."""

@@ -26,6 +26,10 @@ class ModelNode:
     materialized: str
     enabled: bool = True
     resource_type: str = "model"
+    # The columns the model's YAML declares: name -> (data_type or None, not_null constraint).
+    # Their types are the event contract's where declared (delivery/contracts.py).
+    declared_columns: tuple[tuple[str, str | None, bool], ...] = ()
+    contract_enforced: bool = False  # dbt builds it with exactly the declared columns and types
 
 
 SYNCABLE = ("model", "seed", "snapshot")

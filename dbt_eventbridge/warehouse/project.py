@@ -400,7 +400,8 @@ class DbtProject(AdapterSession):
                 unique_id=uid, name=node.name, relation_name=node.relation_name, database=node.database,
                 schema=node.schema, alias=node.alias or node.name, meta=meta, file=file,
                 materialized=node.config.materialized, enabled=node.config.enabled,
-                resource_type=node.resource_type.value))
+                resource_type=node.resource_type.value, declared_columns=_declared_columns(node),
+                contract_enforced=bool(getattr(getattr(node.config, "contract", None), "enforced", False))))
         return out
 
     def yaml_meta(self, node: ModelNode, key: str) -> Any:
@@ -536,3 +537,21 @@ class DbtProject(AdapterSession):
         (dbt's quote() does not, so a column named `a"b` would change the SQL)."""
         mark = str(self.adapter.quote("x"))[0]
         return mark + name.replace(mark, mark * 2) + mark
+
+
+def _declared_columns(node: Any) -> tuple[tuple[str, str | None, bool], ...]:
+    """(name, data_type, not null) of each column the node's YAML declares, with its
+    constraints: the column's own, and the model's (``constraints: [{type: not_null,
+    columns: [...]}]``, a primary key's columns too)."""
+    def kind(c: Any) -> str:
+        t = getattr(c, "type", None)
+        return str(getattr(t, "value", t) or "")
+
+    model_not_null = {col.lower() for c in (getattr(node, "constraints", None) or ())
+                      if kind(c) in ("not_null", "primary_key") for col in (getattr(c, "columns", None) or ())}
+    out = []
+    for name, col in (getattr(node, "columns", None) or {}).items():
+        not_null = name.lower() in model_not_null or any(kind(c) in ("not_null", "primary_key")
+                                                         for c in (getattr(col, "constraints", None) or ()))
+        out.append((str(name), getattr(col, "data_type", None) or None, not_null))
+    return tuple(out)

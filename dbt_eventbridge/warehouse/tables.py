@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from dbt_eventbridge.errors import TerminalError
@@ -103,9 +104,11 @@ class Ownership:
         project.cached(f"objects_table:{self.objects}:{project.rollbacks}", made)
         self._read_names()
 
-    def _check_columns(self, relation: Any, expected: list[str]) -> None:
-        have = [c.lower() for c, _ in self.project.relation_columns(relation)]
-        if sorted(have) != sorted(expected):
+    def _check_columns(self, relation: Any, expected: list[str], earlier: Sequence[Sequence[str]] = ()) -> None:
+        """Raises unless the table has exactly ``expected`` columns (or one of the ``earlier``
+        versions' sets, which its owner then migrates)."""
+        have = sorted(c.lower() for c, _ in self.project.relation_columns(relation))
+        if all(have != sorted(cols) for cols in (expected, *earlier)):
             raise self._refusal(relation)
 
     def _refusal(self, relation: Any) -> NotOursError:
@@ -126,18 +129,20 @@ class Ownership:
             raise self._refusal(relation)
         return True
 
-    def readable(self, relation: Any, columns: list[str]) -> bool:
+    def readable(self, relation: Any, columns: list[str], earlier: Sequence[Sequence[str]] = ()) -> bool:
         """Whether a shared table of ours exists, to read it (one of an earlier version, made
-        before _eb_objects, is recognised by exactly its columns); nothing is written."""
+        before _eb_objects, is recognised by exactly its columns, or those of ``earlier``
+        versions); nothing is written."""
         if not exists(self.project, relation):
             return False
         if not self.is_ours(relation):
-            self._check_columns(relation, columns)
+            self._check_columns(relation, columns, earlier)
         return True
 
-    def adopt(self, relation: Any, kind: str, columns: list[str], sync: str = "") -> bool:
+    def adopt(self, relation: Any, kind: str, columns: list[str], sync: str = "",
+              earlier: Sequence[Sequence[str]] = ()) -> bool:
         """A table of an earlier version (before _eb_objects), recognised by exactly its columns."""
-        if not self.readable(relation, columns):
+        if not self.readable(relation, columns, earlier):
             return False
         if not self.is_ours(relation):
             self.register(relation, kind, sync)
@@ -167,13 +172,17 @@ class Ownership:
                                                                   "created_epoch": int(time.time())}))
         names.add(name)
 
-    def ensure_table(self, relation: Any, kind: str, create_sql: str, columns: list[str]) -> None:
-        """A shared table of ours: created (and registered) when missing, refused when someone else's."""
-        if self.adopt(relation, kind, columns):
-            return
+    def ensure_table(self, relation: Any, kind: str, create_sql: str, columns: list[str],
+                     earlier: Sequence[Sequence[str]] = ()) -> bool:
+        """A shared table of ours: created (and registered) when missing, refused when someone
+        else's. Returns whether it existed (``earlier``: column sets of earlier versions of it,
+        which the caller migrates)."""
+        if self.adopt(relation, kind, columns, earlier=earlier):
+            return True
         with self.project.transaction():
             self.register(relation, kind)
             self.project.execute(create_sql, lists=(relation, True))
+        return False
 
     def create(self, relation: Any, sql: str, kind: str, sync: str) -> None:
         """Create one of our tables (inside the caller's transaction)."""

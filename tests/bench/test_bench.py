@@ -25,7 +25,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         "0-100 ms: >= 1.5x a 32-thread boto3 script", "connections reused (<= 64 in flight + 2)",
         "no-change sync of 3 models <= 0.5x CPU of dbt run", "per-sync overhead < 50 ms (DuckDB)",
         "runs, inspect, reset < 1 s", "publish CPU < 50 us an event (template)",
-        "dbt-eventbridge build < dbt build && sync (3 models, every row changed)"}
+        "dbt-eventbridge build < dbt build && sync (3 models, every row changed)",
+        "checking details against a declared contract <= 1.25x the render's CPU"}
     # what the figures are made of is real: every event reached the stub, every phase was timed
     assert f["publish"]["delivered_to_stub"] == f["publish"]["rows"] == 5_000
     assert f["publish"]["cpu_us_per_event"] > 0
@@ -51,5 +52,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert v2["events"] == 2_000 and v2["entries_per_request"] == 100.0 and v2["events_per_second"] > 0
     assert v2["client_cpu_us_per_event"]["ours"] > 0 and v2["client_cpu_us_per_event"]["botocore"] > 0
     assert "Custom Event Bus (v2)" in p.stdout
+    c = f["contracts"]  # both renders ran over the same rows
+    assert c["rows"] == 20_000 and c["render_us_per_row"] > 0 and c["render_checked_us_per_row"] > 0
     for name in f["targets"]:
         assert name in p.stdout  # the table is printed

@@ -293,8 +293,22 @@ create table if not exists `offline-project`.`eventbridge_state`.`_eb_runs` (
   requests bigint,
   retried_entries bigint,
   message string,
-  dbt_invocation_id string
+  dbt_invocation_id string,
+  action string,
+  run_by string,
+  rebaselined bigint,
+  initial_skipped bigint,
+  forgotten bigint,
+  blocked_by string
 );
+
+-- history_add_column_sql
+alter table `offline-project`.`eventbridge_state`.`_eb_runs` add column action string;
+alter table `offline-project`.`eventbridge_state`.`_eb_runs` add column run_by string;
+alter table `offline-project`.`eventbridge_state`.`_eb_runs` add column rebaselined bigint;
+alter table `offline-project`.`eventbridge_state`.`_eb_runs` add column initial_skipped bigint;
+alter table `offline-project`.`eventbridge_state`.`_eb_runs` add column forgotten bigint;
+alter table `offline-project`.`eventbridge_state`.`_eb_runs` add column blocked_by string;
 
 -- history_second
 timestamp_trunc(
@@ -364,7 +378,7 @@ delete from `offline-project`.`eventbridge_state`.`_eb_events` where sent_at < '
 select run_id, status from `offline-project`.`eventbridge_state`.`_eb_runs` where sync_name = 'customers' order by started_at desc, sync_name limit 20;
 
 -- event_counts
-select sync_name, op, error_code, count(*) as events, sum(attempts) as attempts, min(sent_at) as first_at, max(sent_at) as last_at from `offline-project`.`eventbridge_state`.`_eb_events` where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
+select sync_name, op, error_code, count(*) as events, sum(case when attempts > 1 then attempts - 1 else 0 end) as retries, min(sent_at) as first_at, max(sent_at) as last_at from `offline-project`.`eventbridge_state`.`_eb_events` where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
 
 -- timeline
 select sync_name, timestamp_trunc(

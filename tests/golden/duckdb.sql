@@ -298,8 +298,22 @@ create table if not exists "memory"."eventbridge_state"."_eb_runs" (
   requests bigint,
   retried_entries bigint,
   message varchar,
-  dbt_invocation_id varchar
+  dbt_invocation_id varchar,
+  action varchar,
+  run_by varchar,
+  rebaselined bigint,
+  initial_skipped bigint,
+  forgotten bigint,
+  blocked_by varchar
 );
+
+-- history_add_column_sql
+alter table "memory"."eventbridge_state"."_eb_runs" add column action varchar;
+alter table "memory"."eventbridge_state"."_eb_runs" add column run_by varchar;
+alter table "memory"."eventbridge_state"."_eb_runs" add column rebaselined bigint;
+alter table "memory"."eventbridge_state"."_eb_runs" add column initial_skipped bigint;
+alter table "memory"."eventbridge_state"."_eb_runs" add column forgotten bigint;
+alter table "memory"."eventbridge_state"."_eb_runs" add column blocked_by varchar;
 
 -- history_second
 date_trunc('second', sent_at);
@@ -367,7 +381,7 @@ delete from "memory"."eventbridge_state"."_eb_events" where sent_at < '2026-01-0
 select run_id, status from "memory"."eventbridge_state"."_eb_runs" where sync_name = 'customers' order by started_at desc, sync_name limit 20;
 
 -- event_counts
-select sync_name, op, error_code, count(*) as events, sum(attempts) as attempts, min(sent_at) as first_at, max(sent_at) as last_at from "memory"."eventbridge_state"."_eb_events" where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
+select sync_name, op, error_code, count(*) as events, sum(case when attempts > 1 then attempts - 1 else 0 end) as retries, min(sent_at) as first_at, max(sent_at) as last_at from "memory"."eventbridge_state"."_eb_events" where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
 
 -- timeline
 select sync_name, date_trunc('second', sent_at) as second, sum(case when error_code is null then 1 else 0 end) as sent, sum(case when error_code is null then 0 else 1 end) as rejected from "memory"."eventbridge_state"."_eb_events" where run_id = 'run-1' group by sync_name, date_trunc('second', sent_at) order by sync_name, second;

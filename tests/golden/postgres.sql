@@ -293,8 +293,22 @@ create table if not exists "d"."eventbridge_state"."_eb_runs" (
   requests bigint,
   retried_entries bigint,
   message text,
-  dbt_invocation_id text
+  dbt_invocation_id text,
+  action text,
+  run_by text,
+  rebaselined bigint,
+  initial_skipped bigint,
+  forgotten bigint,
+  blocked_by text
 );
+
+-- history_add_column_sql
+alter table "d"."eventbridge_state"."_eb_runs" add column action text;
+alter table "d"."eventbridge_state"."_eb_runs" add column run_by text;
+alter table "d"."eventbridge_state"."_eb_runs" add column rebaselined bigint;
+alter table "d"."eventbridge_state"."_eb_runs" add column initial_skipped bigint;
+alter table "d"."eventbridge_state"."_eb_runs" add column forgotten bigint;
+alter table "d"."eventbridge_state"."_eb_runs" add column blocked_by text;
 
 -- history_second
 date_trunc('second', sent_at);
@@ -362,7 +376,7 @@ delete from "d"."eventbridge_state"."_eb_events" where sent_at < '2026-01-01T00:
 select run_id, status from "d"."eventbridge_state"."_eb_runs" where sync_name = 'customers' order by started_at desc, sync_name limit 20;
 
 -- event_counts
-select sync_name, op, error_code, count(*) as events, sum(attempts) as attempts, min(sent_at) as first_at, max(sent_at) as last_at from "d"."eventbridge_state"."_eb_events" where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
+select sync_name, op, error_code, count(*) as events, sum(case when attempts > 1 then attempts - 1 else 0 end) as retries, min(sent_at) as first_at, max(sent_at) as last_at from "d"."eventbridge_state"."_eb_events" where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
 
 -- timeline
 select sync_name, date_trunc('second', sent_at) as second, sum(case when error_code is null then 1 else 0 end) as sent, sum(case when error_code is null then 0 else 1 end) as rejected from "d"."eventbridge_state"."_eb_events" where run_id = 'run-1' group by sync_name, date_trunc('second', sent_at) order by sync_name, second;

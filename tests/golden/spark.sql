@@ -298,8 +298,22 @@ create table if not exists eventbridge_state._eb_runs (
   requests bigint,
   retried_entries bigint,
   message string,
-  dbt_invocation_id string
+  dbt_invocation_id string,
+  action string,
+  run_by string,
+  rebaselined bigint,
+  initial_skipped bigint,
+  forgotten bigint,
+  blocked_by string
 );
+
+-- history_add_column_sql
+alter table eventbridge_state._eb_runs add columns (action string);
+alter table eventbridge_state._eb_runs add columns (run_by string);
+alter table eventbridge_state._eb_runs add columns (rebaselined bigint);
+alter table eventbridge_state._eb_runs add columns (initial_skipped bigint);
+alter table eventbridge_state._eb_runs add columns (forgotten bigint);
+alter table eventbridge_state._eb_runs add columns (blocked_by string);
 
 -- history_second
 date_trunc('second', sent_at);
@@ -367,7 +381,7 @@ delete from eventbridge_state._eb_events where sent_at < '2026-01-01T00:00:00';
 select run_id, status from eventbridge_state._eb_runs where sync_name = 'customers' order by started_at desc, sync_name limit 20;
 
 -- event_counts
-select sync_name, op, error_code, count(*) as events, sum(attempts) as attempts, min(sent_at) as first_at, max(sent_at) as last_at from eventbridge_state._eb_events where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
+select sync_name, op, error_code, count(*) as events, sum(case when attempts > 1 then attempts - 1 else 0 end) as retries, min(sent_at) as first_at, max(sent_at) as last_at from eventbridge_state._eb_events where run_id = 'run-1' group by sync_name, op, error_code order by sync_name, op, error_code;
 
 -- timeline
 select sync_name, date_trunc('second', sent_at) as second, sum(case when error_code is null then 1 else 0 end) as sent, sum(case when error_code is null then 0 else 1 end) as rejected from eventbridge_state._eb_events where run_id = 'run-1' group by sync_name, date_trunc('second', sent_at) order by sync_name, second;

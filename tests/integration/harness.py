@@ -117,7 +117,7 @@ class Project:
         if vars_:
             cmd += ["--vars", json.dumps(vars_)]
         if not args or args[0] not in ("sync", "build", "run", "seed", "snapshot", "validate", "reset", "rebaseline",
-                                       "runs", "inspect"):
+                                       "runs", "inspect", "schemas"):
             cmd.insert(1, "sync")
         p = self.run(cmd, extra_env)
         assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr

@@ -413,10 +413,17 @@ def test_one_writer_per_sync(tmp_path, local_aws, endpoint) -> None:
               f"cast({pid} as bigint) as pid, cast({int(time.time())} as bigint) as heartbeat_epoch")
 
     held_by("other-host:1:abc", "other-host", 1)
-    r = b.sync()
+    report = tmp_path / "held.html"
+    r = b.sync("--report", str(report))
     assert r.rc == 2
     assert "another run (other-host:1:abc) is syncing it right now" in r.stderr
     assert b.delivered() == []
+    # Held back, not failed: the report, the history and `inspect` say BLOCKED (the exit code stays 2).
+    assert r.sync("bulk")["blocked_by"] == "lock"
+    assert "BLOCKED (exit 2)" in report.read_text() and "FAILED (exit" not in report.read_text()
+    out = b.p.sync("inspect", r.results["run_id"])
+    assert f"Run {r.results['run_id']}: BLOCKED (exit 2)" in out.stdout, out.stdout + out.stderr
+    assert "bulk: held back: another run holds it" in out.stdout
     # its heartbeat stops: the lock is taken over after lock_ttl_seconds
     b.sql(f"update {lock} set heartbeat_epoch = {int(time.time()) - 3600}")
     r = b.sync()

@@ -1,7 +1,7 @@
-"""Alerts: parsing, conditions, one notification per change, and the four senders for real.
+"""Alerts: parsing, conditions, one notification per change, and the five senders for real.
 
-Slack and webhooks go to an HTTP server on 127.0.0.1; SNS and EventBridge go to moto's
-server (the session's ``local_aws``), from where SQS shows what a subscriber would get.
+Slack, webhooks and PagerDuty go to an HTTP server on 127.0.0.1; SNS and EventBridge go to
+moto's server (the session's ``local_aws``), from where SQS shows what a subscriber would get.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from dbt_eventbridge import __version__
+from dbt_eventbridge.alerts import channels
 from dbt_eventbridge.alerts.channels import client_factory
 from dbt_eventbridge.alerts.evaluate import SyncStatus, evaluate
 from dbt_eventbridge.alerts.messages import Notification, sns_subject
@@ -67,6 +68,8 @@ def only_problem(item: Any) -> Problem:
 
 SLACK = {"name": "data-team-slack", "type": "slack", "url_env": "SLACK_WEBHOOK_URL"}
 HOOK = {"name": "ops-hook", "type": "webhook", "url_env": "OPS_WEBHOOK_URL"}
+PD = {"name": "pd-oncall", "type": "pagerduty", "routing_key_env": "PD_ROUTING_KEY"}
+PD_KEY = "R0123456789abcdefABCDEF012345678"  # the shape of an Events API v2 routing key: 32 letters and digits
 
 
 class Logs(list[tuple[str, str]]):
@@ -93,6 +96,8 @@ class Recorder:
     requests: list[Recorded] = field(default_factory=list)
     # path -> (HTTP status, body); anything else answers 200 "ok", as Slack does
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # path -> answers given once each, in order, before those of `answers`
+    script: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def take(self) -> list[Recorded]:
         out, self.requests[:] = list(self.requests), []
@@ -108,7 +113,8 @@ def http() -> Iterator[Recorder]:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             rec.requests.append(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
                                          json.loads(raw)))
-            code, text = rec.answers.get(self.path, (200, "ok"))
+            queued = rec.script.get(self.path)
+            code, text = queued.pop(0) if queued else rec.answers.get(self.path, (200, "ok"))
             data = text.encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain")
@@ -153,9 +159,12 @@ def test_every_key_of_every_type_parses() -> None:
          "region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000"},
         {"name": "ops_bus", "type": "eventbridge",
          "event_bus": "arn:aws:events:us-east-1:123456789012:event-bus/ops-bus"},
+        {**PD, "severity": "critical", "url": " http://127.0.0.1:8080/v2/enqueue ", "triggers": ["interrupted"]},
     ])
     assert problems == []
-    slack, hook, sns, bus = alerts
+    slack, hook, sns, bus, pd = alerts
+    assert (pd.type, pd.routing_key_env, pd.severity, pd.url, pd.triggers) == (
+        "pagerduty", "PD_ROUTING_KEY", "critical", "http://127.0.0.1:8080/v2/enqueue", ("interrupted",))
     assert slack.triggers == ("failed", "stale")  # canonical order
     assert (slack.rejected_min_rows, slack.rejected_min_share, slack.stale_after_hours) == (0, 0.25, 1.5)
     assert slack.syncs == ("customers_to_crm",)
@@ -191,8 +200,8 @@ def test_alerts_must_be_a_list(raw: Any, message: str) -> None:
     ({**SLACK, "type": None}, "[0].type", "alert 'data-team-slack': 'type' is required",
      "slack, webhook, sns, eventbridge"),
     ({**SLACK, "type": "slak"}, "[0].type", "unknown alert type 'slak'", "Did you mean 'slack'?"),
-    ({**SLACK, "type": "pagerduty"}, "[0].type", "unknown alert type 'pagerduty'",
-     "Valid types are: slack, webhook, sns, eventbridge."),
+    ({**SLACK, "type": "opsgenie"}, "[0].type", "unknown alert type 'opsgenie'",
+     "Valid types are: slack, webhook, sns, eventbridge, pagerduty."),
     ({"name": "a", "type": "slack"}, "[0].url_env", "'url_env' is required for alerts of type slack",
      "url_env: SLACK_WEBHOOK_URL"),
     ({"name": "a", "type": "webhook"}, "[0].url_env", "'url_env' is required for alerts of type webhook", "url_env:"),
@@ -221,7 +230,7 @@ def test_alerts_must_be_a_list(raw: Any, message: str) -> None:
     ({**SLACK, "triggers": ["failed", "stael"]}, "[0].triggers[1]", "unknown trigger 'stael'",
      "Did you mean 'stale'?"),
     ({**SLACK, "triggers": []}, "[0].triggers", "'triggers' is empty, so the alert would never fire",
-     "remove the key to get all four"),
+     "List some of failed, rejected, mass_removal, stale, interrupted, or remove the key to get all of them"),
     ({**SLACK, "triggers": {"failed": True}}, "[0].triggers", "expected a list of triggers", "[failed, stale]"),
     ({**SLACK, "rejected_min_rows": -1}, "[0].rejected_min_rows",
      "'rejected_min_rows' must be a whole number of at least 0, got -1", "a row count"),
@@ -238,6 +247,29 @@ def test_alerts_must_be_a_list(raw: Any, message: str) -> None:
      "rejected_min_rows and rejected_min_share are both 0, so the 'rejected' trigger can never fire",
      "remove 'rejected' from triggers"),
     ({**SLACK, "syncs": [1]}, "[0].syncs", "expected a list of sync names, got [1]", "watch every sync"),
+    ({**SLACK, "triggers": ["interupted"]}, "[0].triggers[0]", "unknown trigger 'interupted'",
+     "Did you mean 'interrupted'?"),
+    # PagerDuty
+    ({"name": "pd", "type": "pagerduty"}, "[0].routing_key_env",
+     "alert 'pd': 'routing_key_env' is required for alerts of type pagerduty",
+     "Events API v2 integration (32 characters), e.g. `routing_key_env: PAGERDUTY_ROUTING_KEY`"),
+    ({**PD, "severity": "high"}, "[0].severity", "alert 'pd-oncall': unknown severity 'high'",
+     "Valid severities are: critical, error, warning, info. Remove it to use error."),
+    ({**PD, "severity": "warn"}, "[0].severity", "unknown severity 'warn'", "Did you mean 'warning'?"),
+    ({**PD, "severity": None}, "[0].severity", "unknown severity None", "critical, error, warning, info"),
+    ({**PD, "routing_key_env": "$PD_ROUTING_KEY"}, "[0].routing_key_env",
+     "routing_key_env is not an environment variable name (the value is not shown", "PAGERDUTY_ROUTING_KEY (no '$')"),
+    ({**PD, "url": "events.pagerduty.com/v2/enqueue"}, "[0].url", "alert 'pd-oncall': 'url' is not an http(s) URL",
+     "Remove it to send to https://events.pagerduty.com/v2/enqueue"),
+    ({**PD, "url": 8080}, "[0].url", "'url' is not an http(s) URL", "a proxy"),
+    ({**PD, "endpoint_url": "http://127.0.0.1:1"}, "[0].endpoint_url",
+     "'endpoint_url' does not apply to alerts of type pagerduty", "set type to sns or eventbridge"),
+    ({**PD, "endpoint": "http://127.0.0.1:1"}, "[0].endpoint", "unknown key 'endpoint'",
+     "takes its endpoint as `url`"),
+    ({**SLACK, "severity": "critical"}, "[0].severity", "'severity' does not apply to alerts of type slack",
+     "Remove it, or set type to pagerduty"),
+    ({"name": "a", "type": "sns", "topic_arn": "arn:aws:sns:us-east-1:123456789012:t", "url": "http://127.0.0.1:1"},
+     "[0].url", "'url' does not apply to alerts of type sns", "pointed elsewhere with endpoint_url"),
 ])
 def test_each_problem_is_located_and_explained(item: Any, path: str, message: str, fix: str) -> None:
     p = only_problem(item)
@@ -346,14 +378,15 @@ def test_stale_with_a_fixed_now() -> None:
 
 
 @pytest.mark.parametrize("st, expected", [
-    ("success", {"failed": False, "rejected": False, "mass_removal": False, "stale": False}),
-    ("partial", {"failed": False, "rejected": True, "mass_removal": False, "stale": False}),
-    ("error", {"failed": True, "rejected": None, "mass_removal": None, "stale": False}),
-    ("blocked", {"failed": False, "rejected": None, "mass_removal": True, "stale": False}),
+    ("success", {"failed": False, "rejected": False, "mass_removal": False, "stale": False, "interrupted": False}),
+    ("partial", {"failed": False, "rejected": True, "mass_removal": False, "stale": False, "interrupted": False}),
+    # An error may come before the run looked for an interrupted one.
+    ("error", {"failed": True, "rejected": None, "mass_removal": None, "stale": False, "interrupted": None}),
+    ("blocked", {"failed": False, "rejected": None, "mass_removal": True, "stale": False, "interrupted": False}),
     # A model that failed in dbt says nothing about the sync, except that it did not succeed.
-    ("skipped", {"failed": None, "rejected": None, "mass_removal": None, "stale": False}),
+    ("skipped", {"failed": None, "rejected": None, "mass_removal": None, "stale": False, "interrupted": None}),
     # Dry runs never alert.
-    ("dry_run", {"failed": None, "rejected": None, "mass_removal": None, "stale": None}),
+    ("dry_run", {"failed": None, "rejected": None, "mass_removal": None, "stale": None, "interrupted": None}),
 ])
 def test_what_each_status_says(st: str, expected: dict[str, bool | None]) -> None:
     a = one_alert(**SLACK)
@@ -363,7 +396,8 @@ def test_what_each_status_says(st: str, expected: dict[str, bool | None]) -> Non
 def test_a_failure_of_the_whole_run_only_evaluates_failed() -> None:
     a = one_alert(**SLACK)
     run = status(RUN_SYNC, "error", model="", last_success_at=None, first_run_at=NOW - dt.timedelta(days=9))
-    assert evaluate(a, run, NOW) == {"failed": True, "rejected": None, "mass_removal": None, "stale": None}
+    assert evaluate(a, run, NOW) == {"failed": True, "rejected": None, "mass_removal": None, "stale": None,
+                                     "interrupted": None}
 
 
 # --- notifications over HTTP ---------------------------------------------------------------------
@@ -471,6 +505,8 @@ def test_webhook_payload(http: Recorder) -> None:
                         "reason": "detail is not a JSON object"} for i in range(5)],
         "last_success_at": "2026-03-01T11:55:00+00:00",
         "at": NOW_ISO,
+        "recovered": 0,
+        "interrupted_run_id": None,
     }
     assert sent[0].body == req.body
     assert logs == [("info", "alert 'ops-hook' (webhook): sent the alert for rejected on customers_to_crm")]
@@ -776,3 +812,332 @@ def test_default_clients_use_boto3s_chain_and_the_alerts_endpoint(
     made = client_factory(region="eu-central-1")("events", replace(alert, type="eventbridge", topic_arn=None,
                                                                    event_bus="ops"))
     assert made.meta.region_name == "eu-central-1"  # no ARN, no alert region: the sync settings'
+
+
+# --- PagerDuty -----------------------------------------------------------------------------------
+
+PD_PATH = "/v2/enqueue"
+PD_ACCEPTED = (202, json.dumps({"status": "success", "message": "Event processed", "dedup_key": "any"}))
+PD_INVALID = (400, json.dumps({"status": "invalid event", "message": "Event object is invalid",
+                               "errors": ["Length of 'routing_key' is incorrect (should be 32 characters)"]}))
+
+
+@pytest.fixture
+def pagerduty(http: Recorder) -> Recorder:
+    """The HTTP server, answering on PagerDuty's path as PagerDuty does: 202 and a JSON status."""
+    http.answers[PD_PATH] = PD_ACCEPTED
+    return http
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses between attempts, recorded instead of waited."""
+    pauses: list[float] = []
+    monkeypatch.setattr(channels, "_sleep", pauses.append)
+    return pauses
+
+
+def closed_port() -> int:
+    """A port nothing listens on: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pd_alert(rec: Recorder, **kw: Any) -> AlertConfig:
+    return one_alert(**{**PD, "url": rec.url + PD_PATH, "triggers": ["failed"], **kw})
+
+
+def pd_notify(alert: AlertConfig, s: SyncStatus, store: MemoryStore | None = None, logs: Logs | None = None,
+              env: dict[str, str] | None = None, now: dt.datetime = NOW) -> list[Notification]:
+    return notify([alert], [s], MemoryStore() if store is None else store, now=now,
+                  env={"PD_ROUTING_KEY": PD_KEY} if env is None else env, log=Logs() if logs is None else logs,
+                  make_client=no_aws)
+
+
+def test_pagerduty_defaults() -> None:
+    a = one_alert(**PD)
+    assert (a.routing_key_env, a.severity, a.url, a.triggers) == ("PD_ROUTING_KEY", "error", None, TRIGGERS)
+    assert "interrupted" in TRIGGERS  # on by default, as every trigger is
+
+
+def test_a_routing_key_in_the_yaml_is_refused_and_never_echoed() -> None:
+    p = only_problem({"name": "pd", "type": "pagerduty", "routing_key": PD_KEY})
+    assert p.path == "vars.eventbridge.alerts[0].routing_key"
+    assert p.message.startswith("alert 'pd': 'routing_key' cannot be written in the YAML: a routing key is a secret")
+    assert "export PAGERDUTY_ROUTING_KEY='...'" in p.fix and "`routing_key_env: PAGERDUTY_ROUTING_KEY`" in p.fix
+    assert "rotate it" in p.fix  # it was committed: treat it as leaked
+    assert PD_KEY not in str(p)
+
+    # The key pasted where the variable's name goes: refused, not quoted (nor later printed as a variable name).
+    p = only_problem({**PD, "routing_key_env": PD_KEY})
+    assert p.path == "vars.eventbridge.alerts[0].routing_key_env"
+    assert "holds what looks like a routing key (not shown)" in p.message and "rotate it" in p.fix
+    assert PD_KEY not in str(p)
+    p = only_problem({**PD, "routing_key_env": PD_KEY + "+"})
+    assert "is not an environment variable name" in p.message and PD_KEY not in str(p)
+
+    # A proxy's URL is not quoted either (it may carry credentials).
+    p = only_problem({**PD, "url": "ftp://user:XXXXSECRET@proxy/v2/enqueue"})
+    assert "SECRET" not in str(p)
+
+
+def test_pagerduty_trigger_and_resolve_share_one_dedup_key(pagerduty: Recorder) -> None:
+    alert = pd_alert(pagerduty, severity="critical")
+    store, logs = MemoryStore(), Logs()
+
+    [n] = pd_notify(alert, failing(), store, logs)
+
+    assert n.delivered, n.error
+    [req] = pagerduty.take()
+    assert (req.method, req.path) == ("POST", PD_PATH)
+    assert req.headers["content-type"] == "application/json"
+    assert req.headers["user-agent"] == f"dbt-eventbridge/{__version__}"
+    assert req.body == {
+        "routing_key": PD_KEY,
+        "event_action": "trigger",
+        "dedup_key": "dbt-eventbridge/pd-oncall/customers_to_crm/failed",
+        "payload": {
+            "summary": "Sync 'customers_to_crm' (model customers) failed: EventBridge could not be reached: "
+                       "connection refused.",
+            "source": socket.gethostname(),
+            "severity": "critical",
+            "timestamp": NOW_ISO,
+            "component": "customers_to_crm",
+            "group": "customers",
+            "class": "failed",
+            "custom_details": n.body,  # what the webhook gets: counts, samples, run id
+        },
+    }
+    details = req.body["payload"]["custom_details"]
+    assert (details["run_id"], details["exit_code"], details["sent"]) == (
+        "run-1", 2, {"added": 0, "changed": 0, "removed": 0})
+    assert store.state == {("pd-oncall", "customers_to_crm", "failed"): "firing"}
+
+    # Still failing: PagerDuty already has the incident, nothing is sent.
+    assert pd_notify(alert, failing(run_id="run-2"), store, logs) == []
+    # Fixed: a resolve of the same incident.
+    [n] = pd_notify(alert, status(run_id="run-3"), store, logs)
+    assert (n.kind, n.delivered) == ("recovery", True)
+    [req] = pagerduty.take()
+    assert req.body == {"routing_key": PD_KEY, "event_action": "resolve",
+                        "dedup_key": "dbt-eventbridge/pd-oncall/customers_to_crm/failed"}
+    assert store.state == {("pd-oncall", "customers_to_crm", "failed"): "ok"}
+
+    # Two runs that both trigger (the state was lost in between, or the first send's answer
+    # was): the same dedup_key, so PagerDuty keeps one incident. Another trigger has its own.
+    pd_notify(alert, failing(run_id="run-4"))
+    pd_notify(alert, failing(run_id="run-5", last_success_at=NOW - dt.timedelta(days=2)))
+    pd_notify(pd_alert(pagerduty, triggers=["stale"]), failing(last_success_at=NOW - dt.timedelta(days=2)))
+    bodies = [r.body for r in pagerduty.take()]
+    assert [(b["event_action"], b["payload"]["custom_details"]["run_id"]) for b in bodies] == [
+        ("trigger", "run-4"), ("trigger", "run-5"), ("trigger", "run-1")]
+    assert [b["dedup_key"] for b in bodies] == ["dbt-eventbridge/pd-oncall/customers_to_crm/failed"] * 2 + [
+        "dbt-eventbridge/pd-oncall/customers_to_crm/stale"]
+    assert [m for _, m in logs] == [
+        "alert 'pd-oncall' (pagerduty): sent the alert for failed on customers_to_crm",
+        "alert 'pd-oncall' (pagerduty): sent the recovery for failed on customers_to_crm"]
+
+
+def test_pagerduty_summary_is_capped_and_the_timestamp_has_a_zone(pagerduty: Recorder) -> None:
+    alert = pd_alert(pagerduty, triggers=["failed", "rejected"])
+    long = status(st="error", message="the warehouse said:\n" + "column x is ambiguous " * 100)
+    # A naive time is UTC; an aware one is converted to UTC.
+    pd_notify(alert, long, now=NOW.replace(tzinfo=None))
+    pd_notify(alert, long, now=NOW.astimezone(dt.timezone(dt.timedelta(hours=2))))
+    one, two = (r.body["payload"] for r in pagerduty.take())
+    assert len(one["custom_details"]["message"]) > 1024  # the full sentence rides in the details
+    assert one["summary"] == one["custom_details"]["message"][:1021] + "..." and len(one["summary"]) == 1024
+    assert one["summary"].startswith("Sync 'customers_to_crm' (model customers) failed: the warehouse said: column x")
+    assert one["timestamp"] == two["timestamp"] == NOW_ISO
+    assert dt.datetime.fromisoformat(one["timestamp"]).utcoffset() == dt.timedelta(0)
+
+    # The structured facts of a rejected alert ride along; the summary stays one sentence.
+    rejections = [{"key": {"id": i}, "op": "added", "code": "InvalidDetail", "reason": "not an object"}
+                  for i in range(7)]
+    pd_notify(alert, status(st="partial", rejected=7, rejections=rejections))
+    [req] = pagerduty.take()
+    payload = req.body["payload"]
+    assert payload["class"] == "rejected" and payload["severity"] == "error"
+    assert payload["custom_details"]["rejected"] == 7 and len(payload["custom_details"]["rejections"]) == 5
+
+    # A failure of the whole run concerns no one model: no group.
+    pd_notify(alert, status(RUN_SYNC, "error", model="-", message="dbt could not load the project"))
+    [req] = pagerduty.take()
+    assert req.body["dedup_key"] == "dbt-eventbridge/pd-oncall/(run)/failed"
+    assert (req.body["payload"]["component"], "group" in req.body["payload"]) == (RUN_SYNC, False)
+
+
+def test_a_long_sync_name_keeps_the_dedup_key_within_pagerdutys_limit(pagerduty: Recorder) -> None:
+    alert = pd_alert(pagerduty)
+    for sync in ("s" * 300, "s" * 299 + "t"):
+        pd_notify(alert, failing(sync=sync))
+    keys = [r.body["dedup_key"] for r in pagerduty.take()]
+    assert [len(k) for k in keys] == [255, 255] and keys[0] != keys[1]
+    assert keys[0].startswith("dbt-eventbridge/pd-oncall/sss")
+
+
+def test_pagerduty_429_is_retried_with_backoff(pagerduty: Recorder, sleeps: list[float]) -> None:
+    pagerduty.script[PD_PATH] = [(429, json.dumps({"status": "throttle event", "message": "Requests for this "
+                                                   "service are arriving too quickly"}))]
+    logs = Logs()
+    [n] = pd_notify(pd_alert(pagerduty), failing(), logs=logs)
+    assert (n.delivered, n.error) == (True, None)
+    first, second = pagerduty.take()
+    assert first.body == second.body  # the same event, the same dedup_key
+    assert sleeps == [1.0]
+    assert logs.warnings() == []
+
+
+def test_pagerduty_5xx_is_retried_then_a_warning_and_sent_next_run(pagerduty: Recorder, sleeps: list[float]) -> None:
+    pagerduty.answers[PD_PATH] = (503, "upstream unavailable")
+    store, logs = MemoryStore(), Logs()
+    [n] = pd_notify(pd_alert(pagerduty), failing(), store, logs)
+    assert (n.delivered, n.error) == (False, "PagerDuty answered HTTP 503: upstream unavailable (tried 4 times)")
+    assert len(pagerduty.take()) == 4 and sleeps == [1.0, 2.0, 4.0]
+    assert logs.warnings() == [
+        "alert 'pd-oncall' (pagerduty) could not send the alert for failed on customers_to_crm: PagerDuty answered "
+        "HTTP 503: upstream unavailable (tried 4 times). It will be tried again on the next run."]
+    assert store.state == {}
+
+    pagerduty.answers[PD_PATH] = PD_ACCEPTED
+    [n] = pd_notify(pd_alert(pagerduty), failing(run_id="run-2"), store, logs)
+    assert n.delivered and len(pagerduty.take()) == 1
+    assert store.state == {("pd-oncall", "customers_to_crm", "failed"): "firing"}
+
+
+def test_pagerduty_400_is_a_configuration_error_and_not_retried(pagerduty: Recorder, sleeps: list[float]) -> None:
+    pagerduty.answers[PD_PATH] = PD_INVALID
+    store, logs = MemoryStore(), Logs()
+    [n] = pd_notify(pd_alert(pagerduty), failing(), store, logs)
+    assert not n.delivered
+    assert n.error == (
+        "PagerDuty refused the event as invalid (HTTP 400: Event object is invalid; Length of 'routing_key' is "
+        "incorrect (should be 32 characters)). This is a configuration problem: check that PD_ROUTING_KEY holds the "
+        "routing key of an Events API v2 integration (not a REST API key or an integration of another kind)")
+    assert len(pagerduty.take()) == 1 and sleeps == []
+    [warning] = logs.warnings()
+    assert warning.startswith("alert 'pd-oncall' (pagerduty) could not send the alert for failed on customers_to_crm: "
+                              "PagerDuty refused the event as invalid")
+    assert store.state == {}
+
+    # A proxy that quotes the key back: the key is still not shown.
+    pagerduty.answers[PD_PATH] = (400, f"bad routing key {PD_KEY}")
+    [n] = pd_notify(pd_alert(pagerduty), failing(), logs=logs)
+    assert n.error and "HTTP 400: bad routing key (the routing key))" in n.error
+    assert not any(PD_KEY in m for _, m in logs)
+
+    # Another 4xx (a wrong url) is not retried either.
+    pagerduty.answers[PD_PATH] = (404, "not found")
+    [n] = pd_notify(pd_alert(pagerduty), failing())
+    assert n.error == f"PagerDuty answered HTTP 404: not found; check the alert's url (127.0.0.1:{pagerduty.url.rsplit(':', 1)[1]})"
+    assert len(pagerduty.take()) == 2 and sleeps == []
+
+
+def test_the_routing_key_variable_is_named_and_the_key_never_shown(pagerduty: Recorder) -> None:
+    logs = Logs()
+    [n] = pd_notify(pd_alert(pagerduty), failing(), logs=logs, env={})
+    assert n.error == ("the environment variable PD_ROUTING_KEY is not set (or empty); set it to the routing key of "
+                       "the PagerDuty service's Events API v2 integration")
+    bad = "XXXXSECRET-not-a-routing-key"
+    [n] = pd_notify(pd_alert(pagerduty), failing(), logs=logs, env={"PD_ROUTING_KEY": bad})
+    assert n.error == ("the value of PD_ROUTING_KEY is not a PagerDuty routing key: one has 32 letters and digits, "
+                       "it has 28 character(s); copy the service's Events API v2 integration key")
+    assert pagerduty.take() == []
+    assert len(logs.warnings()) == 2 and not any("SECRET" in m for _, m in logs)
+
+
+def test_pagerduty_unreachable_is_retried_and_names_only_the_host(sleeps: list[float]) -> None:
+    port = closed_port()
+    [n] = pd_notify(one_alert(**PD, url=f"http://user:XXXXSECRET@127.0.0.1:{port}/v2/enqueue"), failing())
+    assert n.error and n.error.startswith(f"could not reach PagerDuty at 127.0.0.1:{port}: ")
+    assert n.error.endswith("(tried 4 times)") and "SECRET" not in n.error
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_pagerduty_is_the_default_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[tuple[str, Any]] = []
+
+    def exchange(url: str, payload: Any) -> tuple[int, str]:
+        posted.append((url, payload))
+        return PD_ACCEPTED
+
+    monkeypatch.setattr(channels, "_exchange", exchange)
+    [n] = pd_notify(one_alert(**PD), failing())
+    assert n.delivered
+    [(url, event)] = posted
+    assert url == "https://events.pagerduty.com/v2/enqueue"
+    assert (event["event_action"], event["payload"]["severity"]) == ("trigger", "error")
+
+
+# --- the interrupted trigger ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("st, found, expected", [
+    ("success", {"recovered": 42}, True),
+    ("success", {"interrupted": True}, True),  # killed before it journaled any ack: nothing recovered
+    ("partial", {"recovered": 1}, True),
+    ("blocked", {"recovered": 1}, True),
+    ("error", {"recovered": 3}, True),         # it completed the killed run, then failed itself
+    ("success", {}, False),
+    ("partial", {}, False),
+    ("blocked", {}, False),
+    ("error", {}, None),                        # it may have failed before it looked
+    ("skipped", {}, None),
+    ("dry_run", {}, None),
+])
+def test_when_interrupted_holds(st: str, found: dict[str, Any], expected: bool | None) -> None:
+    a = one_alert(**HOOK, triggers=["interrupted"])
+    assert evaluate(a, status(st=st, **found), NOW) == {"interrupted": expected}
+
+
+def test_a_failure_of_the_whole_run_is_not_an_interruption() -> None:
+    a = one_alert(**HOOK, triggers=["interrupted"])
+    assert evaluate(a, status(RUN_SYNC, "error", model="", recovered=3), NOW) == {"interrupted": None}
+
+
+def test_interrupted_alerts_once_and_recovers(http: Recorder) -> None:
+    alert = one_alert(**SLACK, triggers=["interrupted"])
+    env = {"SLACK_WEBHOOK_URL": http.url}
+    store = MemoryStore()
+
+    def run(s: SyncStatus) -> list[Notification]:
+        return notify([alert], [s], store, now=NOW, env=env, log=Logs(), make_client=no_aws)
+
+    assert run(status()) == []  # no interrupted run: nothing to say
+    [n] = run(status(run_id="run-2", recovered=42, interrupted_run_id="run-1"))
+    assert (n.kind, n.trigger, n.delivered) == ("alert", "interrupted", True)
+    assert (n.body["recovered"], n.body["interrupted_run_id"]) == (42, "run-1")
+    [req] = http.take()
+    assert req.body["text"] == ":rotating_light: sync customers_to_crm found its previous run interrupted"
+    assert n.body["message"] == (
+        "Sync 'customers_to_crm' (model customers): run run-1 was stopped before it finished (killed, cancelled or "
+        "out of memory); run run-2 completed it: 42 change(s) it had delivered are now recorded, so they are not "
+        "sent again, and its other changes were planned again. No change is lost; if it happens again, find out "
+        "what stops the runs (a cancelled job, the out-of-memory killer, a timeout).")
+
+    # Killed again and again: still one alert.
+    assert run(status(run_id="run-4", interrupted=True)) == []
+    # A run that found its previous run finished: one recovery.
+    [n] = run(status(run_id="run-5"))
+    assert n.kind == "recovery"
+    [req] = http.take()
+    assert req.body["text"] == ":white_check_mark: sync customers_to_crm runs to completion again"
+    assert n.body["message"] == ("Sync 'customers_to_crm' (model customers) ran with status success and found no "
+                                 "interrupted run before it.")
+    assert store.state == {("data-team-slack", "customers_to_crm", "interrupted"): "ok"}
+
+
+def test_an_interruption_without_its_run_or_any_recovered_change(pagerduty: Recorder) -> None:
+    alert = pd_alert(pagerduty, triggers=["interrupted"], severity="warning")
+    [n] = pd_notify(alert, status(run_id="run-2", interrupted=True))
+    assert n.delivered
+    [req] = pagerduty.take()
+    payload = req.body["payload"]
+    assert req.body["dedup_key"] == "dbt-eventbridge/pd-oncall/customers_to_crm/interrupted"
+    assert (payload["class"], payload["severity"]) == ("interrupted", "warning")
+    assert payload["summary"] == (
+        "Sync 'customers_to_crm' (model customers): an earlier run was stopped before it finished (killed, cancelled "
+        "or out of memory); run run-2 completed it: it had recorded no delivered change, and its other changes were "
+        "planned again. No change is lost; if it happens again, find out what stops the runs (a cancelled job, the "
+        "out-of-memory killer, a timeout).")
+    assert (payload["custom_details"]["recovered"], payload["custom_details"]["interrupted_run_id"]) == (0, None)

@@ -18,6 +18,7 @@ from dbt_eventbridge.ops.report import (
     REJECTED_COLOUR,
     _rates,
     render_report,
+    run_heading,
     write_report,
 )
 from devtools import browser as browser_module
@@ -38,7 +39,7 @@ def _sync(name: str, **over: Any) -> dict[str, Any]:
         "rejected": 0, "not_triggered": 0,
         "invalid_keys": {"null_key_rows": 0, "duplicate_key_rows": 0, "duplicate_samples": []},
         "rejections": [], "rejections_truncated": 0, "requests": 0, "retried_entries": 0,
-        "initial_sync_skipped": False, "recovered": 0, "rebaselined": 0, "message": None,
+        "initial_sync_skipped": False, "initial_skipped": 0, "recovered": 0, "rebaselined": 0, "message": None,
         "seconds": 0.0, "exit_code": 0, "timings": {}, "timeline": [],
     }
     base.update(over)
@@ -75,6 +76,7 @@ def realistic_run() -> dict[str, Any]:
         sent={"added": 24_950, "changed": 11_967, "removed": 3_000}, rejected=rejected,
         invalid_keys={"null_key_rows": 2, "duplicate_key_rows": 4, "duplicate_samples": [{"customer_id": 7, "_rows": 4}]},
         rejections=rejections, requests=80, retried_entries=311, seconds=round(t + 1.4, 2), exit_code=1,
+        not_triggered=40, rebaselined=2,
         timings={"audit": 0.21, "plan": 0.8, "publish": round(t, 2), "commit": 0.12}, timeline=timeline,
     )
     web = _sync("web_events", status="error", planned={"added": 1200, "changed": 0, "removed": 0},
@@ -100,13 +102,17 @@ def test_every_sync_and_count_appears() -> None:
     for s in run["syncs"]:
         expected = [f"{s[g][op]:,}" for g in ("planned", "sent") for op in ("added", "changed", "removed")]
         invalid = s["invalid_keys"]["null_key_rows"] + s["invalid_keys"]["duplicate_key_rows"]
-        expected += [f"{s['rejected']:,}", f"{invalid:,}", f"{s['seconds']:.2f}"]
+        no_event = s["not_triggered"] + s["rebaselined"] + s["initial_skipped"]
+        expected += [f"{no_event:,}", f"{s['rejected']:,}", f"{invalid:,}", f"{s['seconds']:.2f}"]
         assert _row_cells(page, s["sync"]) == expected
         assert f'id="sync-{run["syncs"].index(s)}"' in page
     assert "FAILED (exit 2)" in page  # the overall status follows the run's exit code
     for status in ("partial", "error"):
         assert f">{status}</span>" in page
     assert "sync `legacy` has no primary_key; skipped" in page
+    # Planned minus sent is accounted for: the rows that needed no event are named.
+    assert "Recorded as delivered without an event: 42 (trigger off 40, re-baselined 2, initial sync skipped 0)" \
+        in page
     assert page.count("<svg") == 1  # only the sync with a timeline has a chart
     assert (RATE_COLOUR, REJECTED_COLOUR) == (BLUE, RED)
     assert BLUE in page and RED in page
@@ -170,6 +176,91 @@ def test_rejections_are_capped_with_a_note() -> None:
     assert "Rejected rows (1,255)" in page
     assert "Showing 1,000 rejected rows; 5 more are in the result file" in page
     assert "250 more were not recorded" in page
+
+
+def test_a_run_whose_every_sync_was_held_back_is_headed_blocked() -> None:
+    """Held back by the mass-removal guard, another run's lock or a failed model: nothing was
+    attempted, which is neither PARTIAL (some delivered) nor OK, whatever the exit code says."""
+    guard = _sync("a", status="blocked", blocked_by="mass_removal", exit_code=1,
+                  message="stopped before publishing: this run would remove 40 of the 50 delivered rows")
+    lock = _sync("b", status="error", blocked_by="lock", exit_code=2, message="another run is syncing it")
+    model = _sync("c", status="skipped", blocked_by="model_failed", message="not synced because it failed")
+    page = render_report(_run(guard, lock, model))
+    assert "BLOCKED (exit 2)" in page and "FAILED (exit" not in page
+    assert "held back: the mass-removal guard" in page and "held back: another run holds it" in page
+    assert render_report(_run(guard)).count("BLOCKED (exit 1)") == 1
+    assert "PARTIAL" not in render_report(_run(guard))
+    old_row = {k: v for k, v in guard.items() if k != "blocked_by"}  # a history row from before the column
+    assert run_heading(_run(old_row)) == ("blocked", "BLOCKED")
+    assert run_heading(_run(model)) == ("blocked", "BLOCKED")  # exit 0, but nothing was synced
+    # Not every sync held back: the exit code says it.
+    assert run_heading(_run(guard, _sync("d"))) == ("partial", "PARTIAL")
+    assert run_heading(_run(_sync("e", status="skipped", message="disabled in its config"))) == ("success", "OK")
+    assert run_heading(_run(lock, error="boom", exit_code=2)) == ("error", "FAILED")
+    # The warehouse itself was held (DuckDB's file): the run's error, no sync ran.
+    assert run_heading(_run(error="another run is syncing right now", blocked_by="lock", exit_code=2)) == \
+        ("blocked", "BLOCKED")
+
+
+def _history_run() -> dict[str, Any]:
+    """A run as `inspect RUN_ID --report` rebuilds it from the history (ops.operations._report_dict)."""
+    sync = _sync(
+        "customers_to_crm", status="partial", exit_code=1, rejected=3, action="full-refresh", run_by="ana",
+        planned={"added": 6, "changed": 0, "removed": 0}, sent={"added": 3, "changed": 0, "removed": 0},
+        invalid_keys={"total": 2}, requests=2, retried_entries=1,
+        rejections=[{"key": {"customer_id": 9}, "op": "added", "code": "InternalFailure", "reason": "try later"}],
+        rejections_not_shown=2,
+        events=[{"key": {"customer_id": i}, "op": "added", "detail_type": "CustomerCreated",
+                 "aws_event_id": f"aws-{i}", "retries": i - 1, "deduplicated": i == 3,
+                 "sent_at": f"2026-11-26T09:03:0{i}+00:00"} for i in (1, 2, 3)], events_not_shown=0,
+        per_second=[[1.0, 2, 1], [2.0, 0, 0], [3.0, 1, 2]],
+        answered={"first": "2026-11-26T09:03:01+00:00", "last": "2026-11-26T09:03:03+00:00", "interval_seconds": 1})
+    return _run(sync, source="history", run_by="ana", seconds=2.5)
+
+
+def test_a_report_from_the_history_says_only_what_the_history_knows() -> None:
+    page = render_report(_history_run())
+    # No chunks, chunk times or averages: the history keeps when each event was answered.
+    for invented in ("chunks published", "per chunk", "chunk time", "events/s on average", "Timings:"):
+        assert invented not in page, invented
+    assert "Rebuilt from the run history" in page and "does not keep the run's warnings" in page
+    assert "Events answered per second of the clock, from the run history: 3 accepted, 3 rejected" in page
+    assert "rejected rows per second" in page and "seconds since the first answer" in page
+    assert "First sync started" in page and "Seconds (first sync start to last sync end)" in page
+    # The sent events, not only the rejections.
+    assert "Sent events (3)" in page
+    for i in (1, 2, 3):
+        assert f"aws-{i}" in page and f"{{&quot;customer_id&quot;:{i}}}" in page
+    assert "(deduplicated)" in page
+    assert "2 more are in the run history" in page and "were not recorded" not in page
+    # Invalid keys: the total, without a made-up split into NULL and duplicated keys.
+    assert "null keys 0" not in page and "does not tell them apart" in page
+    assert "--full-refresh by ana: 3 row(s) sent again as added" in page
+    assert "2 requests, 1 entries retried." in page
+
+
+def test_history_seconds_without_events_are_zero_not_spread() -> None:
+    """Events answered at 09:00:00 and 09:00:03: four seconds, two of them empty (the history's
+    report spread the second second's events over three seconds before, as if a chunk)."""
+    import datetime as dt
+
+    from dbt_eventbridge.ops.operations import MAX_CHART_POINTS, _per_second
+
+    t0 = dt.datetime(2026, 11, 26, 9, 0, 0, tzinfo=dt.UTC)
+    rows = [{"second": t0, "sent": 10, "rejected": 1}, {"second": t0 + dt.timedelta(seconds=3), "sent": 6,
+                                                         "rejected": 0}]
+    got = _per_second(rows)
+    assert got["per_second"] == [[1.0, 10, 1], [2.0, 0, 0], [3.0, 0, 0], [4.0, 6, 0]]
+    assert got["answered"] == {"first": "2026-11-26T09:00:00+00:00", "last": "2026-11-26T09:00:03+00:00",
+                               "interval_seconds": 1}
+    assert _rates(got["per_second"])[-1] == (3.0, 4.0, 6.0, 0)  # 6 events/s in their own second
+    # A long run: intervals of several seconds, never more points than the chart takes.
+    long = [{"second": t0 + dt.timedelta(seconds=s), "sent": 1, "rejected": 0} for s in range(0, 3000, 7)]
+    got = _per_second(long)
+    width = got["answered"]["interval_seconds"]
+    assert width == 5 and len(got["per_second"]) <= MAX_CHART_POINTS
+    assert sum(p[1] for p in got["per_second"]) == len(long)
+    assert _per_second([]) == {"per_second": [], "answered": None}
 
 
 def test_page_is_self_contained() -> None:

@@ -69,3 +69,57 @@ def test_the_dry_run_sink_records_every_entry_and_sends_nothing() -> None:
     assert [e.seq for e in sink.samples] == [1, 2]
     assert t.sent == {"added": 3} and t.requests == 0
     assert sink.publish(iter(()), t.on_outcome) is False
+
+
+def _counted(counts: dict[str, int], ops: list[str], *, rebaseline: bool = False, initial_skip: bool = False
+             ) -> SyncResult:
+    """What a sync run records of its plan's counts (SyncRun._counted), without a warehouse."""
+    from types import SimpleNamespace
+
+    from dbt_eventbridge.run.console import NullConsole
+    from dbt_eventbridge.run.sync_run import SyncRun
+
+    run = SyncRun.__new__(SyncRun)
+    run.ctx = SimpleNamespace(options=SimpleNamespace(rebaseline=rebaseline), console=NullConsole())  # type: ignore[assignment]
+    run.sync = SimpleNamespace(name="s")  # type: ignore[assignment]
+    run.result = SyncResult(sync="s", model="m", initial_sync_skipped=initial_skip)
+    run._counted(counts, ops)
+    return run.result
+
+
+def test_each_change_recorded_without_an_event_is_counted_once_with_its_reason() -> None:
+    """Planned minus sent is never unexplained: a trigger that is off, a rebaseline, a skipped
+    initial sync, each in its own count (not_triggered held all three before)."""
+    counts = {"added": 3, "changed": 2, "removed": 1, "rebaseline": 4}  # 4 re-baselined by a schema change
+    trigger_off = _counted(counts, ["added", "changed"])
+    assert (trigger_off.not_triggered, trigger_off.rebaselined, trigger_off.initial_skipped) == (1, 4, 0)
+    command = _counted(counts, [], rebaseline=True)
+    assert (command.not_triggered, command.rebaselined, command.initial_skipped) == (0, 10, 0)
+    first = _counted(counts, [], initial_skip=True)
+    assert (first.not_triggered, first.rebaselined, first.initial_skipped) == (0, 4, 6)
+    first.status, first.seconds = "success", 0.5
+    assert "initial sync skipped (6 row(s) recorded as delivered without event)" in first.summary_line()
+    assert "re-baselined 4 (recorded without event)" in first.summary_line()
+    assert "recorded without event 1 (trigger off)" in trigger_off.summary_line()
+
+
+def test_a_sync_result_as_log_fields_is_numbers_per_op_and_times_with_their_zone() -> None:
+    import datetime as dt
+
+    from dbt_eventbridge.run.results import actions, now
+
+    r = SyncResult(sync="s", model="m", status="partial", started_at=now(), finished_at=now(), seconds=1.23456,
+                   action=actions(full_refresh=True, allow_mass_removal=True), deduplicated=2)
+    t = Tally()
+    t.on_outcome(outcome([entry(1), entry(2, "changed")], [(entry(3, "removed"), "InternalFailure"),
+                                                           (entry(4, "removed"), "InternalFailure")]))
+    t.into(r, max_rejections=1)  # the counts per op do not stop at the reported rejections
+    fields = json.loads(json.dumps(r.log_fields()))
+    assert fields["planned"] == {"added": 0, "changed": 0, "removed": 0}
+    assert fields["sent"] == {"added": 1, "changed": 1, "removed": 0}
+    assert fields["rejected"] == {"added": 0, "changed": 0, "removed": 2} and fields["rejected_total"] == 2
+    # (InternalFailure: EventBridge may have taken them)
+    assert (fields["deduplicated"], fields["maybe_delivered"], fields["seconds"], fields["exit_code"]) == (2, 2, 1.235, 1)
+    assert fields["action"] == "full-refresh,allow-mass-removal"
+    assert dt.datetime.fromisoformat(fields["started_at"]).utcoffset() == dt.timedelta(0)
+    assert actions(rebaseline=True, allow_mass_removal=True) == "rebaseline" and actions() is None

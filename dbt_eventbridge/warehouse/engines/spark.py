@@ -48,6 +48,7 @@ STAGING_WAIT_SECONDS = 30
 _IDENT = r"(?:`(?:[^`]|``)*`|[\w$]+)"
 _OVERWRITE = re.compile(rf"\s*insert\s+overwrite\s+table\s+(?P<table>{_IDENT}(?:\s*\.\s*{_IDENT})*)\s+(?P<select>.*)",
                         re.IGNORECASE | re.DOTALL)
+_ALTER = re.compile(r"\s*alter\s+table\b", re.IGNORECASE)
 _EXISTS = re.compile(r"already exists|TABLE_OR_VIEW_ALREADY_EXISTS|LOCATION_ALREADY_EXISTS", re.IGNORECASE)
 
 
@@ -114,6 +115,8 @@ class SparkEngine(NoTransactions):
         if overwrite and params is None:
             self._overwrite(adapter, overwrite["table"], overwrite["select"])
             return [], []
+        if _ALTER.match(sql):
+            self._columns.clear()  # a column added (history.py's migration): rewrites must carry it
         cursor = self._execute(adapter, sql, params)
         try:
             if not fetch or cursor.description is None:

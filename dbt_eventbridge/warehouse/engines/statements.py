@@ -195,13 +195,19 @@ class Statements:
                 "order by started_at, sync_name")
 
     def event_counts(self, events: Any, run_id: str) -> str:
-        return ("select sync_name, op, error_code, count(*) as events, sum(attempts) as attempts, "
+        """Events per sync, op and answer, with the retries they took: the attempts after each
+        event's first (a row never sent, that could not be rendered, has none)."""
+        return ("select sync_name, op, error_code, count(*) as events, "
+                "sum(case when attempts > 1 then attempts - 1 else 0 end) as retries, "
                 f"min(sent_at) as first_at, max(sent_at) as last_at from {events} "
                 f"where run_id = {self.lit(run_id)} group by sync_name, op, error_code "
                 "order by sync_name, op, error_code")
 
-    def run_events(self, events: Any, columns: Sequence[str], run_id: str, failed_only: bool, limit: int) -> str:
-        failed = " and error_code is not null" if failed_only else ""
+    def run_events(self, events: Any, columns: Sequence[str], run_id: str, failed_only: bool, limit: int,
+                   accepted_only: bool = False, sync: str | None = None) -> str:
+        failed = " and error_code is not null" if failed_only else " and error_code is null" if accepted_only else ""
+        if sync is not None:
+            failed += f" and sync_name = {self.lit(sync)}"
         return (f"select {', '.join(columns)} from {events} where run_id = {self.lit(run_id)}{failed} "
                 f"order by sent_at, sync_name, event_key limit {int(limit)}")
 

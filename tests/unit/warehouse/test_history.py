@@ -8,10 +8,20 @@ import pickle
 
 import pytest
 
+from dbt_eventbridge.errors import WarehouseError
 from dbt_eventbridge.model import Entry, Outcome
 from dbt_eventbridge.run.results import SyncResult
-from dbt_eventbridge.warehouse.history import EVENT_FIELDS, EventBuffer, History, WarehouseAlertStore, timestamp
-from dbt_eventbridge.warehouse.tables import NotOursError
+from dbt_eventbridge.warehouse.history import (
+    EVENT_FIELDS,
+    RUN_COLUMNS,
+    RUN_COLUMNS_ADDED,
+    RUN_COLUMNS_V1,
+    EventBuffer,
+    History,
+    WarehouseAlertStore,
+    timestamp,
+)
+from dbt_eventbridge.warehouse.tables import NotOursError, Ownership
 
 UTC = dt.UTC
 
@@ -90,8 +100,10 @@ def test_a_sync_is_recorded_running_then_replaced_by_its_result(engine) -> None:
     r = SyncResult(sync="Customers", model="customers", status="partial", event_bus="crm-events",
                    planned={"added": 3, "changed": 1, "removed": 2}, sent={"added": 2, "changed": 1, "removed": 2},
                    rejected=1, not_triggered=2, requests=4, retried_entries=1, message="1 rejected",
-                   seconds=61.23456, started_at=iso(at(1)), finished_at=iso(at(1, 10, 1)))
+                   seconds=61.23456, started_at=iso(at(1)), finished_at=iso(at(1, 10, 1)),
+                   action="full-refresh,allow-mass-removal", rebaselined=5, initial_skipped=0)
     r.invalid_keys["null_key_rows"] = 3
+    h.run_by = "ana"
     h.sync_finished(r, "inv-1")
     rows = h.run_rows("run-1")
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in rows] == [{
@@ -100,7 +112,8 @@ def test_a_sync_is_recorded_running_then_replaced_by_its_result(engine) -> None:
         "finished_at": dt.datetime(2024, 5, 1, 10, 1), "planned_added": 3,
         "planned_changed": 1, "planned_removed": 2, "sent_added": 2, "sent_changed": 1, "sent_removed": 2,
         "rejected": 1, "invalid_keys": 3, "not_triggered": 2, "requests": 4, "retried_entries": 1,
-        "message": "1 rejected", "dbt_invocation_id": "inv-1"}]
+        "message": "1 rejected", "dbt_invocation_id": "inv-1", "action": "full-refresh,allow-mass-removal",
+        "run_by": "ana", "rebaselined": 5, "initial_skipped": 0, "forgotten": 0, "blocked_by": None}]
 
 
 def test_the_seconds_a_run_took_are_recorded_as_given(engine) -> None:
@@ -138,6 +151,114 @@ def test_last_success_and_first_run(engine) -> None:
     assert h.first_run("x") == at(1)
     assert h.first_run("z") is None
     assert h.last_success("x").tzinfo == UTC
+
+
+def test_a_reset_is_recorded_as_a_row_of_its_own(engine) -> None:
+    h = history(engine, "reset-1", run_by="ana")
+    finished(history(engine, "run-0"), "run-0", "x", "success", at(1, 9), at(1, 9, 1))
+    h.reset_recorded("X", "model_x", "crm-events", 42, iso(at(1, 10)), iso(at(1, 10, 1)), 0.5)
+    [row] = h.run_rows("reset-1")
+    assert {k: row[k] for k in ("sync_name", "status", "action", "run_by", "forgotten", "exit_code", "sent_added",
+                                "started_at", "finished_at")} == {
+        "sync_name": "x", "status": "reset", "action": "reset", "run_by": "ana", "forgotten": 42, "exit_code": 0,
+        "sent_added": 0, "started_at": dt.datetime(2024, 5, 1, 10, 0), "finished_at": dt.datetime(2024, 5, 1, 10, 1)}
+    assert "forgot 42 delivered row(s)" in row["message"]
+    assert h.last_success("x") == at(1, 9, 1)  # a reset is no successful sync (the stale alert)
+    assert [r["status"] for r in h.recent_runs(sync="x")] == ["reset", "success"]
+
+
+def _previous_release_runs_table(engine, *, registered: bool, rows: int = 1) -> History:
+    """_eb_runs as 0.1.0 made it (RUN_COLUMNS_V1; before _eb_objects existed, so not registered)
+    or as 0.2.0 did before the audit columns (registered), with rows of that version."""
+    h = history(engine, "old-run")
+    project = h.project
+    project.create_schema(h.runs.without_identifier())
+    owned = Ownership(project, engine.state_schema)
+    if registered:
+        owned.ensure()
+        owned.register(h.runs, "runs")
+    project.execute(project.render_macro("history_table_sql", relation=h.runs,
+                                         columns=[list(c) for c in RUN_COLUMNS_V1]))
+    for i in range(rows):
+        values = {"run_id": f"old-{i}", "sync_name": "x", "model": "model_x", "status": "success", "exit_code": 0,
+                  "started_at": timestamp(at(1, 8, i)), "finished_at": timestamp(at(1, 8, i)), "seconds": 1.5,
+                  "sent_added": 3, "not_triggered": 1}
+        project.execute(project.sql.insert_values(h.runs, values, dict(RUN_COLUMNS_V1)))
+    project.forget_tables()
+    return h
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["0.1.0", "0.2.0-before-audit"])
+def test_a_runs_table_of_the_previous_release_is_migrated_in_place(engine, registered: bool) -> None:
+    old = _previous_release_runs_table(engine, registered=registered, rows=2)
+    # Read before any run of this version migrated it (`runs` right after the upgrade): the
+    # new columns read as null, nothing is written.
+    assert old.exists()
+    assert [(r["run_id"], r["sent_added"], r["action"], r["run_by"]) for r in old.recent_runs()] == [
+        ("old-1", 3, None, None), ("old-0", 3, None, None)]
+    assert {c.lower() for c, _ in engine.project.relation_columns(old.runs)} == {c for c, _ in RUN_COLUMNS_V1}
+
+    h = history(engine, "new-run", run_by="ana")
+    finished(h, "new-run", "x", "success", at(2), at(2, 10, 1), action="full-refresh", rebaselined=4,
+             blocked_by=None)
+    names = [c.lower() for c, _ in engine.project.relation_columns(h.runs)]
+    assert names == [c for c, _ in RUN_COLUMNS]  # the new columns, at the end, in order
+    rows = {r["run_id"]: r for r in h.recent_runs()}
+    assert set(rows) == {"old-0", "old-1", "new-run"}
+    assert (rows["old-0"]["sent_added"], rows["old-0"]["not_triggered"], rows["old-0"]["action"]) == (3, 1, None)
+    assert (rows["new-run"]["action"], rows["new-run"]["run_by"], rows["new-run"]["rebaselined"]) == \
+        ("full-refresh", "ana", 4)
+    assert sorted(engine.query(f"select name, kind from {engine.state_table('_eb_objects')} "
+                               "where name = '_eb_runs'")) == [("_eb_runs", "runs")]  # adopted once
+    # The next run finds nothing to add.
+    again = history(engine, "third-run")
+    again.ensure()
+    assert [c.lower() for c, _ in engine.project.relation_columns(h.runs)] == [c for c, _ in RUN_COLUMNS]
+
+
+def test_a_migration_stopped_halfway_is_completed_and_a_column_added_meanwhile_is_no_error(engine,
+                                                                                            monkeypatch) -> None:
+    old = _previous_release_runs_table(engine, registered=True)
+    project = old.project
+    # A run stopped after adding the first two columns.
+    for name, kind in RUN_COLUMNS_ADDED[:2]:
+        project.execute(project.render_macro("history_add_column_sql", relation=old.runs, name=name, kind=kind))
+    h = history(engine, "next")
+    real = project.relation_columns
+    stale = [True]
+
+    def columns_read_before_another_run_added_one(relation):
+        found = real(relation)
+        if stale[0]:  # what this run read, just before another run added `rebaselined`
+            stale[0] = False
+            project.execute(project.render_macro("history_add_column_sql", relation=old.runs, name="rebaselined",
+                                                 kind="bigint"))
+        return found
+
+    monkeypatch.setattr(project, "relation_columns", columns_read_before_another_run_added_one)
+    h.ensure()
+    monkeypatch.undo()
+    assert [c.lower() for c, _ in project.relation_columns(h.runs)] == [c for c, _ in RUN_COLUMNS]
+
+
+def test_a_warehouse_that_refuses_the_migration_warns_once_and_still_records_runs(engine, monkeypatch) -> None:
+    old = _previous_release_runs_table(engine, registered=True)
+    project = old.project
+    render = project.render_macro
+
+    def refused(macro, **kwargs):
+        if macro == "history_add_column_sql":  # as a role without ALTER on the table gets it
+            return "alter table no_such_schema.no_such_table add column x integer"
+        return render(macro, **kwargs)
+
+    monkeypatch.setattr(project, "render_macro", refused)
+    h = history(engine, "new-run", run_by="ana")
+    with pytest.raises(WarehouseError, match="could not add the column action"):
+        h.ensure()
+    finished(h, "new-run", "x", "success", at(2), at(2, 10, 1), action="full-refresh")  # no second error
+    monkeypatch.undo()
+    rows = {r["run_id"]: r for r in h.recent_runs()}
+    assert rows["new-run"]["status"] == "success" and rows["new-run"]["action"] is None
 
 
 def test_runs_left_running_by_a_run_that_died_are_marked_interrupted(engine) -> None:
@@ -205,8 +326,13 @@ def test_events_are_recorded_and_read_back(engine) -> None:
     ]
     assert all(isinstance(r["sent_at"], dt.datetime) for r in rows)
     assert [r["event_key"] for r in h.run_events("run-1", failed_only=True)] == ['{"id":3}']
-    assert [(c["op"], c["error_code"], c["events"], c["attempts"]) for c in h.event_counts("run-1")] == [
-        ("added", None, 1, 1), ("changed", None, 1, 2), ("removed", "RenderError", 1, 0)]
+    # Retries, not a sum of attempts: the first attempt of each event is no retry, and a row that
+    # could not be rendered was never sent.
+    assert [(c["op"], c["error_code"], c["events"], c["retries"]) for c in h.event_counts("run-1")] == [
+        ("added", None, 1, 0), ("changed", None, 1, 1), ("removed", "RenderError", 1, 0)]
+    assert [r["event_key"] for r in h.run_events("run-1", accepted_only=True)] == ['{"id":1}', '{"id":2}']
+    assert [r["event_key"] for r in h.run_events("run-1", sync="CUSTOMERS", failed_only=True)] == ['{"id":3}']
+    assert h.run_events("run-1", sync="other") == []
     assert h.key_names("customers") == ["id"]
     [one] = h.key_history("customers", ['{"id":2}'])
     assert (one["op"], one["source"], one["detail"]) == ("changed", "com.example.crm", '{"id": 2, "name": "Bob"}')
