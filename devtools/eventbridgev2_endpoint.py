@@ -101,7 +101,6 @@ import hmac
 import json
 import random
 import re
-import signal
 import socket
 import string
 import sys
@@ -113,12 +112,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import MappingProxyType, TracebackType
+from http.server import BaseHTTPRequestHandler
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import cbor2
+
+from devtools.local_server import ServedEndpoint, TrackedServer, serve_until_signalled
 
 SERVICE_NAME = "AWSEventsV2"  # the model's targetPrefix: the {serviceName} segment of the path
 SIGNING_NAME = "events"
@@ -347,7 +348,7 @@ def _check_arn(params: Mapping[str, Any]) -> str:
     return str(arn)
 
 
-class LocalEventBridgeV2:
+class LocalEventBridgeV2(ServedEndpoint):
     """The ``eventbridgev2`` API on 127.0.0.1 (a free port unless ``port``); see the module docstring.
 
     PutEvents per entry, in this order: the entry checks, then a fault (``entry_fault_codes``,
@@ -380,43 +381,8 @@ class LocalEventBridgeV2:
         self._counts: Counter[str] = Counter()
         self._in_flight = 0
         self._max_in_flight = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("LocalEventBridgeV2 is not running; call start() first.")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> LocalEventBridgeV2:
-        if self._server is None:
-            self._server = _Server(self, self.port)
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                            name="eventbridgev2-endpoint", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> LocalEventBridgeV2:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    # -- lifecycle: devtools.local_server.ServedEndpoint
 
     def env(self) -> dict[str, str]:
         """Variables for a process that should publish here (the first credentials given)."""
@@ -850,7 +816,7 @@ def _canonical_header(headers: Message, name: str) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like AWS; botocore pools connections
-    server: _Server
+    server: TrackedServer
 
     def setup(self) -> None:
         super().setup()
@@ -908,35 +874,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's 5 makes many clients at once wait a SYN retry
-
-    def __init__(self, endpoint: LocalEventBridgeV2, port: int) -> None:
-        self.endpoint = endpoint
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections, so their handler threads exit."""
-        with self._open_lock:
-            conns = list(self._open)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+# The handler is defined after the endpoint it serves.
+LocalEventBridgeV2.HANDLER = _Handler
+LocalEventBridgeV2.THREAD_NAME = "eventbridgev2-endpoint"
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -946,17 +886,8 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bus", action="append", default=[], help="create this bus (repeatable)")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with LocalEventBridgeV2(port=args.port) as endpoint:
-        for key, value in endpoint.env().items():
-            print(f"export {key}={value}")
-        for name in args.bus:
-            print(f"# bus {name} {endpoint.create_bus(name)}")
-        sys.stdout.flush()
-        stop.wait()
-    return 0
+    endpoint = LocalEventBridgeV2(port=args.port)
+    return serve_until_signalled(endpoint, lambda: [f"# bus {name} {endpoint.create_bus(name)}" for name in args.bus])
 
 
 if __name__ == "__main__":

@@ -45,9 +45,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from devtools.local_server import ServedEndpoint, TrackedServer
 
 MAX_ENTRIES = 10
 MAX_DETAIL_TYPE = 128
@@ -133,7 +134,7 @@ def _entry_error(entry: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-class FaultEndpoint:
+class FaultEndpoint(ServedEndpoint):
     """PutEvents on 127.0.0.1 (a free port) with configurable faults; see the module docstring.
 
     Per entry, in this order: AWS's own checks, then ``reject``, then a retryable error
@@ -165,43 +166,8 @@ class FaultEndpoint:
         self._faults: Counter[str] = Counter()
         self._in_flight = 0
         self._max_in_flight = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FaultEndpoint is not running; call start() first.")
-        host, port = self._server.server_address[:2]
-        return f"{'https' if self.tls is not None else 'http'}://{host}:{port}"
-
-    def start(self) -> FaultEndpoint:
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                            name="fault-endpoint", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FaultEndpoint:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    # -- lifecycle: devtools.local_server.ServedEndpoint
 
     # -- what happened (snapshots, safe to read while requests run)
 
@@ -308,7 +274,7 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like AWS; botocore pools connections
-    server: _Server
+    server: TrackedServer
 
     def setup(self) -> None:
         super().setup()
@@ -345,36 +311,6 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default backlog is 5: clients opening more connections at once wait
-    # a SYN retry (1 s), which looks like less concurrency than the client has.
-    request_queue_size = 128
-
-    def __init__(self, endpoint: FaultEndpoint) -> None:
-        self.endpoint = endpoint
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-        if endpoint.tls is not None:
-            self.socket = endpoint.tls.wrap_socket(self.socket, server_side=True)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections, so their handler threads exit."""
-        with self._open_lock:
-            conns = list(self._open)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+# The handler is defined after the endpoint it serves.
+FaultEndpoint.HANDLER = _Handler
+FaultEndpoint.THREAD_NAME = "fault-endpoint"

@@ -86,7 +86,6 @@ import hashlib
 import hmac
 import json
 import re
-import signal
 import socket
 import sys
 import threading
@@ -96,8 +95,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import MappingProxyType, TracebackType
+from http.server import BaseHTTPRequestHandler
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -113,6 +112,7 @@ from devtools.eventbridgev2_endpoint import (
     _canonical_query,
     _canonical_uri,
 )
+from devtools.local_server import ServedEndpoint, TrackedServer, serve_until_signalled
 
 SERVICE = "schemas"
 API_VERSION = "2019-12-02"
@@ -435,7 +435,7 @@ def _page(items: list[Any], params: Mapping[str, Any]) -> tuple[list[Any], str |
     return items[start:end], (str(end) if end < len(items) else None)
 
 
-class LocalSchemaRegistry:
+class LocalSchemaRegistry(ServedEndpoint):
     """The ``schemas`` API on 127.0.0.1 (a free port unless ``port``); see the module docstring.
 
     ``credentials`` maps access keys to secret keys and signatures are verified against them;
@@ -456,43 +456,8 @@ class LocalSchemaRegistry:
         self._lock = threading.Lock()
         self._registries: dict[str, _Registry] = {}
         self._calls: list[Call] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("LocalSchemaRegistry is not running; call start() first.")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> LocalSchemaRegistry:
-        if self._server is None:
-            self._server = _Server(self, self.port)
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                            name="schemas-endpoint", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> LocalSchemaRegistry:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    # -- lifecycle: devtools.local_server.ServedEndpoint
 
     def env(self) -> dict[str, str]:
         """Variables for a process whose boto3 ``schemas`` clients should come here: botocore reads
@@ -765,7 +730,7 @@ class LocalSchemaRegistry:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like AWS; botocore pools connections
-    server: _Server
+    server: TrackedServer
 
     def setup(self) -> None:
         super().setup()
@@ -802,34 +767,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, endpoint: LocalSchemaRegistry, port: int) -> None:
-        self.endpoint = endpoint
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections, so their handler threads exit."""
-        with self._open_lock:
-            conns = list(self._open)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+# The handler is defined after the endpoint it serves.
+LocalSchemaRegistry.HANDLER = _Handler
+LocalSchemaRegistry.THREAD_NAME = "schemas-endpoint"
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -839,17 +779,8 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry", action="append", default=[], help="create this registry (repeatable)")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with LocalSchemaRegistry(port=args.port) as endpoint:
-        for key, value in endpoint.env().items():
-            print(f"export {key}={value}")
-        for name in args.registry:
-            print(f"# registry {name} {endpoint.create_registry(name)}")
-        sys.stdout.flush()
-        stop.wait()
-    return 0
+    endpoint = LocalSchemaRegistry(port=args.port)
+    return serve_until_signalled(endpoint, lambda: [f"# registry {name} {endpoint.create_registry(name)}" for name in args.registry])
 
 
 if __name__ == "__main__":
