@@ -195,8 +195,10 @@ def validate(against_dir: str | None, against_registry: bool, **common: Any) -> 
     for p in problems:
         problem(str(p))
     if problems:
-        syncs = len({(p.model, p.sync) for p in problems})  # not the syncs loaded: a broken one is not
-        summary = f"{len(problems)} problem(s) found, in {syncs} sync(s)."
+        syncs = len({(p.model, p.sync) for p in problems if p.model or p.sync})  # a broken one is not loaded
+        others = sum(1 for p in problems if not (p.model or p.sync))  # an alert's, the settings'
+        where = [f"{syncs} sync(s)"] * bool(syncs) + [f"{others} outside the syncs (settings, alerts)"] * bool(others)
+        summary = f"{len(problems)} problem(s) found, in {' and '.join(where)}."
         json_line("error", summary) if as_json else click.echo(summary, err=True)
         sys.exit(1)
     json_line("info", f"OK: {checked} sync(s) valid.") if as_json else click.echo(f"OK: {checked} sync(s) valid.")

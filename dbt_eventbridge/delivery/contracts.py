@@ -558,9 +558,9 @@ def _types(s: Mapping[str, Any]) -> set[str] | None:
 
 def compare(old: Mapping[str, Any], new: Mapping[str, Any], path: str = "detail") -> Changes:
     """What consumers of ``old`` would see change in ``new``, as dbt judges its contracts: a
-    field removed, a type changed or widened (null now possible), a field added as required
-    (never null), a required one no longer so are breaking; a new nullable field, a narrower
-    type, a field now required are additive."""
+    field removed, its type changed (null now possible included), a field added as required
+    (never null), a required one no longer so are breaking; a new nullable field, a field
+    that can no longer be null are additive."""
     out = Changes()
     _compare(old, new, path, out)
     return out
@@ -569,10 +569,13 @@ def compare(old: Mapping[str, Any], new: Mapping[str, Any], path: str = "detail"
 def _compare(old: Mapping[str, Any], new: Mapping[str, Any], path: str, out: Changes) -> None:
     ot, nt = _types(old), _types(new)
     if ot is not None and nt is not None and ot != nt:
-        if nt - ot:
+        # As dbt judges a contract's data_type: any other type is breaking (a BIGINT's consumers got
+        # numbers; as VARCHAR they get text, though integer-or-string "narrowed" to string). Only a
+        # type that can no longer be null is additive.
+        if ot - {"null"} != nt - {"null"} or "null" in nt - ot:
             out.breaking.append(f"{path}: type {'/'.join(sorted(ot))} became {'/'.join(sorted(nt))}")
         else:
-            out.additive.append(f"{path}: type {'/'.join(sorted(ot))} narrowed to {'/'.join(sorted(nt))}")
+            out.additive.append(f"{path}: type {'/'.join(sorted(ot))} became {'/'.join(sorted(nt))} (never null)")
     elif ot is not None and nt is None:
         out.breaking.append(f"{path}: type {'/'.join(sorted(ot))} became any value")
     oprops, nprops = old.get("properties") or {}, new.get("properties") or {}

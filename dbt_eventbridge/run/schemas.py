@@ -119,6 +119,10 @@ def _registry(loaded: LoadedProject) -> Any:
 def check_breaking(options: SyncOptions, against_dir: str | None, against_registry: bool) -> SchemaReport:
     """Each contract compared with the last one (a file written by `schemas`, or the
     registry's latest version): breaking changes are problems, additive ones notes."""
+    if against_dir is not None and not Path(against_dir).is_dir():
+        # A typo in CI's path must not turn the breaking-change check off.
+        raise ConfigError([Problem(f"--against-schemas {against_dir}: no such folder",
+                                   fix="Give the folder `dbt-eventbridge schemas --out` wrote (and you committed)")])
     loaded = load(options, lenient=True)
     report = collect(loaded)
     registry = _registry(loaded) if against_registry else None

@@ -232,7 +232,7 @@ class SyncRun:
             previous, committed, state, state_exists = store.previous()
             spec = self._plan_spec(shape, previous, state_exists)
             renderer.dedup_token = self._delivery_token(store.interrupted, previous, spec.layout)
-            if not spec.with_state and committed and previous is None:
+            if not spec.with_state and committed and previous is None and not opts.rebaseline:
                 self.warn("its delivered state was reset: every row is sent as added")
             ops = self._ops(committed)
 
@@ -241,6 +241,8 @@ class SyncRun:
                                             keys)
 
             if self._nothing_to_do(spec, lambda: plan_sql(state, dups, True), ops):
+                if keys is not None:
+                    self._unchanged_keys(keys, shape)
                 return
             with _timed(r, "plan"):
                 store.create(plan_sql, state, dups, shape, ops, spec.layout)
@@ -301,6 +303,12 @@ class SyncRun:
                 else:
                     if typed not in out:
                         out.append(typed)
+                    break
+            else:
+                typed_key = ", ".join(f"{k} {types.get(k, '?')}" for k in shape.keys)
+                raise ConfigError([Problem(f"--key {text!r} is not a value of the key ({typed_key})",
+                                           self.sync.model_name, self.sync.name, None,
+                                           "Give the key's value as the column holds it")])
         return out
 
     def _delivery_token(self, interrupted: Layout | None, previous: Layout | None, layout: Layout) -> str:

@@ -115,3 +115,15 @@ def test_a_killed_run_raises_the_interrupted_alert_on_the_next_run(project: Proj
     r = project.sync("sync", "-s", "customers", extra_env=env)
     assert r.rc == 0, r.stderr
     assert [e["event_action"] for e in received[1:]] == ["resolve"]
+
+
+def test_a_routing_key_pasted_into_the_yaml_is_an_alert_problem_not_a_syncs(project: Project) -> None:
+    config = project.dir / "dbt_project.yml"
+    config.write_text(config.read_text().replace("  eventbridge:\n    region: us-east-1\n", (
+        "  eventbridge:\n    region: us-east-1\n    alerts:\n      - name: oncall\n        type: pagerduty\n"
+        f"        routing_key: {ROUTING_KEY}\n"), 1))
+    project.build(day=1)
+    v = project.sync("validate")
+    assert v.rc == 1
+    assert "oncall" in v.stderr and ROUTING_KEY not in v.stderr + v.stdout
+    assert "1 problem(s) found, in 1 outside the syncs (settings, alerts)." in v.stderr

@@ -119,6 +119,8 @@ def test_schemas_are_written_registered_and_compared_on_a_branch(project: Projec
     assert "orders" in r.stderr and "Keep the field and its type" in r.stderr
     r = project.sync("validate", "-s", "orders", "--against-schemas", "target/eventbridge_schemas")
     assert r.rc == 1 and "detail.status: removed" in r.stderr
+    r = project.sync("validate", "-s", "orders", "--against-schemas", "target/no_such_folder")
+    assert r.rc == 2 and "--against-schemas target/no_such_folder: no such folder" in r.stderr
 
     # Another branch only adds a nullable column: a note, and validate passes.
     orders(project, ORDERS.replace("as email\n", "as email, cast(null as varchar) as note\n"),
@@ -170,6 +172,15 @@ def test_a_keyed_preview_renders_exactly_what_the_real_run_sends(project: Projec
         assert line["entry"]["DetailType"] == sent[k]["detail-type"]
         assert line["event_id"]  # the real run's events carry the same id in the history
 
+    # Nothing left to send: each key still says why it makes no entry.
+    r = project.sync("sync", "--sync", "customers_to_crm", "-s", "customers", "--dry-run", "--key", "4",
+                     "--key", "999")
+    assert r.rc == 0, r.stderr
+    assert 'key {"customer_id":4}: no change to send: the model\'s row is as delivered' in r.stderr
+    assert 'key {"customer_id":999}: no row of the model has it' in r.stderr
+    r = project.sync("sync", "--sync", "customers_to_crm", "-s", "customers", "--dry-run", "--key", "abc")
+    assert r.rc == 2 and "--key 'abc' is not a value of the key (customer_id INTEGER)" in r.stderr
+
 
 def test_a_key_needs_a_dry_run_and_one_sync(project: Project) -> None:
     project.build(day=1)
@@ -196,3 +207,15 @@ def test_event_id_in_detail_is_the_changes_event_id(project: Project) -> None:
     [event] = [e for e in project.drain()["default"] if e["detail"]["customer_first_name"] == "John"]
     assert event["detail"] == {"customer_first_name": "John", "customer_last_name": "Doe",
                                "customer_email": "john@example.com", "event_id": preview["event_id"]}
+
+
+def test_a_rebaseline_after_a_reset_says_what_it_does(project: Project) -> None:
+    project.build(day=1)
+    assert project.sync("sync", "-s", "customers").rc == 0
+    project.drain()
+    assert project.sync("reset", "--sync", "customers_to_crm", "--yes").rc == 0
+    r = project.sync("rebaseline", "--sync", "customers_to_crm", "--yes")
+    assert r.rc == 0, r.stderr
+    assert "re-baselined 5 (recorded without event)" in r.stdout
+    assert "every row is sent as added" not in r.stderr + r.stdout
+    assert project.drain()["crm-events"] == []

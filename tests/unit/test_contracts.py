@@ -207,3 +207,15 @@ def test_openapi_has_the_layout_of_discovered_schemas() -> None:
                                               "description": "amount: numeric(10,2) (dbt contract)"}
     assert detail["properties"]["big"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
     assert json.loads(c.content("JSONSchemaDraft4"))["properties"]["source"] == {"type": "string", "enum": ["com.acme"]}
+
+
+def test_a_bigint_retyped_as_text_breaks_and_a_column_made_not_null_does_not() -> None:
+    s = sync(triggers={"added": TriggerSpec("added")})
+    old = contracts(s, [Column("id", "integer", declared=True), Column("n", "bigint", declared=True),
+                        Column("m", "varchar", declared=True)], {}, environment(text=False))[0]
+    new = contracts(s, [Column("id", "integer", declared=True), Column("n", "varchar", declared=True),
+                        Column("m", "varchar", nullable=False, declared=True)], {}, environment(text=False))[0]
+    changes = compare(old.detail, new.detail)
+    assert changes.breaking == ["detail.n: type integer/null/string became null/string"]
+    assert sorted(changes.additive) == ["detail.m: now required (never null)",
+                                        "detail.m: type null/string became string (never null)"]
